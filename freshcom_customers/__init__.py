@@ -1,0 +1,1 @@
+"""Customer identity and account service for online stores."""

@@ -1,0 +1,19 @@
+"""Who may call what on the native face. Roles come from the access token."""
+
+from authlib.integrations.flask_oauth2 import current_token
+
+from freshcom_customers.errors import AccessDenied
+from freshcom_customers.models import STAFF_ROLES
+from freshcom_customers.services.access_tokens import Principal
+
+STAFF = frozenset(STAFF_ROLES)
+# Staff who manage customers; read_only and goods_specialist only read them.
+CUSTOMER_MANAGERS = STAFF - {"read_only", "goods_specialist"}
+
+
+def caller(*roles: str) -> Principal:
+    """The authenticated caller, if their role is one of roles; AccessDenied if not."""
+    principal = current_token._get_current_object()
+    if principal.role not in roles:
+        raise AccessDenied(f"The {principal.role} role may not do this.")
+    return principal

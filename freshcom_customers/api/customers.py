@@ -1,0 +1,108 @@
+"""Customers: /v1/customers and /v1/customer."""
+
+from flask import url_for
+from marshmallow import Schema, fields
+from marshmallow.validate import Length, OneOf
+
+from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
+from freshcom_customers.errors import NotFound
+from freshcom_customers.extensions import db
+from freshcom_customers.models import CUSTOMER_STATUSES
+from freshcom_customers.oauth2 import require_oauth
+from freshcom_customers.services import customers
+
+
+def _text(max_length: int):
+    return fields.String(allow_none=True, validate=Length(max=max_length))
+
+
+class CustomerSchema(Schema):
+    status = fields.String(validate=OneOf(CUSTOMER_STATUSES))
+    code = _text(64)
+    name = _text(255)
+    first_name = _text(255)
+    last_name = _text(255)
+    email = fields.Email(allow_none=True, validate=Length(max=254))
+    phone_number = _text(32)
+    label = _text(64)
+    caption = _text(255)
+    description = _text(10_000)
+    custom_data = fields.Dict(keys=fields.String())
+    email_verified = fields.Boolean(dump_only=True)
+    inserted_at = jsonapi.Timestamp(dump_only=True)
+    updated_at = jsonapi.Timestamp(dump_only=True)
+    username = fields.String(load_only=True, validate=Length(min=3, max=120))
+    password = fields.String(load_only=True)
+
+
+def serialize(customer) -> dict:
+    return jsonapi.resource(
+        "Customer",
+        customer,
+        CustomerSchema(),
+        {"user": jsonapi.relationship("User", customer.user_id)},
+    )
+
+
+@bp.post("/customers")
+@require_oauth()
+def create_customer():
+    principal = caller("guest", *CUSTOMER_MANAGERS)
+    attrs = jsonapi.load(CustomerSchema(), jsonapi.read_attributes("Customer"))
+    customer = customers.create_customer(principal.account, attrs, by_guest=principal.role == "guest")
+    db.session.commit()
+    location = url_for("api.get_customer", customer_id=customer.id)
+    return jsonapi.document(serialize(customer), status=201, headers={"Location": location})
+
+
+@bp.get("/customer")
+@require_oauth()
+def get_current_customer():
+    principal = caller("customer")
+    return jsonapi.document(serialize(customers.customer_of_user(principal.account, principal.user)))
+
+
+@bp.get("/customers")
+@require_oauth()
+def list_customers():
+    principal = caller(*STAFF)
+    number, size = jsonapi.page_params()
+    rows, total = customers.list_customers(principal.account, page=number, size=size)
+    meta = {"total_count": total, "all_count": total}
+    return jsonapi.document([serialize(c) for c in rows], meta=meta)
+
+
+@bp.get("/customers/<customer_id>")
+@require_oauth()
+def get_customer(customer_id):
+    return jsonapi.document(serialize(_visible_customer(customer_id)))
+
+
+@bp.patch("/customers/<customer_id>")
+@require_oauth()
+def update_customer(customer_id):
+    customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
+    attrs = jsonapi.load(CustomerSchema(), jsonapi.read_attributes("Customer"), partial=True)
+    by_customer = caller(*STAFF, "customer").role == "customer"
+    customers.update_customer(customer, attrs, by_customer=by_customer)
+    db.session.commit()
+    return jsonapi.document(serialize(customer))
+
+
+@bp.delete("/customers/<customer_id>")
+@require_oauth()
+def delete_customer(customer_id):
+    principal = caller(*CUSTOMER_MANAGERS)
+    customers.delete_customer(customers.get_customer(principal.account, customer_id))
+    db.session.commit()
+    return jsonapi.no_content()
+
+
+def _visible_customer(customer_id, *, staff_roles=STAFF):
+    """The customer, for staff of its account or for the customer itself; 404 for anyone else."""
+    principal = caller(*staff_roles, "customer")
+    customer = customers.get_customer(principal.account, customer_id)
+    if principal.role == "customer" and customer.id != principal.customer_id:
+        raise NotFound("customer")
+    return customer

@@ -1,0 +1,63 @@
+"""Every error of the native face in JSON:API form."""
+
+from flask import current_app
+from werkzeug.exceptions import HTTPException
+
+from freshcom_customers.api import jsonapi
+from freshcom_customers.errors import (
+    AccessDenied,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    ValidationFailed,
+)
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "access_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+DOMAIN_ERRORS = {
+    NotFound: (404, "not_found", "Not found."),
+    AccessDenied: (403, "access_denied", "Access denied."),
+    InvalidCredentials: (401, "unauthorized", "Invalid credentials."),
+    InvalidToken: (401, "unauthorized", "Invalid token."),
+}
+
+
+def render(error: Exception):
+    if isinstance(error, ValidationFailed):
+        return jsonapi.validation_errors(error)
+    if isinstance(error, jsonapi.ApiError):
+        return _errors(error.status, error.code, error.title, source=error.source)
+    for kind, (status, code, title) in DOMAIN_ERRORS.items():
+        if isinstance(error, kind):
+            return _errors(status, code, title, detail=str(error) or None)
+    if isinstance(error, HTTPException) and error.code < 500:
+        headers = [(k, v) for k, v in error.get_response().headers if k in ("WWW-Authenticate", "Allow")]
+        return _errors(
+            error.code,
+            HTTP_CODES.get(error.code, "invalid_request"),
+            error.name,
+            detail=error.description,
+            headers=headers,
+        )
+    if not isinstance(error, HTTPException):
+        current_app.logger.exception("Unhandled error", exc_info=error)
+    return _errors(500, "internal_error", "Internal Server Error")
+
+
+def _errors(status, code, title, *, detail=None, source=None, headers=None):
+    error = {"code": code, "title": title}
+    if detail:
+        error["detail"] = detail
+    if source:
+        error["source"] = source
+    return jsonapi.errors_document(status, [error], headers=headers)

@@ -1,0 +1,158 @@
+"""The JSON:API envelope of the native face: documents, key casing, paging and errors."""
+
+import re
+from datetime import UTC
+
+from flask import Response, json, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+
+from freshcom_customers.errors import FieldError, ValidationFailed
+
+MEDIA_TYPE = "application/vnd.api+json"
+BODY_TYPES = (MEDIA_TYPE, "application/json")
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+class ApiError(Exception):
+    """An error answered in JSON:API form, raised where the request is read."""
+
+    def __init__(self, status: int, code: str, title: str, source: dict | None = None):
+        super().__init__(title)
+        self.status, self.code, self.title, self.source = status, code, title, source
+
+
+def camelize(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def underscore(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+# Reading requests
+
+
+def read_attributes(resource_type: str) -> dict:
+    """Read data.attributes of the request document, keys snake_case.
+
+    A missing data.type defaults to resource_type; a different one is 409.
+    """
+    if request.mimetype not in BODY_TYPES:
+        raise ApiError(415, "unsupported_media_type", f"Send the body as {MEDIA_TYPE}.")
+    body = request.get_json(silent=True)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "The body must be a JSON:API document with a data object.")
+    if data.get("type", resource_type) != resource_type:
+        raise ApiError(409, "type_mismatch", f"data.type must be {resource_type}.", {"pointer": "/data/type"})
+    attributes = data.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise ApiError(
+            400, "invalid_request", "data.attributes must be an object.", {"pointer": "/data/attributes"}
+        )
+    return {underscore(k): v for k, v in attributes.items()}
+
+
+def load(schema: Schema, attributes: dict, *, partial: bool = False) -> dict:
+    """Check attributes' shape and types; unknown and read-only ones are dropped."""
+    try:
+        return schema.load(attributes, unknown=EXCLUDE, partial=partial)
+    except ValidationError as e:
+        raise ValidationFailed(*_field_errors(e.messages)) from e
+
+
+_MESSAGE_CODES = (
+    ("Missing data for required field", "required"),
+    ("Field may not be null", "required"),
+    ("Length must be", "length"),
+    ("Shorter than minimum length", "length"),
+    ("Longer than maximum length", "length"),
+    ("Must be one of", "inclusion"),
+    ("Not a valid email", "format"),
+)
+
+
+def _field_errors(messages: dict):
+    for field, problems in messages.items():
+        for message in problems if isinstance(problems, list) else ["Invalid value."]:
+            code = next((c for prefix, c in _MESSAGE_CODES if str(message).startswith(prefix)), "invalid")
+            yield FieldError(field, code, str(message))
+
+
+def page_params() -> tuple[int, int]:
+    """Read page[number] (from 1) and page[size] (1 to 100)."""
+    number = _positive_int("page[number]", 1)
+    size = _positive_int("page[size]", PAGE_SIZE)
+    if size > MAX_PAGE_SIZE:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"page[size] must be at most {MAX_PAGE_SIZE}.",
+            {"parameter": "page[size]"},
+        )
+    return number, size
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "invalid_request", f"{name} must be a positive integer.", {"parameter": name})
+    return int(raw)
+
+
+# Writing responses
+
+
+class Timestamp(fields.DateTime):
+    """ISO 8601 in UTC with a Z."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def resource(resource_type: str, obj, schema: Schema, relationships: dict | None = None) -> dict:
+    return {
+        "id": str(obj.id),
+        "type": resource_type,
+        "attributes": {camelize(k): v for k, v in schema.dump(obj).items()},
+        "relationships": {camelize(k): v for k, v in (relationships or {}).items()},
+    }
+
+
+def relationship(resource_type: str, related_id) -> dict:
+    return {"data": {"type": resource_type, "id": str(related_id)} if related_id else None}
+
+
+def document(data, *, status: int = 200, meta: dict | None = None, headers=None) -> Response:
+    body = {"data": data}
+    if meta is not None:
+        body["meta"] = {camelize(k): v for k, v in meta.items()}
+    return Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE, headers=headers)
+
+
+def no_content() -> Response:
+    return Response(status=204)
+
+
+def errors_document(status: int, errors: list[dict], headers=None) -> Response:
+    return Response(json.dumps({"errors": errors}), status=status, mimetype=MEDIA_TYPE, headers=headers)
+
+
+def validation_errors(error: ValidationFailed) -> Response:
+    """422 with a source.pointer on every error: the Freshcom SDK reads it on each one."""
+    return errors_document(
+        422,
+        [{"code": e.code, "title": e.title, "source": {"pointer": _pointer(e.field)}} for e in error.errors],
+    )
+
+
+def _pointer(field: str) -> str:
+    if field.endswith("_id"):
+        return f"/data/relationships/{camelize(field.removesuffix('_id'))}"
+    return f"/data/attributes/{camelize(field)}"

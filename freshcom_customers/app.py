@@ -1,0 +1,68 @@
+"""The application factory."""
+
+from pathlib import Path
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from freshcom_customers import oauth2
+from freshcom_customers.config import load_config
+from freshcom_customers.extensions import db, migrate
+from freshcom_customers.services import passwords
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Create the app; config overrides the environment (tests use it)."""
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app, config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
+    app.extensions["freshcom_passwords"] = passwords.build_context(app.config["PASSWORD_HASH_PARAMS"])
+    oauth2.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from freshcom_customers import api, health
+    from freshcom_customers.oauth2 import views as token_views
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(token_views.bp)
+    app.register_blueprint(api.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from freshcom_customers.api import errors as api_errors
+    from freshcom_customers.oauth2 import errors as oauth2_errors
+
+    @app.errorhandler(Exception)
+    def handle_error(error):
+        db.session.rollback()  # never half a write
+        if request.path.startswith("/v1/token"):
+            return oauth2_errors.render(error)
+        return api_errors.render(error)
+
+
+def register_commands(app: Flask) -> None:
+    from freshcom_customers.cli import register_commands as register
+
+    register(app)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, connection_record):
+    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

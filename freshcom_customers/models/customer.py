@@ -1,0 +1,43 @@
+"""Customers of an account; a registered or suspended one has exactly one managed user."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from freshcom_customers.extensions import db
+from freshcom_customers.models.user import User
+from freshcom_customers.orm import Timestamped
+
+CUSTOMER_STATUSES = ("guest", "registered", "suspended")
+
+
+class Customer(Timestamped, db.Model):
+    __tablename__ = "customers"
+    __table_args__ = (
+        # Emails are stored normalised (trimmed, lower case): unique case-insensitively.
+        UniqueConstraint("account_id", "email"),
+        UniqueConstraint("account_id", "code"),
+        Index("ix_customers_account_id_inserted_at", "account_id", "inserted_at"),
+        CheckConstraint("status IN ('guest', 'registered', 'suspended')", name="status"),
+    )
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="guest")
+    code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    label: Mapped[str | None] = mapped_column(String(64))
+    caption: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    custom_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    email_verified: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User | None] = relationship()

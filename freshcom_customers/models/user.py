@@ -1,0 +1,94 @@
+"""Users: standard users (merchant staff, through memberships) and managed users of one account."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from freshcom_customers.extensions import db
+from freshcom_customers.models.account import Account
+from freshcom_customers.orm import Timestamped
+
+STAFF_ROLES = (
+    "read_only",
+    "support_specialist",
+    "marketing_specialist",
+    "goods_specialist",
+    "manager",
+    "developer",
+    "administrator",
+    "owner",
+)
+MANAGED_ROLES = ("customer", *STAFF_ROLES)
+
+_STANDARD = text("account_id IS NULL")
+
+
+class User(Timestamped, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Managed users: unique per account. Usernames and emails are stored normalised
+        # (trimmed, lower case), so these are case-insensitive.
+        UniqueConstraint("account_id", "username"),
+        UniqueConstraint("account_id", "email"),
+        # Standard users have no account: unique among themselves.
+        Index(
+            "uq_users_standard_username",
+            "username",
+            unique=True,
+            sqlite_where=_STANDARD,
+            postgresql_where=_STANDARD,
+        ),
+        Index(
+            "uq_users_standard_email",
+            "email",
+            unique=True,
+            sqlite_where=_STANDARD,
+            postgresql_where=_STANDARD,
+        ),
+        CheckConstraint("status IN ('active', 'suspended')", name="status"),
+    )
+
+    account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    default_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    username: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    email_verified: Mapped[bool] = mapped_column(default=False)
+    email_verified_at: Mapped[datetime | None]
+    # Part of every access token; bumping it kills the user's access tokens at once.
+    token_generation: Mapped[int] = mapped_column(default=0)
+
+    account: Mapped[Account | None] = relationship(foreign_keys=[account_id])
+    default_account: Mapped[Account | None] = relationship(foreign_keys=[default_account_id])
+
+    @property
+    def is_managed(self) -> bool:
+        return self.account_id is not None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+
+class AccountMembership(Timestamped, db.Model):
+    """A standard user's role in a live account (and so in its test twin)."""
+
+    __tablename__ = "account_memberships"
+    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+    account: Mapped[Account] = relationship()
+    user: Mapped[User] = relationship()

@@ -1,0 +1,125 @@
+"""The password and refresh_token grants, Freshcom style: account scopes, PRTs and URTs."""
+
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.grants import RefreshTokenGrant, ResourceOwnerPasswordCredentialsGrant
+
+from freshcom_customers.errors import InvalidCredentials, NotFound
+from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
+from freshcom_customers.oauth2.server import AUTH_METHODS
+from freshcom_customers.services import access_tokens, accounts, customers, refresh_tokens, users
+
+
+class FreshcomGrant:
+    """What both grants share: client resolution and the token response."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def named_client(self):
+        """The client the request authenticated as, or None when it named none."""
+        client = self.authenticate_token_endpoint_client()
+        if client is not None and not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(f"The client may not use grant_type={self.GRANT_TYPE}.")
+        return client
+
+    def client_for(self, named, account):
+        """The named client, or the account's default one; it must serve the account."""
+        client = named or accounts.default_client(account)
+        if client is None or not client.serves(account) or not client.check_grant_type(self.GRANT_TYPE):
+            raise InvalidGrantError(GENERIC_FAILURE)
+        return client
+
+    def required(self, name: str) -> str:
+        value = self.request.form.get(name)
+        if not value:
+            raise InvalidRequestError(f"Missing '{name}' in request.")
+        return value
+
+    def token(self, account, refresh_token: str, user=None) -> dict:
+        role = users.role_in(user, account) if user else "guest"
+        customer_id = None
+        if role == "customer":
+            try:
+                customer_id = customers.customer_of_user(account, user).id
+            except NotFound:
+                raise InvalidGrantError(GENERIC_FAILURE) from None
+        access_token, lifetime = access_tokens.issue(account, role, user=user, customer_id=customer_id)
+        return {
+            "access_token": access_token,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+            "refresh_token": refresh_token,
+            "scope": account_scope(account),
+        }
+
+
+class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
+    """With aid: scope, a managed user of that account; without, a standard user."""
+
+    def validate_token_request(self):
+        named = self.named_client()
+        username, password = self.required("username"), self.required("password")
+        reference = requested_account(self.request.payload.scope)
+        try:
+            user, account = users.login(reference, username, password)
+        except InvalidCredentials:
+            raise InvalidGrantError(GENERIC_FAILURE) from None
+        if users.role_in(user, account) is None:
+            raise InvalidGrantError(GENERIC_FAILURE)
+        self.request.client = self.client_for(named, account)
+        self.request.user = user
+        self.request.account = account
+
+    def create_token_response(self):
+        user, account = self.request.user, self.request.account
+        refresh_token = refresh_tokens.issue(user, account, self.request.client)
+        return 200, self.token(account, refresh_token, user), self.TOKEN_RESPONSE_HEADER
+
+
+class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
+    """A PRT gives a guest token; a URT a user token, of the test twin if the scope says so."""
+
+    def validate_token_request(self):
+        named = self.named_client()
+        value = self.required("refresh_token")
+        try:
+            token = refresh_tokens.find(value)
+        except InvalidCredentials:
+            raise InvalidGrantError(GENERIC_FAILURE) from None
+        account = self.target_account(token)
+        client = self.client_for(named, account)
+        if not token.is_publishable and (token.client_id != client.id or not token.user.is_active):
+            raise InvalidGrantError(GENERIC_FAILURE)
+        self.request.client = client
+        self.request.refresh_token = token
+        self.request.account = account
+        self.request.user = token.user
+
+    def target_account(self, token):
+        """The token's account, or its test twin when a live URT asks for the twin's scope."""
+        reference = requested_account(self.request.payload.scope)
+        if reference is None:
+            return token.account
+        account = accounts.find_by_reference(reference)
+        if account is not None and account.id == token.account_id:
+            return account
+        is_twin = account is not None and account.live_account_id == token.account_id
+        if is_twin and not token.is_publishable:
+            return account
+        raise InvalidGrantError(GENERIC_FAILURE)
+
+    def create_token_response(self):
+        token, account = self.request.refresh_token, self.request.account
+        if token.is_publishable:
+            return 200, self.token(account, token.prefixed_id), self.TOKEN_RESPONSE_HEADER
+        if account.id != token.account_id:
+            refresh_token = refresh_tokens.issue(token.user, account, self.request.client)
+        else:
+            try:
+                refresh_token = refresh_tokens.use(token, account) or self.request.form["refresh_token"]
+            except InvalidCredentials:
+                raise InvalidGrantError(GENERIC_FAILURE) from None
+        return 200, self.token(account, refresh_token, token.user), self.TOKEN_RESPONSE_HEADER

@@ -1,0 +1,45 @@
+"""The resource side: bearer JWTs checked by Authlib's ResourceProtector."""
+
+from authlib.integrations.flask_oauth2 import ResourceProtector as FlaskResourceProtector
+from authlib.oauth2.rfc6749 import MissingAuthorizationError
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
+from werkzeug.exceptions import Unauthorized
+
+from freshcom_customers.errors import InvalidToken
+from freshcom_customers.services import access_tokens
+
+REALM = "freshcom"
+
+
+class JWTBearerValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        try:
+            return access_tokens.authenticate(token_string)
+        except InvalidToken:
+            return None
+
+    def validate_token(self, token, scopes, request):
+        if token is None:
+            raise InvalidTokenError(realm=REALM)
+
+
+class ResourceProtector(FlaskResourceProtector):
+    def raise_error_response(self, error):
+        """Answer 401 with an RFC 6750 challenge; no error code when no token was sent."""
+        challenge = f'Bearer realm="{REALM}"'
+        if not isinstance(error, MissingAuthorizationError):
+            challenge += ', error="invalid_token"'
+        raise BearerChallenge(challenge)
+
+
+class BearerChallenge(Unauthorized):
+    """401 carrying an RFC 6750 challenge, quoted as its examples are."""
+
+    description = "The access token is missing, malformed, expired or revoked."
+
+    def __init__(self, challenge: str):
+        super().__init__()
+        self.challenge = challenge
+
+    def get_headers(self, environ=None, scope=None):
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge)]

@@ -1,0 +1,1 @@
+"""Use cases: values in, models out, domain errors raised. Services flush, never commit."""

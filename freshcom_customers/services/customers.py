@@ -1,0 +1,132 @@
+"""Customers: registration, profile, status and deletion, with the user kept in step."""
+
+import uuid
+
+from sqlalchemy import func, select
+
+from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
+from freshcom_customers.extensions import db
+from freshcom_customers.models import Account, Customer
+from freshcom_customers.services import users
+from freshcom_customers.services.database import flush
+
+# Kept equal on a customer and its user, in both directions.
+PROFILE_FIELDS = ("email", "phone_number", "name", "first_name", "last_name")
+EDITABLE_FIELDS = (*PROFILE_FIELDS, "code", "label", "caption", "description", "custom_data")
+
+
+def create_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
+    """Create a guest customer, or a registered one together with its user."""
+    status = attrs.get("status", "guest")
+    if by_guest and status not in ("guest", "registered"):
+        raise AccessDenied("A guest may only create guest or registered customers.")
+    customer = Customer(account_id=account.id, status="guest", custom_data={})
+    _apply_fields(customer, attrs)
+    db.session.add(customer)
+    _change_status(customer, status, attrs)
+    flush()
+    return customer
+
+
+def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = False) -> Customer:
+    """Apply a partial update; a status change moves the user's status with it."""
+    status = attrs.get("status", customer.status)
+    if by_customer and status != customer.status:
+        raise AccessDenied("A customer cannot change its own status.")
+    if "password" in attrs and customer.user is not None:
+        raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
+    _apply_fields(customer, attrs)
+    if customer.user is not None and attrs.get("username"):
+        customer.user.username = users.normalize(attrs["username"])
+    _change_status(customer, status, attrs)
+    if customer.user is not None:
+        for field in PROFILE_FIELDS:
+            setattr(customer.user, field, getattr(customer, field))
+    flush()
+    return customer
+
+
+def delete_customer(customer: Customer) -> None:
+    """Delete the customer and its user, which frees the username."""
+    user = customer.user
+    db.session.delete(customer)
+    if user is not None:
+        db.session.delete(user)
+    flush()
+
+
+def get_customer(account: Account, customer_id) -> Customer:
+    customer_id = _as_uuid(customer_id)
+    customer = db.session.get(Customer, customer_id) if customer_id else None
+    if customer is None or customer.account_id != account.id:
+        raise NotFound("customer")
+    return customer
+
+
+def customer_of_user(account: Account, user) -> Customer:
+    customer = db.session.scalar(
+        select(Customer).where(Customer.account_id == account.id, Customer.user_id == user.id)
+    )
+    if customer is None:
+        raise NotFound("customer")
+    return customer
+
+
+def list_customers(account: Account, *, page: int, size: int):
+    """Return (customers on the page, total count) in the account, newest first."""
+    query = select(Customer).where(Customer.account_id == account.id)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(
+        query.order_by(Customer.inserted_at.desc(), Customer.id.desc()).offset((page - 1) * size).limit(size)
+    ).all()
+    return rows, total
+
+
+def _apply_fields(customer: Customer, attrs: dict) -> None:
+    for field in EDITABLE_FIELDS:
+        if field in attrs:
+            setattr(customer, field, attrs[field])
+    if "email" in attrs:
+        customer.email = users.normalize(attrs["email"]) or None
+    if "name" not in attrs and ({"first_name", "last_name"} & attrs.keys()):
+        parts = [customer.first_name, customer.last_name]
+        customer.name = " ".join(p for p in parts if p) or None
+
+
+def _change_status(customer: Customer, status: str, attrs: dict) -> None:
+    """Move to status: registered needs an active user, suspended a suspended one (if any)."""
+    user = customer.user
+    if status == customer.status:
+        return
+    if status == "guest" and user is not None:
+        raise invalid("status", "invalid", "A customer with a user cannot become a guest again.")
+    if status == "registered" and user is None:
+        _register(customer, attrs)
+    elif status == "registered":
+        users.reactivate(user)
+    elif status == "suspended" and user is not None:
+        users.suspend(user)
+    customer.status = status
+
+
+def _register(customer: Customer, attrs: dict) -> None:
+    """Create the customer's managed user from its profile, username defaulting to email."""
+    missing = [f for f in ("email", "password") if not (attrs.get(f) or getattr(customer, f, None))]
+    if missing:
+        raise ValidationFailed(
+            *(FieldError(f, "required", f"{f.capitalize()} is required to register.") for f in missing)
+        )
+    customer.user = users.create_managed_user(
+        db.session.get(Account, customer.account_id),
+        username=attrs.get("username") or customer.email,
+        password=attrs["password"],
+        role="customer",
+        **{field: getattr(customer, field) for field in PROFILE_FIELDS},
+    )
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

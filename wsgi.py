@@ -1,0 +1,3 @@
+from freshcom_customers.app import create_app
+
+app = create_app()
