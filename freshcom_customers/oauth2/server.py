@@ -44,7 +44,9 @@ def token_parameters(request) -> dict:
             raise InvalidRequestError("The JSON body must be an object of string parameters.")
     else:
         raise InvalidRequestError("Send application/x-www-form-urlencoded or application/json.")
-    params["grant_type"] = ALIASES.get(params.get("grant_type"), params.get("grant_type"))
+    if not params.get("grant_type"):
+        raise InvalidRequestError("Missing 'grant_type' in request.")
+    params["grant_type"] = ALIASES.get(params["grant_type"], params["grant_type"])
     for alias, name in ALIASES.items():
         if alias in params:
             params.setdefault(name, params.pop(alias))
