@@ -63,8 +63,9 @@ def app(app_config):
         flask_migrate.upgrade()
         if db.engine.dialect.name == "sqlite":
             _enable_sqlite_savepoints(db.engine)
+    yield app
+    with app.app_context():
         db.engine.dispose()
-    return app
 
 
 def _enable_sqlite_savepoints(engine):
