@@ -1,0 +1,27 @@
+# make run   set up, migrate, seed the demo account and serve it on http://127.0.0.1:8000
+# make test  set up and run the linter and the whole test suite
+#            (FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://... make test runs it on PostgreSQL)
+
+PYTHON ?= python3
+PORT ?= 8000
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test
+
+run: $(VENV)/installed
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	@echo "Serving the demo on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	$(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) wsgi:app
+
+test: $(VENV)/installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+$(VENV)/installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
