@@ -10,6 +10,7 @@ from freshcom_customers.errors import NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, AccountMembership, Client, RefreshToken, hash_secret
 from freshcom_customers.services import users
+from freshcom_customers.services.database import flush
 
 HANDLE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # Freshcom's docs print scopes as aid:aid-test-<uuid>; accept that spelling too.
@@ -28,7 +29,7 @@ def create_account(name: str, *, owner_email: str, owner_password: str, handle: 
     db.session.add(Client(account=live, name="Default", is_default=True))
     owner = users.create_standard_user(owner_email, owner_password, default_account=live)
     db.session.add(AccountMembership(account=live, user=owner, role="owner"))
-    db.session.flush()
+    flush()
     return live, test, owner
 
 
@@ -42,7 +43,7 @@ def create_client(account: Account, name: str, *, confidential: bool, rotation: 
         rotate_refresh_tokens=rotation,
     )
     db.session.add(client)
-    db.session.flush()
+    flush()
     return client, secret
 
 

@@ -13,9 +13,9 @@ _PARAM_NAMES = {"m": "memory_cost", "t": "rounds", "p": "parallelism"}
 
 def parse_hash_params(value) -> dict:
     """Read argon2 parameters from "m=47104,t=1,p=1" or a mapping of the same keys."""
-    if isinstance(value, str):
-        value = dict(part.split("=", 1) for part in value.replace(" ", "").split(",") if part)
     try:
+        if isinstance(value, str):
+            value = dict(part.split("=", 1) for part in value.replace(" ", "").split(",") if part)
         return {_PARAM_NAMES[k]: int(v) for k, v in value.items()}
     except (KeyError, ValueError, AttributeError) as e:
         raise ValueError(f"PASSWORD_HASH_PARAMS must look like m=47104,t=1,p=1, not {value!r}") from e

@@ -1,0 +1,146 @@
+"""The command line of API.md §8: accounts create, clients create, demo seed."""
+
+import json
+import uuid
+
+from sqlalchemy import select
+
+from freshcom_customers.models import Account, Client, RefreshToken, User
+
+
+def test_accounts_create_prints_the_contract_json(runner, session):
+    result = runner.invoke(
+        args=[
+            "accounts",
+            "create",
+            "Acme",
+            "--owner-email",
+            "Boss@Acme.test",
+            "--owner-password",
+            "boss-password-1",
+            "--handle",
+            "acme",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.output)
+    assert output["account"]["handle"] == "acme"
+    assert output["account"]["mode"] == "live"
+    assert output["account"]["publishableKey"].startswith("prt-live-")
+    assert output["testAccount"]["mode"] == "test"
+    assert output["testAccount"]["publishableKey"].startswith("prt-test-")
+    assert output["owner"]["username"] == "boss@acme.test"
+    live = session.get(Account, uuid.UUID(output["account"]["id"]))
+    assert str(live.test_account.id) == output["testAccount"]["id"]
+    assert session.scalar(select(Client).where(Client.account_id == live.id, Client.is_default)) is not None
+
+
+def test_accounts_create_prompts_for_the_password(runner, session, auth):
+    result = runner.invoke(
+        args=["accounts", "create", "Acme", "--owner-email", "boss@acme.test"],
+        input="boss-password-1\nboss-password-1\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert auth.token(grant_type="password", username="boss@acme.test", password="boss-password-1")
+
+
+def test_accounts_create_refuses_a_taken_handle_cleanly(runner, account):
+    result = runner.invoke(
+        args=[
+            "accounts",
+            "create",
+            "Other",
+            "--owner-email",
+            "x@other.test",
+            "--owner-password",
+            "other-password-1",
+            "--handle",
+            "acme",
+        ]
+    )
+    assert result.exit_code == 1
+    assert "Handle has already been taken" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_accounts_create_refuses_a_short_password(runner, session):
+    result = runner.invoke(
+        args=[
+            "accounts",
+            "create",
+            "Shortpass Store",
+            "--owner-email",
+            "x@acme.test",
+            "--owner-password",
+            "short",
+        ]
+    )
+    assert result.exit_code == 1
+    assert "8 to 128" in result.output
+    assert session.scalar(select(Account).where(Account.name == "Shortpass Store")) is None
+
+
+def test_clients_create_public_and_confidential(runner, account, session):
+    public = json.loads(
+        runner.invoke(
+            args=["clients", "create", "--account", str(account.live.id), "--name", "Storefront"]
+        ).output
+    )
+    assert set(public) == {"clientId"}
+    confidential = json.loads(
+        runner.invoke(
+            args=[
+                "clients",
+                "create",
+                "--account",
+                str(account.live.id),
+                "--name",
+                "Back office",
+                "--confidential",
+                "--no-rotation",
+            ]
+        ).output
+    )
+    assert set(confidential) == {"clientId", "clientSecret"}
+    stored = session.get(Client, uuid.UUID(confidential["clientId"]))
+    assert stored.secret_hash != confidential["clientSecret"]
+    assert stored.check_client_secret(confidential["clientSecret"])
+    assert stored.rotate_refresh_tokens is False
+
+
+def test_clients_create_for_an_unknown_account(runner, session):
+    result = runner.invoke(args=["clients", "create", "--account", "not-an-id", "--name", "X"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+
+
+def test_demo_seed_is_repeatable_and_prints_a_working_login(runner, session, auth):
+    first = json.loads(runner.invoke(args=["demo", "seed"]).output)
+    second = json.loads(runner.invoke(args=["demo", "seed"]).output)
+    assert first["account"]["id"] == second["account"]["id"]
+    assert first["owner"]["password"] != second["owner"]["password"]
+    assert len(session.scalars(select(Account).where(Account.handle == "demo")).all()) == 1
+    token = auth.token(
+        grant_type="password", username=second["owner"]["username"], password=second["owner"]["password"]
+    )
+    assert token["scope"] == f"aid:{second['account']['id']}"
+    auth.token(
+        expect=400,
+        grant_type="password",
+        username=first["owner"]["username"],
+        password=first["owner"]["password"],
+    )
+    guest = auth.token(grant_type="refresh_token", refresh_token=second["account"]["publishableKey"])
+    assert guest["refresh_token"] == second["account"]["publishableKey"]
+
+
+def test_nothing_secret_is_stored_in_plain_text(runner, session, auth):
+    seeded = json.loads(runner.invoke(args=["demo", "seed"]).output)
+    token = auth.token(
+        grant_type="password", username=seeded["owner"]["username"], password=seeded["owner"]["password"]
+    )
+    owner = session.scalar(select(User).where(User.username == seeded["owner"]["username"]))
+    assert owner.password_hash.startswith("$argon2id$")
+    hashes = session.scalars(select(RefreshToken.token_hash).where(RefreshToken.user_id == owner.id)).all()
+    assert token["refresh_token"] not in hashes
+    assert len(hashes) == 1 and len(hashes[0]) == 64
