@@ -10,8 +10,8 @@ from pathlib import Path
 
 import flask_migrate
 import pytest
-from joserfc.jwk import RSAKey
 from flask_sqlalchemy.session import _app_ctx_id
+from joserfc.jwk import RSAKey
 from sqlalchemy import event
 from sqlalchemy.orm import scoped_session, sessionmaker
 
@@ -29,7 +29,9 @@ def pytest_collection_modifyitems(config, items):
     on_postgres = (TEST_DATABASE_URI or "").startswith("postgresql")
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
-            item.add_marker(pytest.mark.skip(reason="needs FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://..."))
+            item.add_marker(
+                pytest.mark.skip(reason="needs FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://...")
+            )
 
 
 @pytest.fixture(scope="session")
@@ -158,12 +160,14 @@ class Auth:
         return self.token(grant_type="refresh_token", refresh_token=account.prt)["access_token"]
 
     def login(self, account: AccountSet, username: str, password: str) -> dict:
-        return self.token(grant_type="password", username=username, password=password, scope=f"aid:{account.live.id}")
+        return self.token(
+            grant_type="password", username=username, password=password, scope=f"aid:{account.live.id}"
+        )
 
     def owner(self, account: AccountSet) -> str:
-        return self.token(grant_type="password", username=account.owner.username, password=account.owner_password)[
-            "access_token"
-        ]
+        return self.token(
+            grant_type="password", username=account.owner.username, password=account.owner_password
+        )["access_token"]
 
     @staticmethod
     def headers(token: str) -> dict:

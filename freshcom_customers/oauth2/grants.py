@@ -116,7 +116,7 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         if token.is_publishable:
             return 200, self.token(account, token.prefixed_id), self.TOKEN_RESPONSE_HEADER
         if account.id != token.account_id:
-            refresh_token = refresh_tokens.issue(token.user, account, self.request.client)
+            refresh_token = refresh_tokens.branch(token, account)
         else:
             try:
                 refresh_token = refresh_tokens.use(token, account) or self.request.form["refresh_token"]

@@ -33,7 +33,10 @@ def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = Fals
     status = attrs.get("status", customer.status)
     if by_customer and status != customer.status:
         raise AccessDenied("A customer cannot change its own status.")
-    if "password" in attrs and customer.user is not None:
+    # Load the user before any field changes: a lazy load autoflushes, and a unique
+    # violation raised there would escape flush() and its Taken.
+    user = customer.user
+    if "password" in attrs and user is not None:
         raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
     _apply_fields(customer, attrs)
     if customer.user is not None and attrs.get("username"):
@@ -100,16 +103,17 @@ def _change_status(customer: Customer, status: str, attrs: dict) -> None:
         return
     if status == "guest" and user is not None:
         raise invalid("status", "invalid", "A customer with a user cannot become a guest again.")
-    if status == "registered" and user is None:
-        _register(customer, attrs)
+    if user is None and status != "guest":
+        # A suspended customer has a user too, created suspended (it has no tokens to revoke).
+        _register(customer, attrs, user_status="active" if status == "registered" else "suspended")
     elif status == "registered":
         users.reactivate(user)
-    elif status == "suspended" and user is not None:
+    elif status == "suspended":
         users.suspend(user)
     customer.status = status
 
 
-def _register(customer: Customer, attrs: dict) -> None:
+def _register(customer: Customer, attrs: dict, *, user_status: str = "active") -> None:
     """Create the customer's managed user from its profile, username defaulting to email."""
     missing = [f for f in ("email", "password") if not (attrs.get(f) or getattr(customer, f, None))]
     if missing:
@@ -121,6 +125,7 @@ def _register(customer: Customer, attrs: dict) -> None:
         username=attrs.get("username") or customer.email,
         password=attrs["password"],
         role="customer",
+        status=user_status,
         **{field: getattr(customer, field) for field in PROFILE_FIELDS},
     )
 

@@ -53,8 +53,13 @@ def _find_user_token(value: str) -> RefreshToken | None:
     return token
 
 
-def issue(user: User, account: Account, client: Client, *, family: RefreshToken | None = None) -> str:
-    """Create a user refresh token; return its value, which is stored only as a hash."""
+def issue(
+    user: User, account: Account, client: Client, *, family: RefreshToken | None = None, expires_at=None
+) -> str:
+    """Create a user refresh token; return its value, which is stored only as a hash.
+
+    A successor in a family keeps the family's absolute expiry; expires_at caps a new family.
+    """
     now = utcnow()
     value = f"urt-{account.mode}-{secrets.token_urlsafe(32)}"
     lifetime = timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
@@ -65,7 +70,7 @@ def issue(user: User, account: Account, client: Client, *, family: RefreshToken 
             client=client,
             token_hash=hash_secret(value),
             family_id=family.family_id if family else uuid.uuid4(),
-            expires_at=family.expires_at if family else now + lifetime,
+            expires_at=family.expires_at if family else min(now + lifetime, expires_at or now + lifetime),
             last_used_at=now,
         )
     )
@@ -93,6 +98,12 @@ def use(token: RefreshToken, account: Account) -> str | None:
     if rotated.rowcount != 1:
         raise InvalidCredentials()
     return issue(token.user, account, token.client, family=token)
+
+
+def branch(token: RefreshToken, account: Account) -> str:
+    """Start a family in the test twin that lives no longer than the live token's family."""
+    token.last_used_at = utcnow()
+    return issue(token.user, account, token.client, expires_at=token.expires_at)
 
 
 def revoke_family(family_id: uuid.UUID) -> None:

@@ -26,7 +26,9 @@ def test_every_scope_spelling_names_the_account(auth, account, register, scope):
     register()
     live_id = str(account.live.id)
     scope = scope.format(id=live_id, ID=live_id.upper())
-    token = auth.token(grant_type="password", username="roy@example.com", password="roy-password-1", scope=scope)
+    token = auth.token(
+        grant_type="password", username="roy@example.com", password="roy-password-1", scope=scope
+    )
     assert token["scope"] == f"aid:{live_id}"
 
 
@@ -36,7 +38,10 @@ def test_test_twin_scope_in_freshcom_docs_spelling(auth, account, session):
     users.create_managed_user(account.test, username="tester", password="tester-password", role="customer")
     session.commit()
     token = auth.token(
-        expect=400, grant_type="password", username="tester", password="tester-password",
+        expect=400,
+        grant_type="password",
+        username="tester",
+        password="tester-password",
         scope=f"aid:aid-test-{account.test.id}",
     )
     # A managed user without a customer cannot get a customer token; the scope itself resolved.
@@ -53,7 +58,9 @@ def test_standard_user_logs_in_without_scope(auth, account):
 
 def test_customer_cannot_log_in_without_scope(auth, account, register):
     register()
-    token = auth.token(expect=400, grant_type="password", username="roy@example.com", password="roy-password-1")
+    token = auth.token(
+        expect=400, grant_type="password", username="roy@example.com", password="roy-password-1"
+    )
     assert token == {"error": "invalid_grant", "error_description": GENERIC_FAILURE}
 
 
@@ -61,8 +68,12 @@ def test_json_body_and_stale_bearer_header_are_accepted(client, account, registe
     register()
     response = client.post(
         "/v1/token?locale=en",
-        json={"grant_type": "password", "username": "roy@example.com", "password": "roy-password-1",
-              "scope": f"aid:{account.live.id}"},
+        json={
+            "grant_type": "password",
+            "username": "roy@example.com",
+            "password": "roy-password-1",
+            "scope": f"aid:{account.live.id}",
+        },
         headers={"Authorization": "Bearer expired.stale.token"},
     )
     assert response.status_code == 200
@@ -90,7 +101,9 @@ BAD_CREDENTIALS = [
     pytest.param({"scope": "aid:aid-test-zzz"}, id="malformed prefixed id"),
     pytest.param({"scope": "aid:{other}"}, id="another account"),
     pytest.param({"scope": "aid:{test}"}, id="test twin of a live user"),
-    pytest.param({"username": "ROY@example.com ", "password": "ROY-PASSWORD-1"}, id="password is case-sensitive"),
+    pytest.param(
+        {"username": "ROY@example.com ", "password": "ROY-PASSWORD-1"}, id="password is case-sensitive"
+    ),
 ]
 
 
@@ -121,8 +134,12 @@ def test_suspended_user_gets_the_same_invalid_grant(client, auth, account, regis
     )
     response = client.post(
         "/v1/token",
-        data={"grant_type": "password", "username": "roy@example.com", "password": password,
-              "scope": f"aid:{account.live.id}"},
+        data={
+            "grant_type": "password",
+            "username": "roy@example.com",
+            "password": password,
+            "scope": f"aid:{account.live.id}",
+        },
     )
     assert response.get_json() == {"error": "invalid_grant", "error_description": GENERIC_FAILURE}
 
@@ -138,8 +155,15 @@ def test_suspended_user_gets_the_same_invalid_grant(client, auth, account, regis
         ({}, "invalid_request"),
         ({"username": "x", "password": "y"}, "invalid_request"),
         ({"grant_type": "password", "username": "x", "password": "y", "client_id": "nope"}, "invalid_client"),
-        ({"grant_type": "password", "username": "x", "password": "y",
-          "client_id": "00000000-0000-0000-0000-000000000000"}, "invalid_client"),
+        (
+            {
+                "grant_type": "password",
+                "username": "x",
+                "password": "y",
+                "client_id": "00000000-0000-0000-0000-000000000000",
+            },
+            "invalid_client",
+        ),
     ],
 )
 def test_malformed_requests(client, params, error):
@@ -180,13 +204,26 @@ def test_basic_auth_with_a_wrong_secret_is_401_invalid_client(client, runner, ac
     import base64
     import json
 
-    result = runner.invoke(args=["clients", "create", "--account", str(account.live.id), "--name", "Back office",
-                                 "--confidential"])
+    result = runner.invoke(
+        args=[
+            "clients",
+            "create",
+            "--account",
+            str(account.live.id),
+            "--name",
+            "Back office",
+            "--confidential",
+        ]
+    )
     client_id = json.loads(result.output)["clientId"]
     basic = base64.b64encode(f"{client_id}:wrong".encode()).decode()
     response = client.post(
         "/v1/token",
-        data={"grant_type": "password", "username": account.owner.username, "password": account.owner_password},
+        data={
+            "grant_type": "password",
+            "username": account.owner.username,
+            "password": account.owner_password,
+        },
         headers={"Authorization": f"Basic {basic}"},
     )
     assert response.status_code == 401
@@ -198,12 +235,23 @@ def test_confidential_client_authenticates_with_basic_and_post(client, runner, a
     import base64
     import json
 
-    result = runner.invoke(args=["clients", "create", "--account", str(account.live.id), "--name", "Back office",
-                                 "--confidential"])
+    result = runner.invoke(
+        args=[
+            "clients",
+            "create",
+            "--account",
+            str(account.live.id),
+            "--name",
+            "Back office",
+            "--confidential",
+        ]
+    )
     created = json.loads(result.output)
     login = {"grant_type": "password", "username": account.owner.username, "password": account.owner_password}
     basic = base64.b64encode(f"{created['clientId']}:{created['clientSecret']}".encode()).decode()
-    assert client.post("/v1/token", data=login, headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    assert (
+        client.post("/v1/token", data=login, headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    )
     post = {**login, "client_id": created["clientId"], "client_secret": created["clientSecret"]}
     assert client.post("/v1/token", data=post).status_code == 200
     # A confidential client may not pass itself off as public.
