@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
+from freshcom_customers.errors import AccessDenied, FieldError, NotFound, Taken, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Customer
 from freshcom_customers.services import users
@@ -128,6 +128,15 @@ def _register(customer: Customer, attrs: dict, *, user_status: str = "active") -
         status=user_status,
         **{field: getattr(customer, field) for field in PROFILE_FIELDS},
     )
+    if not attrs.get("username"):
+        # The username is the email here; which of the two a database reports first varies
+        # (SQLite: username, PostgreSQL: email), so report it where the client put it.
+        try:
+            flush()
+        except Taken as e:
+            if e.errors[0].field == "username":
+                raise Taken("email") from e
+            raise
 
 
 def _as_uuid(value) -> uuid.UUID | None:
