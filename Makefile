@@ -14,7 +14,7 @@ run: $(VENV)/installed
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
 	@echo "Serving the demo on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
-	$(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) wsgi:app
+	$(BIN)/gunicorn --workers 2 --no-control-socket --bind 127.0.0.1:$(PORT) wsgi:app
 
 test: $(VENV)/installed
 	$(BIN)/ruff check .

@@ -83,7 +83,7 @@ def get_customer(customer_id):
 @require_oauth()
 def update_customer(customer_id):
     customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
-    attrs = jsonapi.load(CustomerSchema(), jsonapi.read_attributes("Customer"), partial=True)
+    attrs = jsonapi.load(CustomerSchema(), jsonapi.read_attributes("Customer", customer_id), partial=True)
     by_customer = caller(*STAFF, "customer").role == "customer"
     customers.update_customer(customer, attrs, by_customer=by_customer)
     db.session.commit()

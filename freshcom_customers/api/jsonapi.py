@@ -34,10 +34,11 @@ def underscore(key: str) -> str:
 # Reading requests
 
 
-def read_attributes(resource_type: str) -> dict:
+def read_attributes(resource_type: str, resource_id=None) -> dict:
     """Read data.attributes of the request document, keys snake_case.
 
-    A missing data.type defaults to resource_type; a different one is 409.
+    A missing data.type defaults to resource_type; a different one is 409, and so is a
+    data.id other than the one in the URL.
     """
     if request.mimetype not in BODY_TYPES:
         raise ApiError(415, "unsupported_media_type", f"Send the body as {MEDIA_TYPE}.")
@@ -47,6 +48,8 @@ def read_attributes(resource_type: str) -> dict:
         raise ApiError(400, "invalid_request", "The body must be a JSON:API document with a data object.")
     if data.get("type", resource_type) != resource_type:
         raise ApiError(409, "type_mismatch", f"data.type must be {resource_type}.", {"pointer": "/data/type"})
+    if resource_id is not None and "id" in data and str(data["id"]) != str(resource_id):
+        raise ApiError(409, "id_mismatch", "data.id must be the id in the URL.", {"pointer": "/data/id"})
     attributes = data.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise ApiError(

@@ -38,15 +38,27 @@ def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = Fals
     user = customer.user
     if "password" in attrs and user is not None:
         raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
+    old_email = customer.email
     _apply_fields(customer, attrs)
-    if customer.user is not None and attrs.get("username"):
-        customer.user.username = users.normalize(attrs["username"])
+    if user is not None:
+        _update_login(customer, user, attrs, old_email)
     _change_status(customer, status, attrs)
     if customer.user is not None:
         for field in PROFILE_FIELDS:
             setattr(customer.user, field, getattr(customer, field))
     flush()
     return customer
+
+
+def _update_login(customer: Customer, user, attrs: dict, old_email: str | None) -> None:
+    """Keep a registered customer's login usable: an email, and a username that follows it."""
+    if not customer.email:
+        raise invalid("email", "required", "A registered customer needs an email.")
+    if attrs.get("username"):
+        user.username = users.normalize(attrs["username"])
+    elif user.username == old_email:
+        # The username was the email (the default): it moves with the email.
+        user.username = customer.email
 
 
 def delete_customer(customer: Customer) -> None:

@@ -407,6 +407,39 @@ def test_staff_update_copies_the_profile_to_the_user(client, owner, register, se
     )
 
 
+def test_a_username_that_was_the_email_follows_a_new_email(client, auth, account, owner, register):
+    customer, password = register()
+    assert update(client, owner, customer["id"], email="ray@example.com").status_code == 200
+    assert auth.login(account, "ray@example.com", password)["token_type"] == "bearer"
+    assert password_grant(auth, account, "roy@example.com", password)["error"] == "invalid_grant"
+
+
+def test_an_explicit_username_stays_when_the_email_changes(client, auth, account, owner, register):
+    customer, password = register(username="roybao")
+    assert update(client, owner, customer["id"], email="ray@example.com").status_code == 200
+    assert auth.login(account, "roybao", password)["token_type"] == "bearer"
+
+
+@pytest.mark.parametrize("email", [None, ""])
+def test_a_registered_customer_keeps_an_email(client, owner, register, session, email):
+    customer, _ = register()
+    response = update(client, owner, customer["id"], email=email)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["source"] == {"pointer": "/data/attributes/email"}
+    assert user_of(session, customer).email == "roy@example.com"
+
+
+def test_a_data_id_other_than_the_url_is_409(client, owner, register):
+    customer, _ = register()
+    other = "00000000-0000-0000-0000-000000000000"
+    body = {"data": {"type": "Customer", "id": other, "attributes": {"label": "x"}}}
+    response = client.patch(f"/v1/customers/{customer['id']}", json=body, headers=owner)
+    assert response.status_code == 409
+    assert response.get_json()["errors"][0]["code"] == "id_mismatch"
+    body["data"]["id"] = customer["id"]
+    assert client.patch(f"/v1/customers/{customer['id']}", json=body, headers=owner).status_code == 200
+
+
 def test_an_explicit_name_is_copied_to_the_user(client, owner, register, session):
     customer, _ = register()
     update(client, owner, customer["id"], name="R. Bao")
@@ -589,11 +622,15 @@ def test_a_suspended_customers_username_cannot_be_registered_again(client, guest
     assert errors_of(other_email) == {("taken", "/data/attributes/username")}
 
 
-def test_a_username_taken_by_a_former_email_points_at_the_email(client, guest, owner, register, session):
+def test_a_former_email_is_free_once_the_username_followed_it(client, guest, owner, register, session):
     customer, _ = register()
-    # Roy's login stays roy@example.com after he changes his email.
     update(client, owner, customer["id"], email="roy.bao@example.com")
-    assert user_of(session, customer).username == "roy@example.com"
+    assert user_of(session, customer).username == "roy.bao@example.com"
+    assert create(client, guest, **REG).status_code == 201
+
+
+def test_a_username_taken_by_an_explicit_username_points_at_the_email(client, guest, owner, register):
+    register(username="roy@example.com", email="roy.bao@example.com")
     assert errors_of(create(client, guest, **REG)) == {("taken", "/data/attributes/email")}
 
 
