@@ -1,5 +1,7 @@
 """Password hashing and policy, in one place: one CryptContext, argon2id, configurable cost."""
 
+import functools
+
 from flask import current_app
 from passlib.context import CryptContext
 
@@ -32,9 +34,19 @@ def _context() -> CryptContext:
 
 
 def check_policy(password: str, field: str = "password") -> None:
-    """Refuse passwords out of the allowed length; nothing else, and nothing truncated."""
+    """Refuse passwords out of the allowed length or among the most common ones; no other rules."""
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         raise invalid(field, "length", f"Password must be {MIN_LENGTH} to {MAX_LENGTH} characters long.")
+    if password.lower() in common_passwords():
+        raise invalid(field, "invalid", "This password is one of the most common ones; choose another.")
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords (Xato's list as shipped by zxcvbn, MIT licence)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def hash_password(password: str) -> str:

@@ -245,11 +245,11 @@ def test_create_validation(client, guest, session, account, attributes, expected
     assert count_customers(session, account.live) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="API.md 4: common passwords are refused; no list is shipped yet")
 @pytest.mark.parametrize("password", ["password", "12345678", "qwertyuiop"])
-def test_common_passwords_are_refused(client, guest, password):
+def test_common_passwords_are_refused(client, guest, session, account, password):
     response = create(client, guest, **{**REG, "password": password})
-    assert "password" in {p.rsplit("/", 1)[-1] for _, p in errors_of(response)}
+    assert errors_of(response) == {("invalid", "/data/attributes/password")}
+    assert count_customers(session, account.live) == 0
 
 
 def test_a_failed_registration_writes_neither_row(client, guest, register, session, account):

@@ -14,9 +14,20 @@ def test_policy_refuses_lengths_outside_8_to_128(password):
     assert error.value.errors[0].field == "password"
 
 
-@pytest.mark.parametrize("password", ["eight888", "x" * 128, "correct horse battery staple", "pässwörd✓"])
+@pytest.mark.parametrize("password", ["eight8x8", "x" * 128, "correct horse battery staple", "pässwörd✓"])
 def test_policy_accepts_any_composition_within_the_lengths(password):
     passwords.check_policy(password)
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "Qwertyuiop", "iloveyou", "sunshine"])
+def test_policy_refuses_common_passwords_whatever_their_case(password):
+    with pytest.raises(ValidationFailed) as error:
+        passwords.check_policy(password)
+    assert error.value.errors[0].code == "invalid"
+
+
+def test_the_common_list_holds_at_least_the_10000_most_common():
+    assert len(passwords.common_passwords()) >= 10_000
 
 
 def test_hash_is_argon2id_and_verifies(app):
