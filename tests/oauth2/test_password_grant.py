@@ -32,20 +32,21 @@ def test_every_scope_spelling_names_the_account(auth, account, register, scope):
     assert token["scope"] == f"aid:{live_id}"
 
 
-def test_test_twin_scope_in_freshcom_docs_spelling(auth, account, session):
+@pytest.mark.parametrize("spelling", ["aid:aid-test-{id}", "aid:{id}", "account_id:{id}"])
+def test_test_twin_scope_in_freshcom_docs_spelling(auth, account, session, spelling):
     from freshcom_customers.services import users
 
-    users.create_managed_user(account.test, username="tester", password="tester-password", role="customer")
+    users.create_managed_user(account.test, username="tester", password="tester-password", role="manager")
     session.commit()
     token = auth.token(
-        expect=400,
         grant_type="password",
         username="tester",
         password="tester-password",
-        scope=f"aid:aid-test-{account.test.id}",
+        scope=spelling.format(id=account.test.id),
     )
-    # A managed user without a customer cannot get a customer token; the scope itself resolved.
-    assert token["error"] == "invalid_grant"
+    assert token["scope"] == f"aid:{account.test.id}"
+    assert token["refresh_token"].startswith("urt-test-")
+    assert access_tokens.authenticate(token["access_token"]).role == "manager"
 
 
 def test_standard_user_logs_in_without_scope(auth, account):
