@@ -4,6 +4,7 @@ The database is SQLite in a temporary folder unless FRESHCOM_TEST_DATABASE_URI n
 another (CI runs the suite again with PostgreSQL).
 """
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,15 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def create_client(runner, account: "AccountSet", name: str, *options: str) -> dict:
+    """Create an OAuth2 client with the CLI; return what it prints ({clientId, clientSecret?})."""
+    result = runner.invoke(
+        args=["clients", "create", "--account", str(account.live.id), "--name", name, *options]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
 
 
 @dataclass

@@ -4,6 +4,7 @@ import pytest
 
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import access_tokens
+from tests.conftest import create_client
 
 
 def test_customer_logs_in_with_account_scope(client, auth, account, register):
@@ -203,20 +204,8 @@ def test_unknown_user_costs_a_hash_verify_like_a_wrong_password(auth, account, m
 
 def test_basic_auth_with_a_wrong_secret_is_401_invalid_client(client, runner, account):
     import base64
-    import json
 
-    result = runner.invoke(
-        args=[
-            "clients",
-            "create",
-            "--account",
-            str(account.live.id),
-            "--name",
-            "Back office",
-            "--confidential",
-        ]
-    )
-    client_id = json.loads(result.output)["clientId"]
+    client_id = create_client(runner, account, "Back office", "--confidential")["clientId"]
     basic = base64.b64encode(f"{client_id}:wrong".encode()).decode()
     response = client.post(
         "/v1/token",
@@ -234,20 +223,8 @@ def test_basic_auth_with_a_wrong_secret_is_401_invalid_client(client, runner, ac
 
 def test_confidential_client_authenticates_with_basic_and_post(client, runner, account):
     import base64
-    import json
 
-    result = runner.invoke(
-        args=[
-            "clients",
-            "create",
-            "--account",
-            str(account.live.id),
-            "--name",
-            "Back office",
-            "--confidential",
-        ]
-    )
-    created = json.loads(result.output)
+    created = create_client(runner, account, "Back office", "--confidential")
     login = {"grant_type": "password", "username": account.owner.username, "password": account.owner_password}
     basic = base64.b64encode(f"{created['clientId']}:{created['clientSecret']}".encode()).decode()
     assert (

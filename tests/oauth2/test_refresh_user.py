@@ -1,7 +1,6 @@
 """The refresh_token grant with a user refresh token (URT): rotation, reuse, binding, expiry."""
 
 import hashlib
-import json
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from freshcom_customers.models import RefreshToken, hash_secret
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.orm import utcnow
 from freshcom_customers.services import access_tokens
+from tests.conftest import create_client
 
 INVALID_GRANT = {"error": "invalid_grant", "error_description": GENERIC_FAILURE}
 USERNAME, PASSWORD = "roy@example.com", "roy-password-1"
@@ -35,14 +35,6 @@ def stored(session, value: str) -> RefreshToken:
     return session.scalar(query.execution_options(populate_existing=True))
 
 
-def create_client(runner, account, name: str, *options: str) -> str:
-    result = runner.invoke(
-        args=["clients", "create", "--account", str(account.live.id), "--name", name, *options]
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)["clientId"]
-
-
 @pytest.fixture
 def customer(register) -> dict:
     return register()[0]
@@ -55,7 +47,7 @@ def urt(auth, account, customer) -> str:
 
 @pytest.fixture
 def legacy(runner, account) -> str:
-    return create_client(runner, account, "Legacy", "--no-rotation")
+    return create_client(runner, account, "Legacy", "--no-rotation")["clientId"]
 
 
 def login(auth, account, client_id: str | None = None) -> str:
@@ -175,9 +167,9 @@ def test_urt_is_bound_to_its_client(
 ):
     clients = {
         None: None,
-        "legacy": create_client(runner, account, "Legacy", "--no-rotation"),
-        "other legacy": create_client(runner, account, "Other legacy", "--no-rotation"),
-        "foreign": create_client(runner, other_account, "Foreign"),
+        "legacy": create_client(runner, account, "Legacy", "--no-rotation")["clientId"],
+        "other legacy": create_client(runner, account, "Other legacy", "--no-rotation")["clientId"],
+        "foreign": create_client(runner, other_account, "Foreign")["clientId"],
     }
     urt = login(auth, account, clients[login_with])
     params = {"client_id": clients[refresh_with]} if refresh_with else {}
