@@ -4,4 +4,12 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
-from freshcom_customers.api import customers  # noqa: E402,F401  (registers the routes)
+# Importing the route modules registers their routes on bp.
+from freshcom_customers.api import (  # noqa: E402,F401
+    account,
+    customers,
+    email_verifications,
+    orders,
+    passwords,
+    users,
+)

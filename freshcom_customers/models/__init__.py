@@ -3,16 +3,24 @@
 from freshcom_customers.models.account import Account
 from freshcom_customers.models.customer import CUSTOMER_STATUSES, Customer
 from freshcom_customers.models.oauth import Client, RefreshToken, hash_secret
+from freshcom_customers.models.order import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES, Order
+from freshcom_customers.models.token import TOKEN_PURPOSES, OneTimeToken
 from freshcom_customers.models.user import MANAGED_ROLES, STAFF_ROLES, AccountMembership, User
 
 __all__ = [
     "CUSTOMER_STATUSES",
+    "FULFILLMENT_STATUSES",
     "MANAGED_ROLES",
+    "ORDER_STATUSES",
+    "PAYMENT_STATUSES",
     "STAFF_ROLES",
+    "TOKEN_PURPOSES",
     "Account",
     "AccountMembership",
     "Client",
     "Customer",
+    "OneTimeToken",
+    "Order",
     "RefreshToken",
     "User",
     "hash_secret",

@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from freshcom_customers.extensions import db
@@ -11,6 +11,11 @@ from freshcom_customers.models.user import User
 from freshcom_customers.orm import Timestamped
 
 CUSTOMER_STATUSES = ("guest", "registered", "suspended")
+# What search= looks through, lower-cased, kept by the database itself.
+SEARCH_TEXT = (
+    "lower(coalesce(code, '') || ' ' || coalesce(name, '') || ' ' || coalesce(email, '') || ' '"
+    " || coalesce(phone_number, ''))"
+)
 
 
 class Customer(Timestamped, db.Model):
@@ -19,7 +24,19 @@ class Customer(Timestamped, db.Model):
         # Emails are stored normalised (trimmed, lower case): unique case-insensitively.
         UniqueConstraint("account_id", "email"),
         UniqueConstraint("account_id", "code"),
+        # Every list query filters on the account first; each sort and filter has its index.
         Index("ix_customers_account_id_inserted_at", "account_id", "inserted_at"),
+        Index("ix_customers_account_id_updated_at", "account_id", "updated_at"),
+        Index("ix_customers_account_id_name", "account_id", "name"),
+        Index("ix_customers_account_id_status_inserted_at", "account_id", "status", "inserted_at"),
+        Index("ix_customers_account_id_label_inserted_at", "account_id", "label", "inserted_at"),
+        # search= is a substring match: on PostgreSQL a trigram index serves it.
+        Index(
+            "ix_customers_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
         CheckConstraint("status IN ('guest', 'registered', 'suspended')", name="status"),
     )
 
@@ -39,5 +56,6 @@ class Customer(Timestamped, db.Model):
     description: Mapped[str | None] = mapped_column(Text)
     custom_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     email_verified: Mapped[bool] = mapped_column(default=False)
+    search_text: Mapped[str | None] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True))
 
     user: Mapped[User | None] = relationship()

@@ -2,11 +2,11 @@
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, Taken, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer
+from freshcom_customers.models import Account, Customer, Order
 from freshcom_customers.services import users
 from freshcom_customers.services.database import flush
 
@@ -62,7 +62,13 @@ def _update_login(customer: Customer, user, attrs: dict, old_email: str | None) 
 
 
 def delete_customer(customer: Customer) -> None:
-    """Delete the customer and its user, which frees the username."""
+    """Delete the customer and its user, which frees the username; its orders stay, detached."""
+    db.session.execute(
+        update(Order)
+        .where(Order.customer_id == customer.id, Order.email.is_(None))
+        .values(email=customer.email)
+        .execution_options(synchronize_session=False)
+    )
     user = customer.user
     db.session.delete(customer)
     if user is not None:

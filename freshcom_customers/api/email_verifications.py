@@ -1,0 +1,3 @@
+"""email_verifications routes."""
+
+from freshcom_customers.api import bp  # noqa: F401

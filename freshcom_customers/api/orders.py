@@ -1,0 +1,3 @@
+"""orders routes."""
+
+from freshcom_customers.api import bp  # noqa: F401

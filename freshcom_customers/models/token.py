@@ -1,0 +1,43 @@
+"""One-time tokens sent by email: password reset, email verification, magic-link login."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from freshcom_customers.extensions import db
+from freshcom_customers.models.customer import Customer
+from freshcom_customers.models.user import User
+from freshcom_customers.orm import utcnow
+
+TOKEN_PURPOSES = ("password_reset", "email_verification", "magic_link")
+
+
+class OneTimeToken(db.Model):
+    """A random token, stored only as its SHA-256 hash, used once before it expires.
+
+    It belongs to a user (reset, verification) or a customer (magic link, which guests get
+    too); issuing a new one for the same subject and purpose deletes the older ones.
+    """
+
+    __tablename__ = "one_time_tokens"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('password_reset', 'email_verification', 'magic_link')", name="purpose"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    # The address the token was sent to: verifying it must not verify a later address.
+    email: Mapped[str | None] = mapped_column(String(254))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    inserted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship()
+    customer: Mapped[Customer | None] = relationship()
