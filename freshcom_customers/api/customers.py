@@ -1,6 +1,6 @@
 """Customers: /v1/customers and /v1/customer."""
 
-from flask import url_for
+from flask import request, url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
@@ -56,11 +56,19 @@ def create_customer():
     return jsonapi.document(serialize(customer), status=201, headers={"Location": location})
 
 
+GUEST_IDENTIFIERS = ("email", "first_name", "last_name", "phone_number")
+
+
 @bp.get("/customer")
 @require_oauth()
 def get_current_customer():
-    principal = caller("customer")
-    return jsonapi.document(serialize(customers.customer_of_user(principal.account, principal.user)))
+    principal = caller("customer", "guest")
+    if principal.role == "guest":
+        identifiers = {f: request.args.get(jsonapi.camelize(f)) for f in GUEST_IDENTIFIERS}
+        customer = customers.find_guest(principal.account, request.args.get("code"), identifiers)
+    else:
+        customer = customers.customer_of_user(principal.account, principal.user)
+    return jsonapi.document(serialize(customer))
 
 
 @bp.get("/customers")
@@ -68,8 +76,15 @@ def get_current_customer():
 def list_customers():
     principal = caller(*STAFF)
     number, size = jsonapi.page_params()
-    rows, total = customers.list_customers(principal.account, page=number, size=size)
-    meta = {"total_count": total, "all_count": total}
+    rows, total, all_count = customers.list_customers(
+        principal.account,
+        filters=jsonapi.filter_params(customers.LIST_FILTERS),
+        search=request.args.get("search"),
+        sort=jsonapi.sort_params(customers.LIST_SORTS),
+        page=number,
+        size=size,
+    )
+    meta = {"total_count": total, "all_count": all_count}
     return jsonapi.document([serialize(c) for c in rows], meta=meta)
 
 

@@ -98,6 +98,41 @@ def page_params() -> tuple[int, int]:
     return number, size
 
 
+_FILTER = re.compile(r"^filter\[(?P<key>[^\]]+)\]$")
+
+
+def filter_params(allowed: tuple[str, ...]) -> dict:
+    """Read filter[<key>] parameters, keys snake_case; an unknown key is 400, not ignored."""
+    filters = {}
+    for name, value in request.args.items():
+        match = _FILTER.match(name)
+        if match is None:
+            continue
+        key = underscore(match["key"])
+        if key not in allowed:
+            known = ", ".join(f"filter[{camelize(k)}]" for k in allowed)
+            raise ApiError(
+                400, "invalid_request", f"Unknown filter {name}; use {known}.", {"parameter": name}
+            )
+        filters[key] = value
+    return filters
+
+
+def sort_params(allowed: tuple[str, ...], default: str = "-insertedAt") -> list[tuple[str, bool]]:
+    """Read sort= (JSON:API syntax: comma-separated, - for descending) as [(field, descending)]."""
+    order = []
+    for term in request.args.get("sort", default).split(","):
+        descending = term.startswith("-")
+        field = underscore(term.removeprefix("-").strip())
+        if field not in allowed:
+            known = ", ".join(camelize(f) for f in allowed)
+            raise ApiError(
+                400, "invalid_request", f"Cannot sort by {term!r}; use {known}.", {"parameter": "sort"}
+            )
+        order.append((field, descending))
+    return order
+
+
 def _positive_int(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None:

@@ -93,14 +93,66 @@ def customer_of_user(account: Account, user) -> Customer:
     return customer
 
 
-def list_customers(account: Account, *, page: int, size: int):
-    """Return (customers on the page, total count) in the account, newest first."""
-    query = select(Customer).where(Customer.account_id == account.id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+LIST_FILTERS = ("status", "label", "email")
+LIST_SORTS = ("inserted_at", "updated_at", "name", "email", "code")
+
+
+def list_customers(account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int):
+    """Return (customers on the page, count after filters and search, count of the account).
+
+    Each filter and sort has an index led by account_id; search= is a substring match on
+    search_text, served on PostgreSQL by a trigram index.
+    """
+    everything = select(Customer).where(Customer.account_id == account.id)
+    query = everything
+    for field, value in filters.items():
+        value = users.normalize(value) if field == "email" else value
+        query = query.where(getattr(Customer, field) == value)
+    if search and search.strip():
+        query = query.where(Customer.search_text.contains(search.strip().lower(), autoescape=True))
+    all_count = _count(everything)
+    total = _count(query) if query is not everything else all_count
+    order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
     rows = db.session.scalars(
-        query.order_by(Customer.inserted_at.desc(), Customer.id.desc()).offset((page - 1) * size).limit(size)
+        query.order_by(*order, Customer.id.desc()).offset((page - 1) * size).limit(size)
     ).all()
-    return rows, total
+    return rows, total, all_count
+
+
+def find_guest(account: Account, code: str | None, identifiers: dict) -> Customer:
+    """Find a guest customer by its code and at least one more identifier, all matching.
+
+    Names match ignoring case and spaces, phone numbers by their digits; anything less
+    than a full match is NotFound.
+    """
+    given = {field: value for field, value in identifiers.items() if value}
+    if not code or not given:
+        raise NotFound("customer")
+    query = select(Customer).where(Customer.account_id == account.id, Customer.code == code)
+    customer = db.session.scalar(query.where(Customer.status == "guest"))
+    if customer is None or not all(_same(f, getattr(customer, f), v) for f, v in given.items()):
+        raise NotFound("customer")
+    return customer
+
+
+def _same(field: str, stored: str | None, given: str) -> bool:
+    if stored is None:
+        return False
+    if field == "phone_number":
+        return _digits(stored) == _digits(given) != ""
+    return _squash(stored) == _squash(given)
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def _squash(value: str) -> str:
+    return "".join(value.split()).casefold()
+
+
+def _count(query) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
 
 
 def _apply_fields(customer: Customer, attrs: dict) -> None:

@@ -293,9 +293,6 @@ def test_staff_read_any_customer_of_the_account(client, guest, staff):
     assert response.get_json()["data"]["attributes"]["customData"] == {"tier": "gold"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="API.md 4: a guest token finds a guest customer by code; not built yet"
-)
 def test_guest_finds_a_guest_customer_by_code_and_identifier(client, guest):
     amy = create(client, guest, code="A-1", firstName="Amy", lastName="Li", phoneNumber="(604) 555-0100")
     amy_id = amy.get_json()["data"]["id"]
@@ -358,9 +355,6 @@ def test_list_shows_only_the_accounts_customers(client, auth, account, other_acc
     assert meta["totalCount"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="API.md 3-4: filter[status] and allCount before filtering; not built yet"
-)
 def test_list_filters_by_status(client, guest, owner, register):
     roy, _ = register()
     create(client, guest, email="amy@example.com")
@@ -369,7 +363,6 @@ def test_list_filters_by_status(client, guest, owner, register):
     assert meta == {"totalCount": 1, "allCount": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="API.md 4: search over code, name, email, phone; not built yet")
 def test_list_searches(client, guest, owner, register):
     register()
     amy = create(client, guest, email="amy@example.com", firstName="Amy").get_json()["data"]
@@ -752,15 +745,12 @@ ROLE_MATRIX = {
 }
 # fmt: on
 # API.md 4: with a guest token GET /v1/customer is a lookup by code, 404 without a match.
-NOT_BUILT = {("guest", "me"): "API.md 4: guest lookup on GET /v1/customer is not built (403 today)"}
 
 
 def _role_cases():
     for role, statuses in ROLE_MATRIX.items():
         for route, status in zip(ROUTES, statuses, strict=True):
-            reason = NOT_BUILT.get((role, route))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(role, route, status, id=f"{role}-{route}-{status}", marks=marks)
+            yield pytest.param(role, route, status, id=f"{role}-{route}-{status}")
 
 
 @pytest.fixture
@@ -799,6 +789,8 @@ def test_role_matrix(client, register, owner, headers_as, role, route, expected)
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="freshcom"'
     elif expected == 403:
         assert response.get_json()["errors"][0]["code"] == "access_denied"
+    elif expected == 404:
+        assert response.get_json()["errors"][0]["code"] == "not_found"
     elif route in ("me", "read"):
         assert response.get_json()["data"]["id"] == roy["id"]
     elif route == "list":

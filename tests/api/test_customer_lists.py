@@ -1,0 +1,190 @@
+"""GET /v1/customers: filters, search, sort and paging; GET /v1/customer for a guest."""
+
+import pytest
+
+from tests.conftest import customer_document
+
+
+@pytest.fixture
+def owner(auth, account):
+    return auth.headers(auth.owner(account))
+
+
+@pytest.fixture
+def guest(auth, account):
+    return auth.headers(auth.guest(account))
+
+
+@pytest.fixture
+def people(client, guest, register):
+    """Four customers, created oldest first: Roy (registered) and three guests."""
+    roy, _ = register(code="R-1", phoneNumber="604 555 0100")
+    made = {"roy": roy["id"]}
+    for key, attributes in {
+        "amy": {
+            "code": "A-1",
+            "firstName": "Amy",
+            "lastName": "Li",
+            "email": "amy@example.com",
+            "label": "vip",
+        },
+        "bob": {
+            "code": "B-1",
+            "name": "Bob Stone",
+            "email": "bob@shop.test",
+            "phoneNumber": "+1 (778) 555-0199",
+        },
+        "cat": {"code": "C-100%", "name": "Cat Wu", "label": "vip"},
+    }.items():
+        response = client.post("/v1/customers", json=customer_document(**attributes), headers=guest)
+        assert response.status_code == 201, response.get_json()
+        made[key] = response.get_json()["data"]["id"]
+    return made
+
+
+def listing(client, headers, **query):
+    response = client.get("/v1/customers", query_string=query, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    return [c["id"] for c in body["data"]], body["meta"]
+
+
+def names(people, ids):
+    by_id = {v: k for k, v in people.items()}
+    return [by_id[i] for i in ids]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"filter[status]": "registered"}, ["roy"]),
+        ({"filter[status]": "guest"}, ["cat", "bob", "amy"]),
+        ({"filter[label]": "vip"}, ["cat", "amy"]),
+        ({"filter[email]": "AMY@example.com "}, ["amy"]),
+        ({"filter[status]": "guest", "filter[label]": "vip"}, ["cat", "amy"]),
+        ({"filter[status]": "suspended"}, []),
+        ({"search": "amy"}, ["amy"]),
+        ({"search": "STONE"}, ["bob"]),
+        ({"search": "shop.test"}, ["bob"]),
+        ({"search": "a-1"}, ["amy"]),
+        ({"search": "555"}, ["bob", "roy"]),
+        ({"search": "100%"}, ["cat"]),
+        ({"search": "%"}, ["cat"]),
+        ({"search": "_"}, []),
+        ({"search": "   "}, ["cat", "bob", "amy", "roy"]),
+        ({"search": "wu", "filter[label]": "vip"}, ["cat"]),
+    ],
+)
+def test_filters_and_search(client, owner, people, query, expected):
+    ids, meta = listing(client, owner, **query)
+    assert names(people, ids) == expected
+    assert meta == {"totalCount": len(expected), "allCount": 4}
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("-insertedAt", ["cat", "bob", "amy", "roy"]),
+        ("insertedAt", ["roy", "amy", "bob", "cat"]),
+        ("inserted_at", ["roy", "amy", "bob", "cat"]),
+        ("code", ["amy", "bob", "cat", "roy"]),
+        ("-code", ["roy", "cat", "bob", "amy"]),
+        ("name", ["amy", "bob", "cat", "roy"]),
+        ("-updatedAt", ["cat", "bob", "amy", "roy"]),
+    ],
+)
+def test_sort(client, owner, people, sort, expected):
+    ids, _ = listing(client, owner, sort=sort)
+    assert names(people, ids) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"filter[nope]": "x"}, "filter[nope]"),
+        ({"filter[code]": "A-1"}, "filter[code]"),
+        ({"sort": "password"}, "sort"),
+        ({"sort": "name,,code"}, "sort"),
+        ({"page[size]": "101"}, "page[size]"),
+        ({"page[size]": "0"}, "page[size]"),
+        ({"page[number]": "-1"}, "page[number]"),
+        ({"page[number]": "two"}, "page[number]"),
+    ],
+)
+def test_bad_list_parameters_are_400_naming_the_parameter(client, owner, people, query, parameter):
+    response = client.get("/v1/customers", query_string=query, headers=owner)
+    assert response.status_code == 400
+    error = response.get_json()["errors"][0]
+    assert error["code"] == "invalid_request"
+    assert error["source"] == {"parameter": parameter}
+
+
+def test_pages_and_a_page_past_the_end(client, owner, people):
+    first, meta = listing(client, owner, **{"page[size]": "3"})
+    second, _ = listing(client, owner, **{"page[size]": "3", "page[number]": "2"})
+    past, past_meta = listing(client, owner, **{"page[size]": "3", "page[number]": "9"})
+    assert names(people, first + second) == ["cat", "bob", "amy", "roy"]
+    assert past == []
+    assert meta == past_meta == {"totalCount": 4, "allCount": 4}
+
+
+def test_other_query_parameters_are_ignored(client, owner, people):
+    ids, _ = listing(client, owner, locale="en", include="", unknown="x")
+    assert len(ids) == 4
+
+
+def test_lists_stay_in_their_account(client, auth, other_account, people):
+    other_owner = auth.headers(auth.owner(other_account))
+    assert listing(client, other_owner) == ([], {"totalCount": 0, "allCount": 0})
+    assert listing(client, other_owner, search="amy")[0] == []
+
+
+# GET /v1/customer with a guest token
+
+
+def find(client, guest, **query):
+    return client.get("/v1/customer", query_string=query, headers=guest)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"code": "A-1", "firstName": "Amy"},
+        {"code": "A-1", "firstName": " aMy "},
+        {"code": "A-1", "lastName": "LI"},
+        {"code": "A-1", "email": "Amy@Example.com"},
+        {"code": "A-1", "firstName": "amy", "lastName": "li"},
+        {"code": "B-1", "phoneNumber": "17785550199"},
+        {"code": "B-1", "phoneNumber": "1-778-555-0199"},
+    ],
+)
+def test_guest_finds_a_guest_customer(client, guest, people, query):
+    response = find(client, guest, **query)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["data"]["id"] in (people["amy"], people["bob"])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"code": "A-1"},
+        {"firstName": "Amy"},
+        {"code": "A-1", "firstName": "Ann"},
+        {"code": "A-1", "firstName": "Amy", "lastName": "Wrong"},
+        {"code": "a-1", "firstName": "Amy"},
+        {"code": "B-1", "phoneNumber": "---"},
+        {"code": "B-1", "phoneNumber": "5550199"},
+        {"code": "R-1", "email": "roy@example.com"},
+        {"code": "C-100%", "phoneNumber": "100"},
+    ],
+)
+def test_guest_lookup_needs_the_code_and_matching_identifiers(client, guest, people, query):
+    response = find(client, guest, **query)
+    assert response.status_code == 404
+    assert response.get_json()["errors"][0]["code"] == "not_found"
+
+
+def test_guest_lookup_stays_in_its_account(client, auth, other_account, people):
+    other_guest = auth.headers(auth.guest(other_account))
+    assert find(client, other_guest, code="A-1", firstName="Amy").status_code == 404
