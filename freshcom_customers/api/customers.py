@@ -36,11 +36,15 @@ class CustomerSchema(Schema):
     password = fields.String(load_only=True)
 
 
+# Schemas keep no per-call state; building one costs more than dumping a customer.
+SCHEMA = CustomerSchema()
+
+
 def serialize(customer) -> dict:
     return jsonapi.resource(
         "Customer",
         customer,
-        CustomerSchema(),
+        SCHEMA,
         {"user": jsonapi.relationship("User", customer.user_id)},
     )
 
@@ -49,7 +53,7 @@ def serialize(customer) -> dict:
 @require_oauth()
 def create_customer():
     principal = caller("guest", *CUSTOMER_MANAGERS)
-    attrs = jsonapi.load(CustomerSchema(), jsonapi.read_attributes("Customer"))
+    attrs = jsonapi.load(SCHEMA, jsonapi.read_attributes("Customer"))
     customer = customers.create_customer(principal.account, attrs, by_guest=principal.role == "guest")
     db.session.commit()
     location = url_for("api.get_customer", customer_id=customer.id)
@@ -98,7 +102,7 @@ def get_customer(customer_id):
 @require_oauth()
 def update_customer(customer_id):
     customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
-    attrs = jsonapi.load(CustomerSchema(), jsonapi.read_attributes("Customer", customer_id), partial=True)
+    attrs = jsonapi.load(SCHEMA, jsonapi.read_attributes("Customer", customer_id), partial=True)
     by_customer = caller(*STAFF, "customer").role == "customer"
     customers.update_customer(customer, attrs, by_customer=by_customer)
     db.session.commit()

@@ -1,5 +1,6 @@
 """The JSON:API envelope of the native face: documents, key casing, paging and errors."""
 
+import functools
 import re
 from datetime import UTC
 
@@ -22,6 +23,7 @@ class ApiError(Exception):
         self.status, self.code, self.title, self.source = status, code, title, source
 
 
+@functools.cache
 def camelize(key: str) -> str:
     head, *rest = key.split("_")
     return head + "".join(word.capitalize() for word in rest)
@@ -56,6 +58,46 @@ def read_attributes(resource_type: str, resource_id=None) -> dict:
             400, "invalid_request", "data.attributes must be an object.", {"pointer": "/data/attributes"}
         )
     return {underscore(k): v for k, v in attributes.items()}
+
+
+def read_relationship(name: str, resource_type: str) -> dict:
+    """Read the to-one data.relationships.<name> of the request document as {name: id or None}.
+
+    Empty when the document does not send it (or sends only links or meta), so a partial
+    update can tell "unchanged" from "none". A linkage that is not a resource identifier is
+    400; one of another type is 422 on the relationship.
+    """
+    body = request.get_json(silent=True)
+    data = body.get("data") if isinstance(body, dict) else None
+    relationships = data.get("relationships") if isinstance(data, dict) else None
+    if relationships is None:
+        return {}
+    if not isinstance(relationships, dict):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "data.relationships must be an object.",
+            {"pointer": "/data/relationships"},
+        )
+    if name not in relationships:
+        return {}
+    pointer = f"/data/relationships/{name}"
+    related = relationships[name]
+    if not isinstance(related, dict):
+        raise ApiError(400, "invalid_request", f"{pointer} must be an object.", {"pointer": pointer})
+    if "data" not in related:
+        return {}
+    linkage = related["data"]
+    if linkage is None:
+        return {name: None}
+    if not isinstance(linkage, dict) or not isinstance(linkage.get("id"), str):
+        title = f"{pointer}/data must be null or a resource identifier with a string id."
+        raise ApiError(400, "invalid_request", title, {"pointer": f"{pointer}/data"})
+    if linkage.get("type", resource_type) != resource_type:
+        raise ValidationFailed(
+            FieldError(f"{underscore(name)}_id", "invalid", f"{name} must name a {resource_type}.")
+        )
+    return {name: linkage["id"]}
 
 
 def load(schema: Schema, attributes: dict, *, partial: bool = False) -> dict:

@@ -1,0 +1,143 @@
+"""Seed an account with N customers on PostgreSQL and measure the admin list queries.
+
+    .venv/bin/python bench/customer_lists.py [--customers 1000000] [--requests 200]
+
+Uses FRESHCOM_BENCH_DATABASE_URI (default: the local freshcom_bench database, created if
+missing). Each list request goes through the whole app (token check, query, exact counts,
+serialisation) via the Flask test client, and is reported with p50/p95 in milliseconds and
+as a ratio to GET /health (one SELECT 1 through the same stack) measured in the same run.
+The seed is reused between runs: the account is found by its handle.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import select, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import flask_migrate  # noqa: E402
+
+from freshcom_customers.app import create_app  # noqa: E402
+from freshcom_customers.extensions import db  # noqa: E402
+from freshcom_customers.models import Account  # noqa: E402
+from freshcom_customers.services import accounts  # noqa: E402
+
+DEFAULT_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/freshcom_bench"
+OWNER_PASSWORD = "bench-owner-password"
+
+QUERIES = {
+    "list page 1": {},
+    "list page 400": {"page[number]": "400"},
+    "filter status": {"filter[status]": "registered"},
+    "filter label": {"filter[label]": "vip"},
+    "filter email": {"filter[email]": "customer777777@example.com"},
+    "search email": {"search": "customer12345@"},
+    "search name": {"search": "tanaka"},
+    "search phone": {"search": "555-0123"},
+    "sort name": {"sort": "name"},
+    "status + sort": {"filter[status]": "guest", "sort": "-updatedAt"},
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    uri = os.environ.get("FRESHCOM_BENCH_DATABASE_URI", DEFAULT_URI)
+    _create_database(uri)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "PASSWORD_HASH_PARAMS": "m=1024,t=1,p=1"})
+    with app.app_context():
+        flask_migrate.upgrade()
+        account = _seeded_account(args.customers)
+        owner = f"owner-{args.customers}@bench.test"
+    client = app.test_client()
+    token = client.post("/v1/token", data={"grant_type": "password", "username": owner,
+                                           "password": OWNER_PASSWORD}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    print(f"{args.customers:,} customers in account {account}; {args.requests} requests each\n")
+    baseline = _measure(lambda: client.get("/health"), args.requests)
+    print(f"{'query':<16} {'p50 ms':>8} {'p95 ms':>8} {'p95/health':>11} {'totalCount':>11}")
+    print(f"{'GET /health':<16} {baseline[0]:8.1f} {baseline[1]:8.1f} {1:11.1f}")
+    for name, query in QUERIES.items():
+        response = client.get("/v1/customers", query_string=query, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        total = response.get_json()["meta"]["totalCount"]
+        p50, p95 = _measure(lambda q=query: client.get("/v1/customers", query_string=q, headers=headers),
+                            args.requests)
+        print(f"{name:<16} {p50:8.1f} {p95:8.1f} {p95 / baseline[1]:11.1f} {total:>11,}")
+
+
+def _measure(call, n):
+    for _ in range(min(20, n)):
+        call()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), statistics.quantiles(times, n=20)[18]
+
+
+def _create_database(uri):
+    name = uri.rsplit("/", 1)[1]
+    admin = uri.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _seeded_account(n):
+    handle = f"bench-{n}"
+    live = db.session.scalar(select(Account).where(Account.handle == handle))
+    if live is not None:
+        return live.id
+    started = time.perf_counter()
+    live, _, _ = accounts.create_account(
+        f"Bench {n}", owner_email=f"owner-{n}@bench.test", owner_password=OWNER_PASSWORD, handle=handle
+    )
+    db.session.flush()
+    # One in ten customers is registered (with its user), one in twenty is labelled vip.
+    db.session.execute(text(SEED_USERS), {"account": live.id, "n": n})
+    db.session.execute(text(SEED_CUSTOMERS), {"account": live.id, "n": n})
+    db.session.commit()
+    db.session.execute(text("ANALYZE customers"))
+    db.session.execute(text("ANALYZE users"))
+    db.session.commit()
+    print(f"seeded {n:,} customers in {time.perf_counter() - started:.0f} s")
+    return live.id
+
+
+SURNAMES = "ARRAY['Tanaka','Smith','Garcia','Nguyen','Kowalski','Okafor','Rossi','Dubois','Silva','Kim']"
+SEED_USERS = f"""
+INSERT INTO users (id, account_id, status, username, email, name, first_name, last_name, role,
+                   password_hash, email_verified, token_generation, inserted_at, updated_at)
+SELECT md5('user' || :account || i)::uuid, :account, 'active', 'customer' || i || '@example.com',
+       'customer' || i || '@example.com', 'Customer ' || ({SURNAMES})[1 + i % 10],
+       'Customer', ({SURNAMES})[1 + i % 10], 'customer', 'unusable', false, 0,
+       now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval
+FROM generate_series(1, :n) AS i WHERE i % 10 = 0
+"""
+SEED_CUSTOMERS = f"""
+INSERT INTO customers (id, account_id, user_id, status, code, name, first_name, last_name, email,
+                       phone_number, label, custom_data, email_verified, inserted_at, updated_at)
+SELECT gen_random_uuid(), :account,
+       CASE WHEN i % 10 = 0 THEN md5('user' || :account || i)::uuid END,
+       CASE WHEN i % 10 = 0 THEN 'registered' ELSE 'guest' END,
+       'C' || lpad(i::text, 8, '0'), 'Customer ' || ({SURNAMES})[1 + i % 10], 'Customer',
+       ({SURNAMES})[1 + i % 10], 'customer' || i || '@example.com',
+       '604-555-' || lpad((i % 10000)::text, 4, '0'),
+       CASE WHEN i % 20 = 0 THEN 'vip' END, '{{}}', false,
+       now() - ((:n - i) || ' seconds')::interval, now() - ((:n - i) || ' seconds')::interval
+FROM generate_series(1, :n) AS i
+"""
+
+
+if __name__ == "__main__":
+    main()
