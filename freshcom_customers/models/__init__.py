@@ -1,7 +1,7 @@
 """Models, one module per aggregate. Importing this package registers them all."""
 
 from freshcom_customers.models.account import Account
-from freshcom_customers.models.customer import CUSTOMER_STATUSES, Customer
+from freshcom_customers.models.customer import CUSTOMER_STATUSES, Customer, CustomerCount
 from freshcom_customers.models.oauth import Client, RefreshToken, hash_secret
 from freshcom_customers.models.order import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES, Order
 from freshcom_customers.models.token import TOKEN_PURPOSES, OneTimeToken
@@ -19,6 +19,7 @@ __all__ = [
     "AccountMembership",
     "Client",
     "Customer",
+    "CustomerCount",
     "OneTimeToken",
     "Order",
     "RefreshToken",

@@ -3,7 +3,16 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from freshcom_customers.extensions import db
@@ -59,3 +68,22 @@ class Customer(Timestamped, db.Model):
     search_text: Mapped[str | None] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True))
 
     user: Mapped[User | None] = relationship()
+
+
+class CustomerCount(db.Model):
+    """How many customers an account has per status and label, kept exact by triggers.
+
+    Counting a million index entries takes over 100 ms, so list totals read these rows
+    instead. Database triggers (migration 0003) maintain them on every insert, update and
+    delete of customers, whoever writes: the API, an import or plain SQL. A migration that
+    recreates the customers table (Alembic's SQLite batch mode does) must recreate them.
+    """
+
+    __tablename__ = "customer_counts"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)  # '' for no label
+    count: Mapped[int] = mapped_column(BigInteger)

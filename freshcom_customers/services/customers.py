@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, Taken, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer, Order
+from freshcom_customers.models import Account, Customer, CustomerCount, Order
 from freshcom_customers.services import users
 from freshcom_customers.services.database import flush
 
@@ -103,15 +103,18 @@ def list_customers(account: Account, *, filters: dict, search: str | None, sort:
     Each filter and sort has an index led by account_id; search= is a substring match on
     search_text, served on PostgreSQL by a trigram index.
     """
-    everything = select(Customer).where(Customer.account_id == account.id)
-    query = everything
+    query = select(Customer).where(Customer.account_id == account.id)
     for field, value in filters.items():
-        value = users.normalize(value) if field == "email" else value
-        query = query.where(getattr(Customer, field) == value)
-    if search and search.strip():
-        query = query.where(Customer.search_text.contains(search.strip().lower(), autoescape=True))
-    all_count = _count(everything)
-    total = _count(query) if query is not everything else all_count
+        column = getattr(Customer, field)
+        if field == "email":
+            query = query.where(column == users.normalize(value))
+        else:
+            query = query.where(column == value if value else column.is_(None))
+    search = (search or "").strip().lower()
+    if search:
+        query = query.where(Customer.search_text.contains(search, autoescape=True))
+    all_count = _counted(account, {})
+    total = _counted(account, filters) if not search and "email" not in filters else _count(query)
     order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
     rows = db.session.scalars(
         query.order_by(*order, Customer.id.desc()).offset((page - 1) * size).limit(size)
@@ -151,6 +154,16 @@ def _squash(value: str) -> str:
     return "".join(value.split()).casefold()
 
 
+def _counted(account: Account, filters: dict) -> int:
+    """The exact count by status and label, from the counters the database keeps."""
+    query = select(func.coalesce(func.sum(CustomerCount.count), 0)).where(
+        CustomerCount.account_id == account.id
+    )
+    for field, value in filters.items():
+        query = query.where(getattr(CustomerCount, field) == value)
+    return int(db.session.scalar(query))  # PostgreSQL sums bigint as numeric
+
+
 def _count(query) -> int:
     return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
 
@@ -159,6 +172,9 @@ def _apply_fields(customer: Customer, attrs: dict) -> None:
     for field in EDITABLE_FIELDS:
         if field in attrs:
             setattr(customer, field, attrs[field])
+    for field in ("code", "label"):  # blank is none: unique codes, counted labels
+        if field in attrs:
+            setattr(customer, field, attrs[field] or None)
     if "email" in attrs:
         customer.email = users.normalize(attrs["email"]) or None
     if "name" not in attrs and ({"first_name", "last_name"} & attrs.keys()):
