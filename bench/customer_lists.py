@@ -21,12 +21,12 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import flask_migrate  # noqa: E402
+import flask_migrate
 
-from freshcom_customers.app import create_app  # noqa: E402
-from freshcom_customers.extensions import db  # noqa: E402
-from freshcom_customers.models import Account  # noqa: E402
-from freshcom_customers.services import accounts  # noqa: E402
+from freshcom_customers.app import create_app
+from freshcom_customers.extensions import db
+from freshcom_customers.models import Account
+from freshcom_customers.services import accounts
 
 DEFAULT_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/freshcom_bench"
 OWNER_PASSWORD = "bench-owner-password"
@@ -41,12 +41,15 @@ QUERIES = {
     "search name": {"search": "tanaka"},
     "search phone": {"search": "555-0123"},
     "sort name": {"sort": "name"},
+    "sort -name p40": {"sort": "-name", "page[number]": "40"},
     "status + sort": {"filter[status]": "guest", "sort": "-updatedAt"},
 }
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
@@ -58,8 +61,9 @@ def main():
         account = _seeded_account(args.customers)
         owner = f"owner-{args.customers}@bench.test"
     client = app.test_client()
-    token = client.post("/v1/token", data={"grant_type": "password", "username": owner,
-                                           "password": OWNER_PASSWORD}).get_json()["access_token"]
+    token = client.post(
+        "/v1/token", data={"grant_type": "password", "username": owner, "password": OWNER_PASSWORD}
+    ).get_json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     print(f"{args.customers:,} customers in account {account}; {args.requests} requests each\n")
     baseline = _measure(lambda: client.get("/health"), args.requests)
@@ -69,8 +73,9 @@ def main():
         response = client.get("/v1/customers", query_string=query, headers=headers)
         assert response.status_code == 200, response.get_json()
         total = response.get_json()["meta"]["totalCount"]
-        p50, p95 = _measure(lambda q=query: client.get("/v1/customers", query_string=q, headers=headers),
-                            args.requests)
+        p50, p95 = _measure(
+            lambda q=query: client.get("/v1/customers", query_string=q, headers=headers), args.requests
+        )
         print(f"{name:<16} {p50:8.1f} {p95:8.1f} {p95 / baseline[1]:11.1f} {total:>11,}")
 
 

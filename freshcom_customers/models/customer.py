@@ -33,12 +33,13 @@ class Customer(Timestamped, db.Model):
         # Emails are stored normalised (trimmed, lower case): unique case-insensitively.
         UniqueConstraint("account_id", "email"),
         UniqueConstraint("account_id", "code"),
-        # Every list query filters on the account first; each sort and filter has its index.
-        Index("ix_customers_account_id_inserted_at", "account_id", "inserted_at"),
-        Index("ix_customers_account_id_updated_at", "account_id", "updated_at"),
-        Index("ix_customers_account_id_name", "account_id", "name"),
-        Index("ix_customers_account_id_status_inserted_at", "account_id", "status", "inserted_at"),
-        Index("ix_customers_account_id_label_inserted_at", "account_id", "label", "inserted_at"),
+        # Every list query filters on the account first; each sort and filter has its index,
+        # ending in id, the tie-breaker, so a page is read in index order without sorting.
+        Index("ix_customers_account_id_inserted_at_id", "account_id", "inserted_at", "id"),
+        Index("ix_customers_account_id_updated_at_id", "account_id", "updated_at", "id"),
+        Index("ix_customers_account_id_name_id", "account_id", "name", "id"),
+        Index("ix_customers_account_id_status_inserted_at_id", "account_id", "status", "inserted_at", "id"),
+        Index("ix_customers_account_id_label_inserted_at_id", "account_id", "label", "inserted_at", "id"),
         # search= is a substring match: on PostgreSQL a trigram index serves it.
         Index(
             "ix_customers_search_text",
