@@ -1,3 +1,135 @@
-"""orders routes."""
+"""Orders: /v1/orders."""
 
-from freshcom_customers.api import bp  # noqa: F401
+from datetime import UTC
+
+from flask import url_for
+from marshmallow import Schema, fields
+from marshmallow.validate import Length
+
+from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
+from freshcom_customers.errors import AccessDenied
+from freshcom_customers.extensions import db
+from freshcom_customers.oauth2 import require_oauth
+from freshcom_customers.services import orders
+
+
+class LineItems(fields.List):
+    """An array of line items: item keys read in either case, stored snake_case, shown camelCase."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.Dict(keys=fields.String()), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = super()._deserialize(value, attr, data, **kwargs)
+        return [{jsonapi.underscore(k): v for k, v in item.items()} for item in items]
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return [{jsonapi.camelize(k): v for k, v in item.items()} for item in value or []]
+
+
+class PlacedAt(jsonapi.Timestamp):
+    """ISO 8601; a time without an offset is read as UTC."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _cents():
+    return fields.Integer(strict=True)
+
+
+class OrderSchema(Schema):
+    """Types and lengths only: services/orders checks statuses, currency, amounts and items."""
+
+    code = fields.String(allow_none=True, validate=Length(max=64))
+    status = fields.String()
+    payment_status = fields.String()
+    fulfillment_status = fields.String()
+    currency = fields.String()
+    sub_total_cents = _cents()
+    tax_cents = _cents()
+    shipping_cents = _cents()
+    total_cents = _cents()
+    line_items = LineItems()
+    email = fields.Email(allow_none=True, validate=Length(max=254))
+    custom_data = fields.Dict(keys=fields.String())
+    placed_at = PlacedAt(allow_none=True)
+    inserted_at = jsonapi.Timestamp(dump_only=True)
+    updated_at = jsonapi.Timestamp(dump_only=True)
+
+
+def serialize(order) -> dict:
+    return jsonapi.resource(
+        "Order", order, OrderSchema(), {"customer": jsonapi.relationship("Customer", order.customer_id)}
+    )
+
+
+@bp.post("/orders")
+@require_oauth()
+def create_order():
+    principal = caller(*CUSTOMER_MANAGERS)
+    attrs = jsonapi.load(OrderSchema(), jsonapi.read_attributes("Order"))
+    order = orders.create_order(principal.account, attrs, **_customer(principal.account))
+    db.session.commit()
+    location = url_for("api.get_order", order_id=order.id)
+    return jsonapi.document(serialize(order), status=201, headers={"Location": location})
+
+
+@bp.get("/orders")
+@require_oauth()
+def list_orders():
+    principal = caller(*STAFF, "customer")
+    number, size = jsonapi.page_params()
+    filters = jsonapi.filter_params(orders.LIST_FILTERS)
+    rows, total, all_count = orders.list_orders(
+        principal.account, **filters, visible_to=_own_customer_id(principal), page=number, size=size
+    )
+    meta = {"total_count": total, "all_count": all_count}
+    return jsonapi.document([serialize(o) for o in rows], meta=meta)
+
+
+@bp.get("/orders/<order_id>")
+@require_oauth()
+def get_order(order_id):
+    principal = caller(*STAFF, "customer")
+    order = orders.get_order(principal.account, order_id, visible_to=_own_customer_id(principal))
+    return jsonapi.document(serialize(order))
+
+
+@bp.patch("/orders/<order_id>")
+@require_oauth()
+def update_order(order_id):
+    principal = caller(*CUSTOMER_MANAGERS)
+    order = orders.get_order(principal.account, order_id)
+    attrs = jsonapi.load(OrderSchema(), jsonapi.read_attributes("Order", order_id), partial=True)
+    orders.update_order(order, attrs, **_customer(principal.account))
+    db.session.commit()
+    return jsonapi.document(serialize(order))
+
+
+@bp.delete("/orders/<order_id>")
+@require_oauth()
+def delete_order(order_id):
+    principal = caller(*CUSTOMER_MANAGERS)
+    orders.delete_order(orders.get_order(principal.account, order_id))
+    db.session.commit()
+    return jsonapi.no_content()
+
+
+def _customer(account) -> dict:
+    """The request's customer relationship as the service's keyword: {} when it is not sent."""
+    linkage = jsonapi.read_relationship("customer", "Customer")
+    return {"customer": orders.find_customer(account, linkage["customer"])} if linkage else {}
+
+
+def _own_customer_id(principal):
+    """Whose orders the caller sees: its own customer's for a customer token, None (all) for staff."""
+    if principal.role != "customer":
+        return None
+    if principal.customer_id is None:
+        # Not issued today (the grant refuses a customer user without a customer), but
+        # None would mean "every order" to the service.
+        raise AccessDenied("This customer token names no customer.")
+    return principal.customer_id
