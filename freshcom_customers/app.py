@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from freshcom_customers import oauth2
 from freshcom_customers.config import load_config
-from freshcom_customers.extensions import db, migrate
+from freshcom_customers.extensions import db, mail, migrate
 from freshcom_customers.services import passwords
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
+    mail.init_app(app)
     app.extensions["freshcom_passwords"] = passwords.build_context(app.config["PASSWORD_HASH_PARAMS"])
     oauth2.init_app(app)
 

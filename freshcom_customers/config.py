@@ -26,6 +26,10 @@ DEFAULTS = {
     "MAIL_SERVER": None,
     "MAIL_PORT": 25,
     "MAIL_DEFAULT_SENDER": "no-reply@localhost",
+    # Send even when TESTING: Flask-Mail would otherwise drop mail silently in tests.
+    "MAIL_SUPPRESS_SEND": False,
+    # Where the links in emails point: the storefront's /reset-password and /verify-email pages.
+    "STOREFRONT_URL": "http://localhost:3000",
     "RATELIMIT_STORAGE_URI": "memory://",
     "CORS_ORIGINS": "*",
 }

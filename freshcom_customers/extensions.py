@@ -1,5 +1,6 @@
 """Extensions, created unbound and bound in the app factory."""
 
+from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
@@ -7,3 +8,4 @@ from freshcom_customers.orm import Base
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+mail = Mail()

@@ -1,3 +1,48 @@
-"""passwords routes."""
+"""Password reset: /v1/password_reset_tokens and /v1/password."""
 
-from freshcom_customers.api import bp  # noqa: F401
+from authlib.integrations.flask_oauth2 import current_token
+from flask import request
+from marshmallow import Schema, fields
+from marshmallow.validate import Length
+
+from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.extensions import db
+from freshcom_customers.oauth2 import require_oauth
+from freshcom_customers.services import password_resets
+
+
+class PasswordResetTokenSchema(Schema):
+    username = fields.String(required=True, validate=Length(min=1, max=254))
+
+
+class PasswordSchema(Schema):
+    value = fields.String(required=True)
+    reset_token = fields.String(load_only=True)
+
+
+@bp.post("/password_reset_tokens")
+@require_oauth(optional=True)
+def create_password_reset_token():
+    """204 whether or not the user exists. A token selects its account's managed users."""
+    attrs = jsonapi.load(PasswordResetTokenSchema(), jsonapi.read_attributes("PasswordResetToken"))
+    password_resets.request_reset(_token_account(), attrs["username"])
+    db.session.commit()
+    return jsonapi.no_content()
+
+
+@bp.patch("/password")
+def reset_password():
+    attrs = jsonapi.load(PasswordSchema(), jsonapi.read_attributes("Password"))
+    token = request.args.get("resetToken") or request.args.get("reset_token") or attrs.get("reset_token")
+    password_resets.reset_password(token, attrs["value"])
+    db.session.commit()
+    return jsonapi.no_content()
+
+
+def _token_account():
+    """The bearer token's account, None when no token was sent.
+
+    Without a token Authlib leaves current_token as it was, which within one app context
+    (several requests of a test) may be an earlier request's.
+    """
+    return current_token.account if "Authorization" in request.headers else None

@@ -1,0 +1,80 @@
+"""One-time tokens sent by email (password reset, email verification, magic link).
+
+The value is 256 bits from the CSPRNG, given out once and stored only as its SHA-256 hash.
+A token belongs to a user or, for a magic link that a guest may get, to a customer; issuing
+one deletes the subject's older unused tokens of the same purpose, and using one is a
+conditional UPDATE, so of two concurrent uses only one succeeds.
+"""
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from freshcom_customers.errors import NotFound
+from freshcom_customers.extensions import db
+from freshcom_customers.models import TOKEN_PURPOSES, Customer, OneTimeToken, User, hash_secret
+from freshcom_customers.orm import utcnow
+from freshcom_customers.services.database import flush
+
+
+def issue(
+    purpose: str,
+    *,
+    user: User | None = None,
+    customer: Customer | None = None,
+    email: str | None,
+    lifetime: timedelta | int,
+) -> str:
+    """Create a token for the user (or, without one, the customer); return its only plaintext.
+
+    email is the address the token is sent to; lifetime is a timedelta or seconds.
+    """
+    if purpose not in TOKEN_PURPOSES:
+        raise ValueError(f"unknown one-time token purpose {purpose!r}")
+    if user is None and customer is None:
+        raise ValueError("a one-time token needs a user or a customer")
+    if not isinstance(lifetime, timedelta):
+        lifetime = timedelta(seconds=lifetime)
+    subject = OneTimeToken.user_id == user.id if user else OneTimeToken.customer_id == customer.id
+    db.session.execute(
+        delete(OneTimeToken)
+        .where(OneTimeToken.purpose == purpose, subject, OneTimeToken.used_at.is_(None))
+        .execution_options(synchronize_session=False)
+    )
+    value = secrets.token_urlsafe(32)
+    db.session.add(
+        OneTimeToken(
+            purpose=purpose,
+            token_hash=hash_secret(value),
+            user=user,
+            customer=customer,
+            email=email,
+            expires_at=utcnow() + lifetime,
+        )
+    )
+    flush()
+    return value
+
+
+def consume(purpose: str, value: str) -> OneTimeToken:
+    """Use the token once and return it; NotFound if it is unknown, used, expired or for another purpose."""
+    token = db.session.scalar(
+        select(OneTimeToken)
+        .where(OneTimeToken.token_hash == hash_secret(value), OneTimeToken.purpose == purpose)
+        .execution_options(populate_existing=True)
+    )
+    now = utcnow()
+    if token is None or token.used_at is not None or token.expires_at <= now:
+        raise NotFound("one-time token")
+    used = db.session.execute(
+        update(OneTimeToken)
+        .where(OneTimeToken.id == token.id, OneTimeToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:
+        raise NotFound("one-time token")  # another request used it first
+    set_committed_value(token, "used_at", now)
+    return token

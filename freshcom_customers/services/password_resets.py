@@ -1,0 +1,74 @@
+"""Password reset by email: a single-use link valid for one hour, then a new password."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from freshcom_customers.errors import FieldError, NotFound, ValidationFailed
+from freshcom_customers.extensions import db
+from freshcom_customers.models import Account, User
+from freshcom_customers.services import mail, one_time_tokens, passwords, users
+
+PURPOSE = "password_reset"
+LIFETIME = timedelta(hours=1)
+
+
+def request_reset(account: Account | None, username: str) -> None:
+    """Email a reset link to the active user with this username: managed in account, or standard.
+
+    Says nothing about whether the user exists: an unknown one gets no email and no error,
+    and the email itself leaves after the response (services.mail), so both cost the same.
+    """
+    user = db.session.scalar(
+        select(User).where(
+            User.username == users.normalize(username),
+            User.account_id == account.id if account else User.account_id.is_(None),
+        )
+    )
+    if user is None or not user.is_active or not user.email:
+        return
+    token = one_time_tokens.issue(PURPOSE, user=user, email=user.email, lifetime=LIFETIME)
+    where = f" at {user.account.name}" if user.account else ""
+    mail.send_link(
+        user.email,
+        subject="Reset your password",
+        intro=f"Someone, hopefully you, asked to reset the password of {user.username}{where}.",
+        action="Choose a new password",
+        link=mail.storefront_link("/reset-password", token=token),
+        outro="The link works once, for one hour. If you did not ask for it, ignore this email: "
+        "your password stays as it is.",
+    )
+
+
+def reset_password(token_value: str | None, new_password: str) -> User:
+    """Set the password of the reset token's user and end all of the user's sessions.
+
+    A bad token and a bad password are reported together; either one leaves the token
+    unused, since the request's transaction is rolled back.
+    """
+    problems, user = [], None
+    try:
+        user = _user_of_token(token_value)
+    except NotFound:
+        code = "invalid" if token_value else "required"
+        problems.append(FieldError("reset_token", code, "The reset link is invalid, used or expired."))
+    try:
+        passwords.check_policy(new_password, field="value")
+    except ValidationFailed as e:
+        problems.extend(e.errors)
+    if problems:
+        raise ValidationFailed(*problems)
+    user.password_hash = passwords.hash_password(new_password)
+    users.revoke_sessions(user)
+    return user
+
+
+def _user_of_token(token_value: str | None) -> User:
+    if not token_value:
+        raise NotFound("one-time token")
+    token = one_time_tokens.consume(PURPOSE, token_value)
+    user = token.user
+    # The link was sent to an address; once the user's email changes, it no longer counts.
+    if user is None or not user.is_active or user.email != token.email:
+        raise NotFound("one-time token")
+    return user
