@@ -1,3 +1,43 @@
-"""account routes."""
+"""The token's account: /v1/account and its publishable key at /v1/refresh_token."""
 
-from freshcom_customers.api import bp  # noqa: F401
+from marshmallow import Schema, fields
+
+from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api.access import STAFF, caller
+from freshcom_customers.oauth2 import require_oauth
+from freshcom_customers.services import accounts
+
+# Who may read the account's publishable key (API.md 5).
+KEY_READERS = ("developer", "administrator", "owner")
+
+
+class AccountSchema(Schema):
+    name = fields.String()
+    handle = fields.String()
+    mode = fields.String()
+    test_account_id = fields.Method("get_test_account_id")
+    default_locale = fields.String()
+    inserted_at = jsonapi.Timestamp()
+
+    def get_test_account_id(self, account):
+        return str(account.test_account.id) if account.test_account else None
+
+
+class RefreshTokenSchema(Schema):
+    prefixed_id = fields.String()
+
+
+@bp.get("/account")
+@require_oauth()
+def get_account():
+    principal = caller("guest", "customer", *STAFF)
+    return jsonapi.document(jsonapi.resource("Account", principal.account, AccountSchema()))
+
+
+@bp.get("/refresh_token")
+@require_oauth()
+def get_refresh_token():
+    principal = caller(*KEY_READERS)
+    token = accounts.publishable_token(principal.account)
+    relationships = {"account": jsonapi.relationship("Account", token.account_id)}
+    return jsonapi.document(jsonapi.resource("RefreshToken", token, RefreshTokenSchema(), relationships))

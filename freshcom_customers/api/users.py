@@ -1,3 +1,108 @@
-"""users routes."""
+"""Users: /v1/users, /v1/users/:id and the caller's own /v1/user."""
 
-from freshcom_customers.api import bp  # noqa: F401
+from flask import url_for
+from marshmallow import Schema, fields
+from marshmallow.validate import Length, OneOf
+
+from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api.access import STAFF, caller
+from freshcom_customers.extensions import db
+from freshcom_customers.models import MANAGED_ROLES
+from freshcom_customers.oauth2 import require_oauth
+from freshcom_customers.services import users
+
+# Who manages an account's managed users (API.md 5; owners too, as they outrank both).
+USER_MANAGERS = ("developer", "administrator", "owner")
+
+
+def _text(max_length: int):
+    return fields.String(allow_none=True, validate=Length(max=max_length))
+
+
+class Role(fields.String):
+    """A role; Freshcom's clients may send it camelCased (supportSpecialist)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return jsonapi.underscore(super()._deserialize(value, attr, data, **kwargs))
+
+
+class UserSchema(Schema):
+    status = fields.String(validate=OneOf(users.USER_STATUSES))
+    username = fields.String(validate=Length(min=3, max=120))
+    email = fields.Email(allow_none=True, validate=Length(max=254))
+    name = _text(255)
+    first_name = _text(255)
+    last_name = _text(255)
+    phone_number = _text(32)
+    role = Role(validate=OneOf(MANAGED_ROLES))
+    email_verified = fields.Boolean(dump_only=True)
+    email_verified_at = jsonapi.Timestamp(dump_only=True)
+    inserted_at = jsonapi.Timestamp(dump_only=True)
+    updated_at = jsonapi.Timestamp(dump_only=True)
+    password = fields.String(load_only=True)
+    current_password = fields.String(load_only=True, allow_none=True)
+
+
+def serialize(user, role: str | None = None) -> dict:
+    """The User resource; role overrides the stored one (a standard user's comes from a membership)."""
+    data = jsonapi.resource(
+        "User", user, UserSchema(), {"account": jsonapi.relationship("Account", user.account_id)}
+    )
+    if role is not None:
+        data["attributes"]["role"] = role
+    return data
+
+
+@bp.post("/users")
+@require_oauth()
+def create_user():
+    principal = caller("guest", *USER_MANAGERS)
+    attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User"))
+    user = users.create_user(principal.account, attrs, by_role=principal.role)
+    db.session.commit()
+    location = url_for("api.get_user", user_id=user.id)
+    return jsonapi.document(serialize(user), status=201, headers={"Location": location})
+
+
+@bp.get("/user")
+@require_oauth()
+def get_current_user():
+    principal = caller("customer", *STAFF)
+    return jsonapi.document(serialize(principal.user, principal.role))
+
+
+@bp.patch("/user")
+@require_oauth()
+def update_current_user():
+    principal = caller("customer", *STAFF)
+    attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User", principal.user.id), partial=True)
+    users.update_own_user(principal.user, attrs, role=principal.role)
+    db.session.commit()
+    return jsonapi.document(serialize(principal.user, principal.role))
+
+
+@bp.get("/users/<user_id>")
+@require_oauth()
+def get_user(user_id):
+    principal = caller(*USER_MANAGERS)
+    return jsonapi.document(serialize(users.get_managed_user(principal.account, user_id)))
+
+
+@bp.patch("/users/<user_id>")
+@require_oauth()
+def update_user(user_id):
+    principal = caller(*USER_MANAGERS)
+    user = users.get_managed_user(principal.account, user_id)
+    attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User", user_id), partial=True)
+    users.update_user(user, attrs, by_role=principal.role)
+    db.session.commit()
+    return jsonapi.document(serialize(user))
+
+
+@bp.delete("/users/<user_id>")
+@require_oauth()
+def delete_user(user_id):
+    principal = caller(*USER_MANAGERS)
+    users.delete_user(users.get_managed_user(principal.account, user_id), by_role=principal.role)
+    db.session.commit()
+    return jsonapi.no_content()

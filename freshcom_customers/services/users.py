@@ -1,12 +1,32 @@
 """Users: creation, authentication, suspension. Standard users are staff; managed ones have one account."""
 
+import uuid
+from contextlib import contextmanager
+
 from sqlalchemy import select
 
-from freshcom_customers.errors import InvalidCredentials
+from freshcom_customers.errors import (
+    AccessDenied,
+    FieldError,
+    InvalidCredentials,
+    NotFound,
+    Taken,
+    ValidationFailed,
+    invalid,
+)
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, AccountMembership, RefreshToken, User
+from freshcom_customers.models import (
+    MANAGED_ROLES,
+    STAFF_ROLES,
+    Account,
+    AccountMembership,
+    Customer,
+    RefreshToken,
+    User,
+)
 from freshcom_customers.orm import utcnow
-from freshcom_customers.services import accounts, passwords
+from freshcom_customers.services import accounts, customers, passwords
+from freshcom_customers.services.database import flush
 
 
 def normalize(value: str | None) -> str | None:
@@ -89,11 +109,7 @@ def reactivate(user: User) -> None:
 def revoke_sessions(user: User) -> None:
     """Revoke every refresh token of the user and invalidate their access tokens."""
     user.token_generation += 1
-    db.session.execute(
-        RefreshToken.__table__.update()
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    revoke_refresh_tokens(user)
 
 
 def login(account_reference: str | None, username: str, password: str) -> tuple[User, Account]:
@@ -111,3 +127,223 @@ def login(account_reference: str | None, username: str, password: str) -> tuple[
     if account is None:
         raise InvalidCredentials()
     return user, account
+
+
+# Managing users through the API. A customer user is one face of its customer: its changes
+# go through services.customers, so both rows follow the same rules.
+
+USER_STATUSES = ("active", "suspended")
+# Owners are standard users made by `flask accounts create`; no one grants the role.
+ASSIGNABLE_ROLES = tuple(role for role in STAFF_ROLES if role != "owner")
+# customer < read_only < ... < administrator < owner: no one grants or manages a higher role.
+_RANK = {role: rank for rank, role in enumerate(MANAGED_ROLES)}
+_CUSTOMER_STATUS = {"active": "registered", "suspended": "suspended"}
+_PROFILE_FIELDS = ("name", "first_name", "last_name", "phone_number")
+USERNAME_MAX_LENGTH = 120
+
+
+def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
+    """Create a managed user: a guest registers a customer user (with its customer), staff a staff user."""
+    _check_email_as_username(attrs, username_follows=True)
+    if by_role == "guest":
+        return _register_customer_user(account, attrs)
+    _require_staff_fields(attrs)
+    _check_grantable(attrs["role"], by_role)
+    user = create_managed_user(
+        account,
+        username=attrs.get("username") or attrs["email"],
+        password=attrs["password"],
+        role=attrs["role"],
+        status=attrs.get("status", "active"),
+        email=attrs.get("email"),
+        **{field: attrs[field] for field in _PROFILE_FIELDS if field in attrs},
+    )
+    _derive_name(user, attrs)
+    with _username_clash_on_email(attrs):
+        flush()
+    return user
+
+
+def get_managed_user(account: Account, user_id) -> User:
+    """The managed user of account with this id; NotFound for standard users and other accounts'."""
+    user_id = _as_uuid(user_id)
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or user.account_id != account.id:
+        raise NotFound("user")
+    return user
+
+
+def update_user(user: User, attrs: dict, *, by_role: str) -> User:
+    """Apply staff's partial update; a role or status change ends the user's access tokens."""
+    _check_outranked(user, by_role)
+    if "password" in attrs:
+        raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
+    _check_email_as_username(attrs, username_follows=user.username == user.email)
+    customer = _customer_of(user)
+    if customer is not None:
+        _update_customer_user(customer, attrs)
+        return user
+    role = attrs.get("role", user.role)
+    if role != user.role:
+        _check_grantable(role, by_role)
+        user.role = role
+        user.token_generation += 1  # access tokens carry the role; refresh tokens read it afresh
+    if attrs.get("status", user.status) != user.status:
+        if attrs["status"] == "suspended":
+            suspend(user)
+        else:
+            reactivate(user)
+    _apply_profile(user, attrs)
+    with _username_clash_on_email(attrs):
+        flush()
+    return user
+
+
+def update_own_user(user: User, attrs: dict, *, role: str) -> User:
+    """Apply the caller's partial update to their own user; role and status are staff's to change.
+
+    A new password needs the current one and revokes the user's refresh tokens.
+    """
+    if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
+        raise AccessDenied("Your own role and status are changed by staff.")
+    _check_email_as_username(attrs, username_follows=user.username == user.email)
+    customer = _customer_of(user)
+    if "password" in attrs:
+        change_password(user, attrs.get("current_password"), attrs["password"])
+    if customer is not None:
+        _update_customer_user(customer, attrs, by_customer=True)
+        return user
+    _apply_profile(user, attrs)
+    with _username_clash_on_email(attrs):
+        flush()
+    return user
+
+
+def change_password(user: User, current_password: str | None, new_password: str) -> None:
+    """Set a new password after checking the current one, and revoke the user's refresh tokens.
+
+    Access tokens are not touched, so the caller's own keeps working; the others expire
+    within their lifetime.
+    """
+    if not current_password or not passwords.verify(current_password, user.password_hash)[0]:
+        raise invalid("current_password", "invalid", "The current password is wrong.")
+    passwords.check_policy(new_password)
+    user.password_hash = passwords.hash_password(new_password)
+    revoke_refresh_tokens(user)
+
+
+def revoke_refresh_tokens(user: User) -> None:
+    """Revoke every refresh token of the user, in every family, live and test."""
+    # Flush first, through flush(): the UPDATE would autoflush pending changes anyway, and
+    # a unique violation among them (a taken email in the same request) must become Taken.
+    flush()
+    db.session.execute(
+        RefreshToken.__table__.update()
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def delete_user(user: User, *, by_role: str) -> None:
+    """Delete a managed user; a customer user goes with its customer, whose orders are kept."""
+    _check_outranked(user, by_role)
+    customer = _customer_of(user)
+    if customer is not None:
+        customers.delete_customer(customer)
+        return
+    db.session.delete(user)
+    flush()
+
+
+def _register_customer_user(account: Account, attrs: dict) -> User:
+    if attrs.get("role", "customer") != "customer":
+        raise AccessDenied("A guest may only create customer users.")
+    fields = {k: v for k, v in attrs.items() if k in (*customers.PROFILE_FIELDS, "username", "password")}
+    status = _CUSTOMER_STATUS[attrs.get("status", "active")]
+    return customers.create_customer(account, {**fields, "status": status}, by_guest=True).user
+
+
+def _update_customer_user(customer: Customer, attrs: dict, *, by_customer: bool = False) -> None:
+    """Change a customer user through its customer, which copies the profile back to the user."""
+    if attrs.get("role", "customer") != "customer":
+        raise invalid("role", "invalid", "A customer's user keeps the customer role.")
+    changes = {k: v for k, v in attrs.items() if k in (*customers.PROFILE_FIELDS, "username")}
+    if "status" in attrs:
+        changes["status"] = _CUSTOMER_STATUS[attrs["status"]]
+    with _username_clash_on_email(attrs):
+        customers.update_customer(customer, changes, by_customer=by_customer)
+
+
+@contextmanager
+def _username_clash_on_email(attrs: dict):
+    """Report a taken username on email when the client sent none: it came from the email."""
+    try:
+        yield
+    except Taken as e:
+        if e.errors[0].field == "username" and not attrs.get("username"):
+            raise Taken("email") from e
+        raise
+
+
+def _apply_profile(user: User, attrs: dict) -> None:
+    """Set a staff or standard user's profile; a username that was the email follows it."""
+    old_email = user.email
+    for field in _PROFILE_FIELDS:
+        if field in attrs:
+            setattr(user, field, attrs[field])
+    _derive_name(user, attrs)
+    if "email" in attrs:
+        user.email = normalize(attrs["email"]) or None
+    if attrs.get("username"):
+        user.username = normalize(attrs["username"])
+    elif user.email and old_email and user.username == old_email:
+        user.username = user.email
+
+
+def _check_email_as_username(attrs: dict, *, username_follows: bool) -> None:
+    """An email that is, or follows into, the username must fit the username's length."""
+    email = attrs.get("email") or ""
+    if username_follows and not attrs.get("username") and len(email) > USERNAME_MAX_LENGTH:
+        raise invalid(
+            "email",
+            "length",
+            f"An email used as the username must be at most {USERNAME_MAX_LENGTH} characters.",
+        )
+
+
+def _derive_name(user: User, attrs: dict) -> None:
+    if "name" not in attrs and ({"first_name", "last_name"} & attrs.keys()):
+        user.name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
+
+
+def _require_staff_fields(attrs: dict) -> None:
+    missing = [field for field in ("password", "role") if not attrs.get(field)]
+    if not (attrs.get("username") or attrs.get("email")):
+        missing.append("username")
+    if missing:
+        raise ValidationFailed(
+            *(FieldError(f, "required", f"{f.capitalize()} is required.") for f in missing)
+        )
+
+
+def _check_grantable(role: str, by_role: str) -> None:
+    if role not in ASSIGNABLE_ROLES:
+        raise invalid("role", "inclusion", f"Role must be one of: {', '.join(ASSIGNABLE_ROLES)}.")
+    if _RANK[role] > _RANK[by_role]:
+        raise AccessDenied(f"The {by_role} role may not grant the {role} role.")
+
+
+def _check_outranked(user: User, by_role: str) -> None:
+    if _RANK.get(user.role, 0) > _RANK[by_role]:
+        raise AccessDenied(f"The {by_role} role may not manage a user with the {user.role} role.")
+
+
+def _customer_of(user: User) -> Customer | None:
+    return db.session.scalar(select(Customer).where(Customer.user_id == user.id))
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

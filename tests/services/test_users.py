@@ -1,0 +1,221 @@
+"""Managing users: creation, updates, password changes and deletion, with customers kept in step."""
+
+import pytest
+from sqlalchemy import select
+
+from freshcom_customers.errors import AccessDenied, NotFound, Taken, ValidationFailed
+from freshcom_customers.models import Customer, RefreshToken, User
+from freshcom_customers.services import accounts, customers, passwords, refresh_tokens, users
+
+STAFF = {"username": "ann", "email": "ann@acme.test", "password": "ann-password-1", "role": "manager"}
+ROY = {"email": "roy@example.com", "password": "roy-password-1", "first_name": "Roy", "last_name": "Bao"}
+
+
+def fields_of(error) -> set:
+    return {(e.field, e.code) for e in error.value.errors}
+
+
+def live_refresh_tokens(session, user) -> list:
+    query = select(RefreshToken).where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+    return session.scalars(query.execution_options(populate_existing=True)).all()
+
+
+def session_of(user, account):
+    """Start a login session: issue a refresh token for the user through the default client."""
+    return refresh_tokens.issue(user, account, accounts.default_client(account))
+
+
+@pytest.fixture
+def ann(account) -> User:
+    return users.create_user(account.live, dict(STAFF), by_role="owner")
+
+
+@pytest.fixture
+def roy(account) -> User:
+    return users.create_user(account.live, dict(ROY), by_role="guest")
+
+
+def customer_of(session, user) -> Customer | None:
+    return session.scalar(select(Customer).where(Customer.user_id == user.id))
+
+
+# create_user
+
+
+def test_staff_create_a_staff_user_with_a_derived_name(ann, account):
+    assert (ann.account_id, ann.role, ann.status, ann.username) == (
+        account.live.id,
+        "manager",
+        "active",
+        "ann",
+    )
+    assert passwords.verify("ann-password-1", ann.password_hash)[0]
+    user = users.create_user(
+        account.live, {**STAFF, "username": "bo", "email": None, "first_name": "Bo"}, by_role="owner"
+    )
+    assert user.name == "Bo"
+
+
+def test_a_guest_creates_a_registered_customer_with_the_user(roy, session, account):
+    customer = customer_of(session, roy)
+    assert (roy.role, roy.username, roy.name) == ("customer", "roy@example.com", "Roy Bao")
+    assert (customer.account_id, customer.status, customer.email, customer.name) == (
+        account.live.id,
+        "registered",
+        "roy@example.com",
+        "Roy Bao",
+    )
+
+
+def test_the_guests_customer_rules_apply(account, session):
+    with pytest.raises(ValidationFailed) as error:
+        users.create_user(account.live, {"password": "roy-password-1"}, by_role="guest")
+    assert fields_of(error) == {("email", "required")}
+    with pytest.raises(AccessDenied):
+        users.create_user(account.live, {**ROY, "role": "developer"}, by_role="guest")
+
+
+@pytest.mark.parametrize(
+    ("role", "by_role"), [("administrator", "developer"), ("manager", "support_specialist")]
+)
+def test_no_one_grants_a_role_above_their_own(account, role, by_role):
+    with pytest.raises(AccessDenied):
+        users.create_user(account.live, {**STAFF, "role": role}, by_role=by_role)
+
+
+def test_a_default_username_that_is_taken_is_reported_on_email(account, ann):
+    with pytest.raises(Taken) as error:
+        users.create_user(account.live, {**STAFF, "username": None, "email": "ANN"}, by_role="owner")
+    assert fields_of(error) == {("email", "taken")}
+
+
+# get_managed_user
+
+
+def test_only_the_accounts_managed_users_are_found(account, other_account, ann):
+    assert users.get_managed_user(account.live, str(ann.id)) is ann
+    for found_in, user_id in [
+        (other_account.live, ann.id),
+        (account.test, ann.id),
+        (account.live, account.owner.id),
+        (account.live, "nope"),
+    ]:
+        with pytest.raises(NotFound):
+            users.get_managed_user(found_in, user_id)
+
+
+# update_user
+
+
+def test_a_role_change_bumps_the_token_generation_but_keeps_refresh_tokens(ann, account, session):
+    session_of(ann, account.live)
+    users.update_user(ann, {"role": "developer"}, by_role="owner")
+    assert (ann.role, ann.token_generation) == ("developer", 1)
+    assert len(live_refresh_tokens(session, ann)) == 1
+
+
+def test_a_profile_change_keeps_the_tokens(ann):
+    users.update_user(ann, {"role": "manager", "status": "active", "phone_number": "555"}, by_role="owner")
+    assert (ann.phone_number, ann.token_generation) == ("555", 0)
+
+
+def test_suspension_revokes_and_reactivation_does_not_revive(ann, account, session):
+    session_of(ann, account.live)
+    users.update_user(ann, {"status": "suspended"}, by_role="administrator")
+    assert (ann.status, ann.token_generation) == ("suspended", 1)
+    assert live_refresh_tokens(session, ann) == []
+    users.update_user(ann, {"status": "active"}, by_role="administrator")
+    assert (ann.status, ann.token_generation) == ("active", 1)
+
+
+def test_a_customer_users_status_and_profile_move_its_customer(roy, session):
+    users.update_user(roy, {"status": "suspended", "phone_number": "555"}, by_role="developer")
+    customer = customer_of(session, roy)
+    assert (roy.status, customer.status, customer.phone_number) == ("suspended", "suspended", "555")
+    users.update_user(roy, {"status": "active"}, by_role="developer")
+    assert (roy.status, customer.status) == ("active", "registered")
+
+
+def test_a_customers_status_moves_its_user(roy, session):
+    customers.update_customer(customer_of(session, roy), {"status": "suspended"})
+    assert roy.status == "suspended"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "by_role", "error"),
+    [
+        ({"password": "new-password-1"}, "owner", ValidationFailed),
+        ({"role": "owner"}, "owner", ValidationFailed),
+        ({"role": "customer"}, "owner", ValidationFailed),
+        ({"role": "administrator"}, "developer", AccessDenied),
+    ],
+)
+def test_staff_user_update_refusals(ann, attrs, by_role, error):
+    with pytest.raises(error):
+        users.update_user(ann, attrs, by_role=by_role)
+
+
+def test_a_higher_role_is_out_of_reach(account):
+    admin = users.create_user(account.live, {**STAFF, "role": "administrator"}, by_role="owner")
+    with pytest.raises(AccessDenied):
+        users.update_user(admin, {"name": "x"}, by_role="developer")
+    with pytest.raises(AccessDenied):
+        users.delete_user(admin, by_role="developer")
+
+
+def test_a_username_that_was_the_email_follows_it(account):
+    user = users.create_user(account.live, {**STAFF, "username": None}, by_role="owner")
+    users.update_user(user, {"email": "Ann.Lee@acme.test"}, by_role="owner")
+    assert (user.email, user.username) == ("ann.lee@acme.test", "ann.lee@acme.test")
+
+
+# update_own_user and change_password
+
+
+@pytest.mark.parametrize("attrs", [{"role": "developer"}, {"status": "suspended"}])
+def test_no_one_changes_their_own_role_or_status(ann, attrs):
+    with pytest.raises(AccessDenied):
+        users.update_own_user(ann, attrs, role="manager")
+
+
+def test_a_password_change_needs_the_current_password(ann):
+    for current in (None, "", "wrong-password"):
+        with pytest.raises(ValidationFailed) as error:
+            users.change_password(ann, current, "new-password-1")
+        assert fields_of(error) == {("current_password", "invalid")}
+
+
+def test_a_password_change_revokes_refresh_tokens_but_keeps_access_tokens(ann, account, session):
+    session_of(ann, account.live)
+    session_of(ann, account.test)
+    users.change_password(ann, "ann-password-1", "new-password-1")
+    assert passwords.verify("new-password-1", ann.password_hash)[0]
+    assert live_refresh_tokens(session, ann) == []
+    assert ann.token_generation == 0
+
+
+def test_a_new_password_follows_the_policy(ann):
+    with pytest.raises(ValidationFailed) as error:
+        users.change_password(ann, "ann-password-1", "password")
+    assert fields_of(error) == {("password", "invalid")}
+
+
+def test_a_customer_updating_itself_moves_its_customer(roy, session):
+    users.update_own_user(roy, {"last_name": "Lee", "status": "active"}, role="customer")
+    customer = customer_of(session, roy)
+    assert (customer.last_name, customer.name, roy.name) == ("Lee", "Roy Lee", "Roy Lee")
+
+
+# delete_user
+
+
+def test_deleting_a_customer_user_deletes_its_customer(roy, session):
+    customer_id = customer_of(session, roy).id
+    users.delete_user(roy, by_role="developer")
+    assert session.get(Customer, customer_id) is None
+    assert session.scalar(select(User).where(User.username == "roy@example.com")) is None
+
+
+def test_deleting_a_staff_user(ann, session):
+    users.delete_user(ann, by_role="administrator")
+    assert session.scalar(select(User).where(User.username == "ann")) is None
