@@ -32,7 +32,7 @@ class CustomerSchema(Schema):
     email_verified = fields.Boolean(dump_only=True)
     inserted_at = jsonapi.Timestamp(dump_only=True)
     updated_at = jsonapi.Timestamp(dump_only=True)
-    username = fields.String(load_only=True, validate=Length(min=3, max=120))
+    username = fields.String(load_only=True, validate=Length(min=3, max=254))
     password = fields.String(load_only=True)
 
 

@@ -7,7 +7,7 @@ from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller
 from freshcom_customers.extensions import db
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import email_verifications
+from freshcom_customers.services import email_verifications, users
 
 # Staff who may send a verification email to another user of their account.
 VERIFICATION_SENDERS = ("administrator", "developer", "owner", "support_specialist")
@@ -25,7 +25,7 @@ def create_email_verification_token():
     if user_id is None or user_id == str(principal.user.id):
         user = principal.user
     else:
-        user = email_verifications.managed_user(caller(*VERIFICATION_SENDERS).account, user_id)
+        user = users.get_managed_user(caller(*VERIFICATION_SENDERS).account, user_id)
     email_verifications.send_verification(user)
     db.session.commit()
     return jsonapi.no_content()

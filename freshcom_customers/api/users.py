@@ -28,7 +28,7 @@ class Role(fields.String):
 
 class UserSchema(Schema):
     status = fields.String(validate=OneOf(users.USER_STATUSES))
-    username = fields.String(validate=Length(min=3, max=120))
+    username = fields.String(validate=Length(min=3, max=254))
     email = fields.Email(allow_none=True, validate=Length(max=254))
     name = _text(255)
     first_name = _text(255)

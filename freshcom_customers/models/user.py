@@ -55,7 +55,7 @@ class User(Timestamped, db.Model):
         ForeignKey("accounts.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(String(16), default="active")
-    username: Mapped[str] = mapped_column(String(120))
+    username: Mapped[str] = mapped_column(String(254))  # an email by default
     email: Mapped[str | None] = mapped_column(String(254))
     name: Mapped[str | None] = mapped_column(String(255))
     first_name: Mapped[str | None] = mapped_column(String(255))

@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from freshcom_customers.errors import AccessDenied, FieldError, NotFound, Taken, ValidationFailed, invalid
+from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Customer, CustomerCount, Order
 from freshcom_customers.services import users
@@ -17,6 +17,17 @@ EDITABLE_FIELDS = (*PROFILE_FIELDS, "code", "label", "caption", "description", "
 
 def create_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
     """Create a guest customer, or a registered one together with its user."""
+    customer = add_customer(account, attrs, by_guest=by_guest)
+    with users.username_clash_on_email(attrs):
+        flush()
+    return customer
+
+
+def add_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
+    """Stage a new customer (and its user) in the session, unflushed: bulk writers flush once.
+
+    A registered customer needs a password, or, when imported, the password_hash of one.
+    """
     status = attrs.get("status", "guest")
     if by_guest and status not in ("guest", "registered"):
         raise AccessDenied("A guest may only create guest or registered customers.")
@@ -24,7 +35,6 @@ def create_customer(account: Account, attrs: dict, *, by_guest: bool = False) ->
     _apply_fields(customer, attrs)
     db.session.add(customer)
     _change_status(customer, status, attrs)
-    flush()
     return customer
 
 
@@ -46,7 +56,12 @@ def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = Fals
     if customer.user is not None:
         for field in PROFILE_FIELDS:
             setattr(customer.user, field, getattr(customer, field))
-    flush()
+    if customer.email != old_email:
+        customer.email_verified = False
+        if customer.user is not None:
+            users.mark_email_unverified(customer.user)
+    with users.username_clash_on_email(attrs):
+        flush()
     return customer
 
 
@@ -208,6 +223,8 @@ def _change_status(customer: Customer, status: str, attrs: dict) -> None:
 def _register(customer: Customer, attrs: dict, *, user_status: str = "active") -> None:
     """Create the customer's managed user from its profile, username defaulting to email."""
     missing = [f for f in ("email", "password") if not (attrs.get(f) or getattr(customer, f, None))]
+    if attrs.get("password_hash"):
+        missing.remove("password")
     if missing:
         raise ValidationFailed(
             *(FieldError(f, "required", f"{f.capitalize()} is required to register.") for f in missing)
@@ -215,20 +232,12 @@ def _register(customer: Customer, attrs: dict, *, user_status: str = "active") -
     customer.user = users.create_managed_user(
         db.session.get(Account, customer.account_id),
         username=attrs.get("username") or customer.email,
-        password=attrs["password"],
+        password=attrs.get("password"),
+        password_hash=attrs.get("password_hash"),
         role="customer",
         status=user_status,
         **{field: getattr(customer, field) for field in PROFILE_FIELDS},
     )
-    if not attrs.get("username"):
-        # The username is the email here; which of the two a database reports first varies
-        # (SQLite: username, PostgreSQL: email), so report it where the client put it.
-        try:
-            flush()
-        except Taken as e:
-            if e.errors[0].field == "username":
-                raise Taken("email") from e
-            raise
 
 
 def _as_uuid(value) -> uuid.UUID | None:

@@ -1,29 +1,17 @@
 """Email verification: a single-use link to the user's address; following it marks the address verified."""
 
-import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from freshcom_customers.errors import NotFound, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer, User
+from freshcom_customers.models import Customer, User
 from freshcom_customers.orm import utcnow
 from freshcom_customers.services import mail, one_time_tokens
 
 PURPOSE = "email_verification"
 LIFETIME = timedelta(hours=24)
-
-
-def managed_user(account: Account, user_id) -> User:
-    """The managed user of account with this id; NotFound for any other id."""
-    try:
-        user = db.session.get(User, uuid.UUID(str(user_id)))
-    except ValueError:
-        user = None
-    if user is None or user.account_id != account.id:
-        raise NotFound("user")
-    return user
 
 
 def send_verification(user: User) -> None:

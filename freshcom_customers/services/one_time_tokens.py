@@ -37,12 +37,7 @@ def issue(
         raise ValueError("a one-time token needs a user or a customer")
     if not isinstance(lifetime, timedelta):
         lifetime = timedelta(seconds=lifetime)
-    subject = OneTimeToken.user_id == user.id if user else OneTimeToken.customer_id == customer.id
-    db.session.execute(
-        delete(OneTimeToken)
-        .where(OneTimeToken.purpose == purpose, subject, OneTimeToken.used_at.is_(None))
-        .execution_options(synchronize_session=False)
-    )
+    discard(purpose, user=user, customer=customer)
     value = secrets.token_urlsafe(32)
     db.session.add(
         OneTimeToken(
@@ -56,6 +51,16 @@ def issue(
     )
     flush()
     return value
+
+
+def discard(purpose: str, *, user: User | None = None, customer: Customer | None = None) -> None:
+    """Delete the unused tokens of this purpose of the user (or the customer)."""
+    subject = OneTimeToken.user_id == user.id if user else OneTimeToken.customer_id == customer.id
+    db.session.execute(
+        delete(OneTimeToken)
+        .where(OneTimeToken.purpose == purpose, subject, OneTimeToken.used_at.is_(None))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def consume(purpose: str, value: str) -> OneTimeToken:

@@ -25,7 +25,7 @@ from freshcom_customers.models import (
     User,
 )
 from freshcom_customers.orm import utcnow
-from freshcom_customers.services import accounts, customers, passwords
+from freshcom_customers.services import accounts, customers, one_time_tokens, passwords
 from freshcom_customers.services.database import flush
 
 
@@ -46,13 +46,24 @@ def create_standard_user(email: str, password: str, *, default_account: Account)
     return user
 
 
-def create_managed_user(account: Account, *, username: str, password: str, role: str, **profile) -> User:
-    passwords.check_policy(password)
+def create_managed_user(
+    account: Account,
+    *,
+    username: str,
+    password: str | None,
+    role: str,
+    password_hash: str | None = None,
+    **profile,
+) -> User:
+    """Add a managed user; password_hash, a hash the CryptContext verifies, is for imports."""
+    if password_hash is None:
+        passwords.check_policy(password)
+        password_hash = passwords.hash_password(password)
     user = User(
         account=account,
         username=normalize(username),
         email=normalize(profile.pop("email", None)),
-        password_hash=passwords.hash_password(password),
+        password_hash=password_hash,
         role=role,
         **profile,
     )
@@ -139,12 +150,10 @@ ASSIGNABLE_ROLES = tuple(role for role in STAFF_ROLES if role != "owner")
 _RANK = {role: rank for rank, role in enumerate(MANAGED_ROLES)}
 _CUSTOMER_STATUS = {"active": "registered", "suspended": "suspended"}
 _PROFILE_FIELDS = ("name", "first_name", "last_name", "phone_number")
-USERNAME_MAX_LENGTH = 120
 
 
 def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
     """Create a managed user: a guest registers a customer user (with its customer), staff a staff user."""
-    _check_email_as_username(attrs, username_follows=True)
     if by_role == "guest":
         return _register_customer_user(account, attrs)
     _require_staff_fields(attrs)
@@ -159,7 +168,7 @@ def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
         **{field: attrs[field] for field in _PROFILE_FIELDS if field in attrs},
     )
     _derive_name(user, attrs)
-    with _username_clash_on_email(attrs):
+    with username_clash_on_email(attrs):
         flush()
     return user
 
@@ -178,7 +187,6 @@ def update_user(user: User, attrs: dict, *, by_role: str) -> User:
     _check_outranked(user, by_role)
     if "password" in attrs:
         raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
-    _check_email_as_username(attrs, username_follows=user.username == user.email)
     customer = _customer_of(user)
     if customer is not None:
         _update_customer_user(customer, attrs)
@@ -194,7 +202,7 @@ def update_user(user: User, attrs: dict, *, by_role: str) -> User:
         else:
             reactivate(user)
     _apply_profile(user, attrs)
-    with _username_clash_on_email(attrs):
+    with username_clash_on_email(attrs):
         flush()
     return user
 
@@ -206,7 +214,6 @@ def update_own_user(user: User, attrs: dict, *, role: str) -> User:
     """
     if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
         raise AccessDenied("Your own role and status are changed by staff.")
-    _check_email_as_username(attrs, username_follows=user.username == user.email)
     customer = _customer_of(user)
     if "password" in attrs:
         change_password(user, attrs.get("current_password"), attrs["password"])
@@ -214,7 +221,7 @@ def update_own_user(user: User, attrs: dict, *, role: str) -> User:
         _update_customer_user(customer, attrs, by_customer=True)
         return user
     _apply_profile(user, attrs)
-    with _username_clash_on_email(attrs):
+    with username_clash_on_email(attrs):
         flush()
     return user
 
@@ -230,6 +237,7 @@ def change_password(user: User, current_password: str | None, new_password: str)
     passwords.check_policy(new_password)
     user.password_hash = passwords.hash_password(new_password)
     revoke_refresh_tokens(user)
+    one_time_tokens.discard("password_reset", user=user)  # a reset link must not undo it
 
 
 def revoke_refresh_tokens(user: User) -> None:
@@ -270,12 +278,12 @@ def _update_customer_user(customer: Customer, attrs: dict, *, by_customer: bool 
     changes = {k: v for k, v in attrs.items() if k in (*customers.PROFILE_FIELDS, "username")}
     if "status" in attrs:
         changes["status"] = _CUSTOMER_STATUS[attrs["status"]]
-    with _username_clash_on_email(attrs):
+    with username_clash_on_email(attrs):
         customers.update_customer(customer, changes, by_customer=by_customer)
 
 
 @contextmanager
-def _username_clash_on_email(attrs: dict):
+def username_clash_on_email(attrs: dict):
     """Report a taken username on email when the client sent none: it came from the email."""
     try:
         yield
@@ -294,21 +302,18 @@ def _apply_profile(user: User, attrs: dict) -> None:
     _derive_name(user, attrs)
     if "email" in attrs:
         user.email = normalize(attrs["email"]) or None
+    if user.email != old_email:
+        mark_email_unverified(user)
     if attrs.get("username"):
         user.username = normalize(attrs["username"])
     elif user.email and old_email and user.username == old_email:
         user.username = user.email
 
 
-def _check_email_as_username(attrs: dict, *, username_follows: bool) -> None:
-    """An email that is, or follows into, the username must fit the username's length."""
-    email = attrs.get("email") or ""
-    if username_follows and not attrs.get("username") and len(email) > USERNAME_MAX_LENGTH:
-        raise invalid(
-            "email",
-            "length",
-            f"An email used as the username must be at most {USERNAME_MAX_LENGTH} characters.",
-        )
+def mark_email_unverified(user: User) -> None:
+    """A new address is unproven until its owner follows a verification link."""
+    user.email_verified = False
+    user.email_verified_at = None
 
 
 def _derive_name(user: User, attrs: dict) -> None:

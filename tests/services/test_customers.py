@@ -1,0 +1,55 @@
+"""Customer rules the API tests reach only indirectly: staging, imported hashes, verification."""
+
+import pytest
+from sqlalchemy import func, select
+
+from freshcom_customers.errors import ValidationFailed
+from freshcom_customers.models import Customer, OneTimeToken
+from freshcom_customers.services import customers, one_time_tokens, passwords, users
+
+
+def test_add_customer_stages_without_flushing(session, account):
+    customer = customers.add_customer(
+        account.live, {"status": "registered", "email": "a@x.test", "password": "a-password-1"}
+    )
+    assert customer in session.new and customer.user in session.new
+    session.flush()
+    assert session.scalar(select(func.count()).select_from(Customer).where(Customer.id == customer.id)) == 1
+
+
+def test_an_imported_password_hash_logs_in(session, auth, account):
+    imported = passwords.hash_password("from-another-shop-1")
+    customers.create_customer(
+        account.live, {"status": "registered", "email": "a@x.test", "password_hash": imported}
+    )
+    session.commit()
+    assert auth.login(account, "a@x.test", "from-another-shop-1")["token_type"] == "bearer"
+
+
+def test_registration_needs_a_password_or_its_hash(session, account):
+    with pytest.raises(ValidationFailed) as error:
+        customers.create_customer(account.live, {"status": "registered", "email": "a@x.test"})
+    assert [(e.field, e.code) for e in error.value.errors] == [("password", "required")]
+
+
+@pytest.mark.parametrize(("email", "still_verified"), [("new@x.test", False), ("A@X.test", True)])
+def test_a_new_email_is_unverified_on_customer_and_user(session, account, email, still_verified):
+    customer = customers.create_customer(
+        account.live, {"status": "registered", "email": "a@x.test", "password": "a-password-1"}
+    )
+    customer.email_verified = customer.user.email_verified = True
+    customers.update_customer(customer, {"email": email})
+    assert customer.email_verified is still_verified
+    assert customer.user.email_verified is still_verified
+
+
+def test_a_password_change_voids_outstanding_reset_links(session, account):
+    customer = customers.create_customer(
+        account.live, {"status": "registered", "email": "a@x.test", "password": "a-password-1"}
+    )
+    one_time_tokens.issue("password_reset", user=customer.user, email="a@x.test", lifetime=3600)
+    users.change_password(customer.user, "a-password-1", "b-password-2")
+    left = session.scalar(
+        select(func.count()).select_from(OneTimeToken).where(OneTimeToken.user_id == customer.user.id)
+    )
+    assert left == 0
