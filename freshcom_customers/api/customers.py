@@ -5,12 +5,14 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
 from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api import orders as orders_api
+from freshcom_customers.api import users as users_api
 from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.models import CUSTOMER_STATUSES
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import customers
+from freshcom_customers.services import customers, orders
 
 
 def _text(max_length: int):
@@ -40,13 +42,29 @@ class CustomerSchema(Schema):
 SCHEMA = CustomerSchema()
 
 
-def serialize(customer) -> dict:
-    return jsonapi.resource(
-        "Customer",
-        customer,
-        SCHEMA,
-        {"user": jsonapi.relationship("User", customer.user_id)},
-    )
+INCLUDED_ORDERS = 100  # the most recent; the related link pages through them all
+
+
+def serialize(customer, orders=None) -> dict:
+    related = url_for("api.list_orders", **{"filter[customerId]": str(customer.id)})
+    relationships = {
+        "user": jsonapi.relationship("User", customer.user_id),
+        "orders": {"links": {"related": related}},
+    }
+    if orders is not None:
+        relationships["orders"]["data"] = [{"type": "Order", "id": str(order.id)} for order in orders]
+    return jsonapi.resource("Customer", customer, SCHEMA, relationships)
+
+
+def _document(customer, include: set[str]):
+    """The customer, with its user and recent orders when include names them."""
+    included, recent = [], None
+    if "user" in include and customer.user is not None:
+        included.append(users_api.serialize(customer.user))
+    if "orders" in include:
+        recent = orders.recent_orders(customer, INCLUDED_ORDERS)
+        included += [orders_api.serialize(order) for order in recent]
+    return jsonapi.document(serialize(customer, recent), included=included if include else None)
 
 
 @bp.post("/customers")
@@ -72,7 +90,7 @@ def get_current_customer():
         customer = customers.find_guest(principal.account, request.args.get("code"), identifiers)
     else:
         customer = customers.customer_of_user(principal.account, principal.user)
-    return jsonapi.document(serialize(customer))
+    return _document(customer, jsonapi.include_params(("user", "orders")))
 
 
 @bp.get("/customers")
@@ -80,6 +98,7 @@ def get_current_customer():
 def list_customers():
     principal = caller(*STAFF)
     number, size = jsonapi.page_params()
+    include = jsonapi.include_params(("user",))
     rows, total, all_count = customers.list_customers(
         principal.account,
         filters=jsonapi.filter_params(customers.LIST_FILTERS),
@@ -87,15 +106,18 @@ def list_customers():
         sort=jsonapi.sort_params(customers.LIST_SORTS),
         page=number,
         size=size,
+        with_users="user" in include,
     )
     meta = {"total_count": total, "all_count": all_count}
-    return jsonapi.document([serialize(c) for c in rows], meta=meta)
+    included = [users_api.serialize(c.user) for c in rows if c.user] if include else None
+    return jsonapi.document([serialize(c) for c in rows], meta=meta, included=included)
 
 
 @bp.get("/customers/<customer_id>")
 @require_oauth()
 def get_customer(customer_id):
-    return jsonapi.document(serialize(_visible_customer(customer_id)))
+    include = jsonapi.include_params(("user", "orders"))
+    return _document(_visible_customer(customer_id), include)
 
 
 @bp.patch("/customers/<customer_id>")

@@ -175,6 +175,15 @@ def sort_params(allowed: tuple[str, ...], default: str = "-insertedAt") -> list[
     return order
 
 
+def include_params(allowed: tuple[str, ...]) -> set[str]:
+    """Read include= (comma-separated relationship names); an unknown one is 400."""
+    names = {underscore(name.strip()) for name in request.args.get("include", "").split(",") if name.strip()}
+    if names - set(allowed):
+        known = ", ".join(camelize(name) for name in allowed) or "nothing"
+        raise ApiError(400, "invalid_request", f"include may name {known}.", {"parameter": "include"})
+    return names
+
+
 def _positive_int(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None:
@@ -209,8 +218,11 @@ def relationship(resource_type: str, related_id) -> dict:
     return {"data": {"type": resource_type, "id": str(related_id)} if related_id else None}
 
 
-def document(data, *, status: int = 200, meta: dict | None = None, headers=None) -> Response:
+def document(data, *, status: int = 200, meta: dict | None = None, included=None, headers=None) -> Response:
     body = {"data": data}
+    if included is not None:
+        unique = {(resource["type"], resource["id"]): resource for resource in included}
+        body["included"] = list(unique.values())
     if meta is not None:
         body["meta"] = {camelize(k): v for k, v in meta.items()}
     return Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE, headers=headers)

@@ -3,6 +3,7 @@
 import uuid
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
@@ -112,7 +113,9 @@ LIST_FILTERS = ("status", "label", "email")
 LIST_SORTS = ("inserted_at", "updated_at", "name")
 
 
-def list_customers(account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int):
+def list_customers(
+    account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int, with_users=False
+):
     """Return (customers on the page, count after filters and search, count of the account).
 
     Each filter and sort has an index led by account_id; search= is a substring match on
@@ -132,7 +135,10 @@ def list_customers(account: Account, *, filters: dict, search: str | None, sort:
     order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
     tie = Customer.id.desc() if sort[-1][1] else Customer.id.asc()
     offset = (page - 1) * size
-    rows = db.session.scalars(query.order_by(*order, tie).offset(offset).limit(size)).all()
+    page_query = query.order_by(*order, tie).offset(offset).limit(size)
+    if with_users:
+        page_query = page_query.options(selectinload(Customer.user))
+    rows = db.session.scalars(page_query).all()
     all_count = _counted(account, {})
     if not search and "email" not in filters:
         total = _counted(account, filters)

@@ -89,6 +89,12 @@ def get_order(account: Account, order_id, *, visible_to: uuid.UUID | None = None
     return order
 
 
+def recent_orders(customer: Customer, limit: int) -> list[Order]:
+    """The customer's most recent orders, newest first."""
+    query = select(Order).where(Order.customer_id == customer.id)
+    return db.session.scalars(query.order_by(Order.inserted_at.desc(), Order.id.desc()).limit(limit)).all()
+
+
 def list_orders(
     account: Account,
     *,

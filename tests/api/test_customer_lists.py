@@ -214,3 +214,69 @@ def test_guest_lookup_needs_the_code_and_matching_identifiers(client, guest, peo
 def test_guest_lookup_stays_in_its_account(client, auth, other_account, people):
     other_guest = auth.headers(auth.guest(other_account))
     assert find(client, other_guest, code="A-1", firstName="Amy").status_code == 404
+
+
+# include=
+
+
+def order_for(client, owner, customer_id, code):
+    body = {
+        "data": {
+            "type": "Order",
+            "attributes": {"code": code, "currency": "CAD", "totalCents": 1000},
+            "relationships": {"customer": {"data": {"type": "Customer", "id": customer_id}}},
+        }
+    }
+    response = client.post("/v1/orders", json=body, headers=owner)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]["id"]
+
+
+def test_list_includes_users(client, owner, people):
+    body = client.get("/v1/customers", query_string={"include": "user"}, headers=owner).get_json()
+    users = [r for r in body["included"] if r["type"] == "User"]
+    roy = next(c for c in body["data"] if c["id"] == people["roy"])
+    assert [u["id"] for u in users] == [roy["relationships"]["user"]["data"]["id"]]
+    assert users[0]["attributes"]["username"] == "roy@example.com"
+    assert "password" not in users[0]["attributes"]
+
+
+def test_without_include_there_is_no_included(client, owner, people):
+    assert "included" not in client.get("/v1/customers", headers=owner).get_json()
+
+
+@pytest.mark.parametrize("include", ["user,orders", "orders,user", "user, orders"])
+def test_a_customer_includes_its_user_and_orders(client, owner, people, include):
+    first = order_for(client, owner, people["roy"], "O-1")
+    second = order_for(client, owner, people["roy"], "O-2")
+    order_for(client, owner, people["amy"], "O-3")
+    body = client.get(f"/v1/customers/{people['roy']}", query_string={"include": include}, headers=owner)
+    body = body.get_json()
+    linkage = body["data"]["relationships"]["orders"]["data"]
+    assert [o["id"] for o in linkage] == [second, first]
+    assert sorted((r["type"], r["id"]) for r in body["included"]) == sorted(
+        [("Order", first), ("Order", second), ("User", body["data"]["relationships"]["user"]["data"]["id"])]
+    )
+
+
+def test_the_orders_relationship_links_to_the_customers_orders(client, owner, people):
+    order_for(client, owner, people["roy"], "O-1")
+    customer = client.get(f"/v1/customers/{people['roy']}", headers=owner).get_json()["data"]
+    related = customer["relationships"]["orders"]["links"]["related"]
+    assert "data" not in customer["relationships"]["orders"]
+    listed = client.get(related, headers=owner).get_json()
+    assert [o["attributes"]["code"] for o in listed["data"]] == ["O-1"]
+
+
+def test_a_customer_includes_its_own_orders(client, auth, account, owner, people):
+    order_for(client, owner, people["roy"], "O-1")
+    roy = auth.headers(auth.login(account, "roy@example.com", "roy-password-1")["access_token"])
+    body = client.get("/v1/customer", query_string={"include": "orders"}, headers=roy).get_json()
+    assert [r["attributes"]["code"] for r in body["included"]] == ["O-1"]
+
+
+@pytest.mark.parametrize(("path", "include"), [("/v1/customers", "orders"), ("/v1/customers", "bogus")])
+def test_unknown_includes_are_400(client, owner, people, path, include):
+    response = client.get(path, query_string={"include": include}, headers=owner)
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["source"] == {"parameter": "include"}
