@@ -42,6 +42,7 @@ QUERIES = {
     "search phone": {"search": "555-0123"},
     "sort name": {"sort": "name"},
     "sort -name p40": {"sort": "-name", "page[number]": "40"},
+    "include user": {"include": "user", "filter[status]": "registered"},
     "status + sort": {"filter[status]": "guest", "sort": "-updatedAt"},
 }
 
