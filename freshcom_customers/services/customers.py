@@ -196,6 +196,9 @@ def _count(query) -> int:
 
 
 def _apply_fields(customer: Customer, attrs: dict) -> None:
+    # A name that was just first and last name follows them, also when a client posts the
+    # whole object back with the old name in it (the Freshcom SDK does).
+    composed = customer.name == _full_name(customer) and attrs.get("name", customer.name) == customer.name
     for field in EDITABLE_FIELDS:
         if field in attrs:
             setattr(customer, field, attrs[field])
@@ -204,9 +207,12 @@ def _apply_fields(customer: Customer, attrs: dict) -> None:
             setattr(customer, field, attrs[field] or None)
     if "email" in attrs:
         customer.email = users.normalize(attrs["email"]) or None
-    if "name" not in attrs and ({"first_name", "last_name"} & attrs.keys()):
-        parts = [customer.first_name, customer.last_name]
-        customer.name = " ".join(p for p in parts if p) or None
+    if composed and ({"first_name", "last_name"} & attrs.keys()):
+        customer.name = _full_name(customer)
+
+
+def _full_name(customer: Customer) -> str | None:
+    return " ".join(p for p in (customer.first_name, customer.last_name) if p) or None
 
 
 def _change_status(customer: Customer, status: str, attrs: dict) -> None:

@@ -53,3 +53,27 @@ def test_a_password_change_voids_outstanding_reset_links(session, account):
         select(func.count()).select_from(OneTimeToken).where(OneTimeToken.user_id == customer.user.id)
     )
     assert left == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "name"),
+    [
+        ({"last_name": "Bao-Smith"}, "Roy Bao-Smith"),
+        ({"last_name": "Bao-Smith", "name": "Roy Bao"}, "Roy Bao-Smith"),  # the whole object posted back
+        ({"last_name": "Bao-Smith", "name": "R. B."}, "R. B."),
+        ({"first_name": "Ray"}, "Ray Bao"),
+    ],
+)
+def test_a_composed_name_follows_first_and_last_name(session, account, change, name):
+    customer = customers.create_customer(account.live, {"first_name": "Roy", "last_name": "Bao"})
+    assert customer.name == "Roy Bao"
+    customers.update_customer(customer, change)
+    assert customer.name == name
+
+
+def test_a_name_of_its_own_stays(session, account):
+    customer = customers.create_customer(
+        account.live, {"name": "Captain", "first_name": "Roy", "last_name": "Bao"}
+    )
+    customers.update_customer(customer, {"last_name": "Bao-Smith", "name": "Captain"})
+    assert customer.name == "Captain"
