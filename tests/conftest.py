@@ -18,7 +18,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
-from freshcom_customers.services import accounts
+from freshcom_customers.services import accounts, users
 
 TEST_DATABASE_URI = os.environ.get("FRESHCOM_TEST_DATABASE_URI")
 # argon2id at its cheapest: tests measure behaviour, bench/ measures cost.
@@ -187,6 +187,30 @@ class Auth:
 @pytest.fixture
 def auth(client) -> Auth:
     return Auth(client)
+
+
+@pytest.fixture
+def owner(auth, account) -> dict:
+    """Headers of the account's owner (a standard user)."""
+    return auth.headers(auth.owner(account))
+
+
+@pytest.fixture
+def guest(auth, account) -> dict:
+    """Headers of a guest token from the account's publishable key."""
+    return auth.headers(auth.guest(account))
+
+
+@pytest.fixture
+def staff(auth, account, session):
+    """Headers for a managed staff user of the account with the given role."""
+
+    def staff(role):
+        users.create_managed_user(account.live, username=role, password=f"{role}-password", role=role)
+        session.commit()
+        return auth.headers(auth.login(account, role, f"{role}-password")["access_token"])
+
+    return staff
 
 
 def customer_document(**attributes) -> dict:

@@ -6,16 +6,6 @@ from tests.conftest import customer_document
 
 
 @pytest.fixture
-def owner(auth, account):
-    return auth.headers(auth.owner(account))
-
-
-@pytest.fixture
-def guest(auth, account):
-    return auth.headers(auth.guest(account))
-
-
-@pytest.fixture
 def people(client, guest, register):
     """Four customers, created oldest first: Roy (registered) and three guests."""
     roy, _ = register(code="R-1", phoneNumber="604 555 0100")

@@ -30,28 +30,6 @@ ATTRIBUTES = {
 }
 
 
-@pytest.fixture
-def owner(auth, account):
-    return auth.headers(auth.owner(account))
-
-
-@pytest.fixture
-def guest(auth, account):
-    return auth.headers(auth.guest(account))
-
-
-@pytest.fixture
-def staff(auth, account, session):
-    """Headers for a managed staff user of the account with the given role."""
-
-    def staff(role):
-        users.create_managed_user(account.live, username=role, password=f"{role}-password", role=role)
-        session.commit()
-        return auth.headers(auth.login(account, role, f"{role}-password")["access_token"])
-
-    return staff
-
-
 def login(auth, account, username="roy@example.com", password="roy-password-1"):
     return auth.headers(auth.login(account, username, password)["access_token"])
 

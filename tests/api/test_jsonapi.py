@@ -17,16 +17,6 @@ VALIDATION_CODES = {"required", "taken", "format", "length", "inclusion", "inval
 CAMEL_CASE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 
 
-@pytest.fixture
-def guest(auth, account):
-    return auth.headers(auth.guest(account))
-
-
-@pytest.fixture
-def owner(auth, account):
-    return auth.headers(auth.owner(account))
-
-
 def send(client, method, path, body, *, headers, content_type=MEDIA_TYPE):
     """Send body (a dict, or raw text) as the Freshcom SDK does: JSON:API media type."""
     data = body if isinstance(body, str) else json.dumps(body)

@@ -32,23 +32,6 @@ ITEM = {"name": "Tea", "sku": "T-1", "quantity": 2, "unitPriceCents": 450, "tota
 
 
 @pytest.fixture
-def owner(auth, account):
-    return auth.headers(auth.owner(account))
-
-
-@pytest.fixture
-def staff(auth, account, session):
-    """Headers for a managed staff user of the account with the given role."""
-
-    def staff(role):
-        users.create_managed_user(account.live, username=role, password=f"{role}-password", role=role)
-        session.commit()
-        return auth.headers(auth.login(account, role, f"{role}-password")["access_token"])
-
-    return staff
-
-
-@pytest.fixture
 def roy(register, session):
     """A registered customer, as a model."""
     document, _ = register()

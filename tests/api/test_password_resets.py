@@ -37,11 +37,6 @@ def assert_no_content(response):
 
 
 @pytest.fixture
-def guest(auth, account):
-    return auth.headers(auth.guest(account))
-
-
-@pytest.fixture
 def roy(register):
     """A registered customer (roy@example.com) of the account."""
     return register()[0]
