@@ -7,6 +7,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from freshcom_customers.cli_customers import customers_cli
 from freshcom_customers.errors import NotFound, ValidationFailed
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, User
@@ -21,7 +22,7 @@ DEMO_OWNER = "owner@demo.example"
 
 
 def register_commands(app: Flask) -> None:
-    for group in (accounts_cli, clients_cli, demo_cli):
+    for group in (accounts_cli, clients_cli, demo_cli, customers_cli):
         app.cli.add_command(group)
 
 
@@ -57,6 +58,24 @@ def create_client(account_id, name, confidential, no_rotation):
     if secret:
         output["clientSecret"] = secret
     click.echo(json.dumps(output))
+
+
+@clients_cli.command("update")
+@click.option("--account", "account_id", required=True, help="The account id.")
+@click.option("--client", "client_id", help="The client id; without it, the account's default client.")
+@click.option(
+    "--rotation/--no-rotation",
+    default=None,
+    help="Rotate refresh tokens on use, or keep them (for SDKs that never store a new one).",
+)
+def update_client(account_id, client_id, rotation):
+    """Change a client; print its id and settings as JSON."""
+    with _domain_errors():
+        client = accounts.get_client(accounts.get_account(account_id), client_id)
+    if rotation is not None:
+        client.rotate_refresh_tokens = rotation
+    db.session.commit()
+    click.echo(json.dumps({"clientId": client.get_client_id(), "rotation": client.rotate_refresh_tokens}))
 
 
 @demo_cli.command("seed")

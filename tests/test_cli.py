@@ -144,3 +144,40 @@ def test_nothing_secret_is_stored_in_plain_text(runner, session, auth):
     hashes = session.scalars(select(RefreshToken.token_hash).where(RefreshToken.user_id == owner.id)).all()
     assert token["refresh_token"] not in hashes
     assert len(hashes) == 1 and len(hashes[0]) == 64
+
+
+def test_rotation_can_be_switched_off_on_the_default_client(runner, account, auth, register):
+    """Freshcom's 2018 SDK names no client and never stores a rotated refresh token."""
+    result = runner.invoke(args=["clients", "update", "--account", str(account.live.id), "--no-rotation"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rotation"] is False
+    register()
+    first = auth.login(account, "roy@example.com", "roy-password-1")["refresh_token"]
+    for _ in range(3):
+        again = auth.token(grant_type="refresh_token", refresh_token=first)
+        assert again["refresh_token"] == first
+    result = runner.invoke(args=["clients", "update", "--account", str(account.live.id), "--rotation"])
+    assert json.loads(result.output)["rotation"] is True
+    assert auth.token(grant_type="refresh_token", refresh_token=first)["refresh_token"] != first
+
+
+def test_clients_update_names_a_client_of_the_account(runner, account, other_account):
+    theirs = json.loads(
+        runner.invoke(
+            args=["clients", "create", "--account", str(other_account.live.id), "--name", "X"]
+        ).output
+    )["clientId"]
+    for client_id in (theirs, "not-an-id"):
+        result = runner.invoke(
+            args=[
+                "clients",
+                "update",
+                "--account",
+                str(account.live.id),
+                "--client",
+                client_id,
+                "--no-rotation",
+            ]
+        )
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output

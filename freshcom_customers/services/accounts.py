@@ -47,6 +47,17 @@ def create_client(account: Account, name: str, *, confidential: bool, rotation: 
     return client, secret
 
 
+def get_client(account: Account, client_id: str | None) -> Client:
+    """The account's client with this id, or its default client when client_id is None."""
+    if client_id is None:
+        return default_client(account)
+    client_id = _as_uuid(client_id)
+    client = db.session.get(Client, client_id) if client_id else None
+    if client is None or not client.serves(account):
+        raise NotFound("client")
+    return client
+
+
 def get_account(account_id) -> Account:
     account_id = _as_uuid(account_id)
     account = db.session.get(Account, account_id) if account_id else None
