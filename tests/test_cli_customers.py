@@ -1,0 +1,218 @@
+"""flask customers import and export, run as an operator runs them."""
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from freshcom_customers.models import Customer, User
+from freshcom_customers.services import passwords
+
+ROWS = 10_000
+PASSWORD = "imported-password-1"
+
+
+def import_file(runner, account, path, *options):
+    return runner.invoke(args=["customers", "import", str(path), "--account", str(account.live.id), *options])
+
+
+def export(runner, account, *options):
+    result = runner.invoke(args=["customers", "export", "--account", str(account.live.id), *options])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def failures(result) -> dict[int, str]:
+    lines = result.stderr.splitlines()
+    assert all(re.match(r"line \d+: ", line) for line in lines), lines
+    return {int(line.split(":")[0].removeprefix("line ")): line.split(": ", 1)[1] for line in lines}
+
+
+def count(session, model, account) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(model.account_id == account.live.id))
+
+
+def big_file(password_hash: str, file_format: str) -> tuple[str, dict[int, str]]:
+    """ROWS customers, a tenth registered, and deliberate bad rows; return the text and the bad lines."""
+    records = []
+    for i in range(ROWS):
+        record = {
+            "email": f"customer{i}@example.com",
+            "code": f"C{i:06}",
+            "firstName": "Customer",
+            "lastName": str(i),
+        }
+        if i % 10 == 0:
+            record.update(status="registered", passwordHash=password_hash)
+        records.append(record)
+    records[3].update(status="registered", password="plain-password-3")
+    offset = 2 if file_format == "csv" else 1  # the first record's line
+    bad = {
+        100: ({"email": "not an email"}, "email: Not a valid email address."),
+        2000: ({"email": "CUSTOMER1@example.com"}, f"email: Also on line {1 + offset} of the file."),
+        3000: (
+            {"status": "registered", "password": "short"},
+            "password: Password must be 8 to 128 characters long.",
+        ),
+        4000: ({"status": "vip"}, "status: Must be one of: guest, registered, suspended."),
+    }
+    for index, (change, _) in bad.items():
+        records[index].update(change)
+        records[index].pop("passwordHash", None)
+    expected = {index + offset: reason for index, (_, reason) in bad.items()}
+    if file_format == "csv":
+        lines = _csv_lines(records)
+        lines[5000 + 1] = 'customer5000@example.com,C005000,Customer,5000,,,"{not json",'
+        expected[5000 + offset] = (
+            "customData: Not valid JSON: Expecting property name enclosed in double quotes at character 2."
+        )
+    else:
+        lines = [json.dumps(r) for r in records]
+        lines[5000] = '{"email": "customer5000@example.com", "code": '
+        expected[5000 + offset] = "Not valid JSON: Expecting value at character 47."
+    return "\n".join(lines) + "\n", expected
+
+
+def _csv_lines(records) -> list[str]:
+    columns = ["email", "code", "firstName", "lastName", "status", "password", "customData", "passwordHash"]
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return stream.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_a_big_file_imports_its_good_rows_reports_its_bad_ones_and_imports_once(
+    runner, session, account, tmp_path, auth, file_format
+):
+    text, expected = big_file(passwords.hash_password(PASSWORD), file_format)
+    path = tmp_path / f"customers.{file_format}"
+    path.write_text(text)
+    good = ROWS - len(expected)
+
+    first = import_file(runner, account, path)
+    assert first.exit_code == 1
+    assert json.loads(first.stdout) == {"created": good, "skipped": 0, "failed": len(expected)}
+    reported = failures(first)
+    assert reported.keys() == expected.keys()
+    assert {line: reported[line][: len(reason)] for line, reason in expected.items()} == expected
+    assert count(session, Customer, account) == good
+    assert (
+        count(session, User, account) == ROWS // 10 + 1 - 5
+    )  # every tenth row and row 3; the bad rows are tenth rows
+
+    second = import_file(runner, account, path)
+    assert second.exit_code == 1
+    assert json.loads(second.stdout) == {"created": 0, "skipped": good, "failed": len(expected)}
+    assert failures(second) == reported
+    assert count(session, Customer, account) == good
+    assert auth.login(account, "customer10@example.com", PASSWORD)["access_token"]
+    assert auth.login(account, "customer3@example.com", "plain-password-3")["access_token"]
+
+
+def test_a_clean_file_exits_0(runner, account, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_text("email,first_name\nann@x.test,Ann\n")
+    result = import_file(runner, account, path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"created": 1, "skipped": 0, "failed": 0}
+    assert result.stderr == ""
+
+
+def test_imported_hashes_and_passwords_log_in(runner, account, tmp_path, auth):
+    path = tmp_path / "logins.jsonl"
+    records = [
+        {"email": "ann@x.test", "status": "registered", "passwordHash": passwords.hash_password(PASSWORD)},
+        {"email": "bob@x.test", "status": "registered", "password": "bob-password-1", "username": "bobby"},
+        {"email": "cy@x.test", "status": "suspended", "password": "cy-password-12"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert import_file(runner, account, path, "--workers", "2").exit_code == 0
+    assert auth.login(account, "ann@x.test", PASSWORD)["token_type"].lower() == "bearer"
+    assert auth.login(account, "bobby", "bob-password-1")["access_token"]
+    suspended = {"username": "cy@x.test", "password": "cy-password-12", "scope": f"aid:{account.live.id}"}
+    assert auth.token(expect=400, grant_type="password", **suspended)["error"] == "invalid_grant"
+
+
+def test_stdin_needs_a_format(runner, account):
+    args = ["customers", "import", "-", "--account", str(account.live.id)]
+    assert runner.invoke(args=args, input="{}").exit_code == 2
+    result = runner.invoke(args=[*args, "--format", "jsonl"], input='{"email": "ann@x.test"}\n')
+    assert json.loads(result.stdout)["created"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("customers.txt", "email\n", "--format csv or --format jsonl"),
+        ("customers.csv", "email,shoe size\n", "Unknown columns: shoe size"),
+        ("customers.csv", b"email\n\xff\xfe@x.test\n", "not UTF-8"),
+    ],
+)
+def test_an_unusable_file_is_a_usage_error(runner, account, tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    result = import_file(runner, account, path)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_account_is_a_usage_error(runner, session, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_text("email\nann@x.test\n")
+    for args in (["import", str(path)], ["export"]):
+        result = runner.invoke(args=["customers", *args, "--account", "00000000-0000-0000-0000-000000000000"])
+        assert result.exit_code == 2
+        assert "No account has this id." in result.stderr
+
+
+def test_export_leaves_password_hashes_out_unless_asked(runner, account, tmp_path):
+    path = tmp_path / "customers.jsonl"
+    path.write_text(json.dumps({"email": "ann@x.test", "status": "registered", "password": PASSWORD}) + "\n")
+    import_file(runner, account, path)
+    (record,) = [json.loads(line) for line in export(runner, account).splitlines()]
+    assert record["username"] == "ann@x.test"
+    assert "passwordHash" not in record
+    (record,) = [
+        json.loads(line) for line in export(runner, account, "--include-password-hashes").splitlines()
+    ]
+    assert passwords.verify(PASSWORD, record["passwordHash"])[0]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_an_export_imported_into_another_account_gives_the_same_customers(
+    runner, account, other_account, tmp_path, auth, file_format
+):
+    source = tmp_path / "source.jsonl"
+    records = [
+        {"email": "ann@x.test", "firstName": "Ann", "lastName": "Lee", "customData": {"tier": [1, "gold"]}},
+        {
+            "code": "G-2",
+            "phoneNumber": "+1 604 555 0100",
+            "description": 'multi\nline, "quoted"',
+            "label": "vip",
+        },
+        {"email": "bob@x.test", "status": "registered", "password": "bob-password-1", "username": "bobby"},
+        {"email": "cy@x.test", "status": "suspended", "password": "cy-password-12", "caption": "ünïcode ✓"},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert import_file(runner, account, source).exit_code == 0
+    exported = tmp_path / f"export.{file_format}"
+    options = ["--format", file_format, "--output", str(exported), "--include-password-hashes"]
+    result = runner.invoke(args=["customers", "export", "--account", str(account.live.id), *options])
+    assert result.stderr == "4 customers exported\n"
+
+    result = import_file(runner, other_account, exported)
+    assert json.loads(result.stdout) == {"created": 4, "skipped": 0, "failed": 0}, result.stderr
+    assert _comparable(export(runner, other_account)) == _comparable(export(runner, account))
+    assert auth.login(other_account, "bobby", "bob-password-1")["access_token"]
+
+
+def _comparable(jsonl: str) -> list[dict]:
+    volatile = ("id", "insertedAt", "updatedAt")
+    return [{k: v for k, v in json.loads(line).items() if k not in volatile} for line in jsonl.splitlines()]
