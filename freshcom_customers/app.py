@@ -61,9 +61,22 @@ def register_commands(app: Flask) -> None:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_foreign_keys(dbapi_connection, connection_record):
-    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection."""
+def _sqlite_connect(dbapi_connection, connection_record):
+    """Make SQLite enforce foreign keys, and leave transactions to SQLAlchemy.
+
+    SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked, per connection.
+    pysqlite's own transaction handling breaks SAVEPOINT (SQLAlchemy's pysqlite docs), which
+    bulk imports use to keep a failing row out; so the driver begins nothing itself and
+    _sqlite_begin emits BEGIN.
+    """
     if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection):
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")

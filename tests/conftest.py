@@ -13,7 +13,6 @@ import flask_migrate
 import pytest
 from flask_sqlalchemy.session import _app_ctx_id
 from joserfc.jwk import RSAKey
-from sqlalchemy import event
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from freshcom_customers.app import create_app
@@ -64,23 +63,9 @@ def app(app_config):
     with app.app_context():
         flask_migrate.downgrade(revision="base")  # a clean schema on a reused PostgreSQL
         flask_migrate.upgrade()
-        if db.engine.dialect.name == "sqlite":
-            _enable_sqlite_savepoints(db.engine)
     yield app
     with app.app_context():
         db.engine.dispose()
-
-
-def _enable_sqlite_savepoints(engine):
-    """pysqlite's own transaction handling breaks SAVEPOINT; take it over (SQLAlchemy docs)."""
-
-    @event.listens_for(engine, "connect")
-    def connect(dbapi_connection, connection_record):
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def begin(connection):
-        connection.exec_driver_sql("BEGIN")
 
 
 @pytest.fixture(autouse=True)

@@ -49,6 +49,19 @@ def common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
+def check_hash(password_hash: str, field: str = "password_hash") -> None:
+    """Accept an imported hash only if the CryptContext could verify it (argon2 only)."""
+    context = _context()
+    try:
+        scheme = context.identify(password_hash)
+        if scheme is not None:
+            context.handler(scheme).from_string(password_hash)  # a malformed hash would never verify
+            return
+    except ValueError:
+        pass
+    raise invalid(field, "invalid", "Not an argon2 hash; bcrypt and other schemes are not accepted.")
+
+
 def hash_password(password: str) -> str:
     return _context().hash(password)
 

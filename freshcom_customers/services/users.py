@@ -59,6 +59,8 @@ def create_managed_user(
     if password_hash is None:
         passwords.check_policy(password)
         password_hash = passwords.hash_password(password)
+    else:
+        passwords.check_hash(password_hash)
     user = User(
         account=account,
         username=normalize(username),
