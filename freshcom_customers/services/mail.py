@@ -50,6 +50,13 @@ def deliver(message: Message) -> None:
     """Send one message now over SMTP, or write it to the log when no mail server is set."""
     if current_app.extensions["mail"].server:
         mail.send(message)
+    elif current_app.config["ENV"] == "production":
+        # The body holds a one-time link: a log must never hold a working credential.
+        current_app.logger.error(
+            "No mail server (FRESHCOM_MAIL_SERVER) is configured; the email %r to %s was not sent.",
+            message.subject,
+            ", ".join(message.recipients),
+        )
     else:
         current_app.logger.warning(
             "No mail server (FRESHCOM_MAIL_SERVER) is configured; this email was not sent.\n"

@@ -223,6 +223,19 @@ def test_without_a_mail_server_the_email_goes_to_the_log(client, guest, roy, cap
     assert "http://localhost:3000/reset-password?token=" in record.getMessage()
 
 
+def test_in_production_an_unsent_email_is_logged_without_its_link(
+    app, client, guest, roy, caplog, monkeypatch
+):
+    monkeypatch.setitem(app.config, "ENV", "production")
+    with caplog.at_level(logging.INFO):
+        assert_no_content(request_reset(client, "roy@example.com", guest))
+        assert outbox.wait(10)
+    (record,) = [r for r in caplog.records if "was not sent" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert "roy@example.com" in record.getMessage()
+    assert all("token=" not in r.getMessage() for r in caplog.records)
+
+
 def test_a_stale_or_wrong_bearer_token(client, auth, roy):
     response = request_reset(client, "roy@example.com", auth.headers("not-a-jwt"))
     assert response.status_code == 401  # the SDK refreshes on 401, then asks again
