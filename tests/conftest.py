@@ -187,6 +187,26 @@ def guest(auth, account) -> dict:
 
 
 @pytest.fixture
+def headers_as(auth, account, staff):
+    """Headers of a caller of the account with the given role; "customer" is Roy ({} anonymous)."""
+
+    def headers_as(role):
+        if role == "anonymous":
+            return {}
+        if role == "guest":
+            return auth.headers(auth.guest(account))
+        if role == "customer":
+            return auth.headers(
+                auth.login(account, REGISTRATION["email"], REGISTRATION["password"])["access_token"]
+            )
+        if role == "owner":
+            return auth.headers(auth.owner(account))
+        return staff(role)
+
+    return headers_as
+
+
+@pytest.fixture
 def staff(auth, account, session):
     """Headers for a managed staff user of the account with the given role."""
 
@@ -224,3 +244,26 @@ def register(client, auth, account):
         return response.get_json()["data"], attributes["password"]
 
     return register
+
+
+@pytest.fixture
+def roy(register):
+    """A registered customer (roy@example.com) of the account."""
+    return register()[0]
+
+
+def errors_of(response) -> set:
+    """The (code, pointer) pairs of a 422 response."""
+    assert response.status_code == 422, response.get_json()
+    return {(e["code"], e["source"]["pointer"]) for e in response.get_json()["errors"]}
+
+
+def error_code(response, status) -> str:
+    """The code of the first error of a response that must have this status."""
+    assert response.status_code == status, response.get_json()
+    return response.get_json()["errors"][0]["code"]
+
+
+def assert_no_content(response):
+    assert response.status_code == 204, response.get_json()
+    assert response.data == b""

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from freshcom_customers.models import Customer, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import customers, users
-from tests.conftest import customer_document
+from tests.conftest import customer_document, error_code, errors_of
 
 MEDIA_TYPE = "application/vnd.api+json"
 ATTRIBUTES = {
@@ -46,17 +46,6 @@ def update(client, headers, customer_id, **attributes):
 
 def read(client, headers, customer_id):
     return client.get(f"/v1/customers/{customer_id}", headers=headers)
-
-
-def errors_of(response) -> set:
-    """The (code, pointer) pairs of a 422 response."""
-    assert response.status_code == 422, response.get_json()
-    return {(e["code"], e["source"]["pointer"]) for e in response.get_json()["errors"]}
-
-
-def error_code(response, status) -> str:
-    assert response.status_code == status, response.get_json()
-    return response.get_json()["errors"][0]["code"]
 
 
 def user_of(session, customer: dict) -> User:
@@ -729,22 +718,6 @@ def _role_cases():
     for role, statuses in ROLE_MATRIX.items():
         for route, status in zip(ROUTES, statuses, strict=True):
             yield pytest.param(role, route, status, id=f"{role}-{route}-{status}")
-
-
-@pytest.fixture
-def headers_as(auth, account, staff):
-    def headers_as(role):
-        if role == "anonymous":
-            return {}
-        if role == "guest":
-            return auth.headers(auth.guest(account))
-        if role == "customer":
-            return login(auth, account)
-        if role == "owner":
-            return auth.headers(auth.owner(account))
-        return staff(role)
-
-    return headers_as
 
 
 @pytest.mark.parametrize(("role", "route", "expected"), list(_role_cases()))

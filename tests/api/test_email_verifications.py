@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 
 from freshcom_customers.models import Customer, User
 from freshcom_customers.services import users
+from tests.conftest import assert_no_content, errors_of
 
 PASSWORD = "roy-password-1"
 
@@ -23,22 +24,6 @@ def request_verification(client, headers, user_id=None, body=True):
 def verify(client, token, headers=None):
     body = {"data": {"type": "EmailVerification", "attributes": {"token": token}}}
     return client.post("/v1/email_verifications", json=body, headers=headers or {})
-
-
-def errors_of(response) -> set:
-    assert response.status_code == 422, response.get_json()
-    return {(e["code"], e["source"]["pointer"]) for e in response.get_json()["errors"]}
-
-
-def assert_no_content(response):
-    assert response.status_code == 204, response.get_json()
-    assert response.data == b""
-
-
-@pytest.fixture
-def roy(register):
-    """A registered customer (roy@example.com) of the account."""
-    return register()[0]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from freshcom_customers.models import Customer, Order
 from freshcom_customers.services import access_tokens, customers, orders, users
-from tests.conftest import customer_document
+from tests.conftest import customer_document, errors_of
 
 MEDIA_TYPE = "application/vnd.api+json"
 ATTRIBUTES = {
@@ -93,12 +93,6 @@ def listed(client, headers, **query):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     return [o["id"] for o in body["data"]], body["meta"]
-
-
-def errors_of(response) -> set:
-    """The (code, pointer) pairs of a 422 response."""
-    assert response.status_code == 422, response.get_json()
-    return {(e["code"], e["source"]["pointer"]) for e in response.get_json()["errors"]}
 
 
 def error_of(response, status) -> dict:
@@ -675,22 +669,6 @@ def _role_cases():
     for role, statuses in ROLE_MATRIX.items():
         for route, status in zip(ROUTES, statuses, strict=True):
             yield pytest.param(role, route, status, id=f"{role}-{route}-{status}")
-
-
-@pytest.fixture
-def headers_as(auth, account, staff):
-    def headers_as(role):
-        if role == "anonymous":
-            return {}
-        if role == "guest":
-            return auth.headers(auth.guest(account))
-        if role == "customer":
-            return auth.headers(auth.login(account, "roy@example.com", "roy-password-1")["access_token"])
-        if role == "owner":
-            return auth.headers(auth.owner(account))
-        return staff(role)
-
-    return headers_as
 
 
 @pytest.mark.parametrize(("role", "route", "expected"), list(_role_cases()))

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from freshcom_customers.models import OneTimeToken, User
 from freshcom_customers.orm import utcnow
 from freshcom_customers.services.mail import outbox
+from tests.conftest import assert_no_content, errors_of
 
 PASSWORD = "roy-password-1"
 NEW_PASSWORD = "a brand new passphrase"
@@ -24,22 +25,6 @@ def reset(client, token, value=NEW_PASSWORD, param="resetToken"):
     body = {"data": {"type": "Password", "attributes": {"value": value}}}
     query = f"?{param}={token}" if token is not None else ""
     return client.patch(f"/v1/password{query}", json=body)
-
-
-def errors_of(response) -> set:
-    assert response.status_code == 422, response.get_json()
-    return {(e["code"], e["source"]["pointer"]) for e in response.get_json()["errors"]}
-
-
-def assert_no_content(response):
-    assert response.status_code == 204, response.get_json()
-    assert response.data == b""
-
-
-@pytest.fixture
-def roy(register):
-    """A registered customer (roy@example.com) of the account."""
-    return register()[0]
 
 
 def test_the_emailed_link_resets_the_password_once(client, auth, account, guest, roy, mailbox):

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from freshcom_customers.models import STAFF_ROLES, Customer, Order, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import users
+from tests.conftest import error_code, errors_of
 
 MEDIA_TYPE = "application/vnd.api+json"
 ATTRIBUTES = {
@@ -103,17 +104,6 @@ def update(client, headers, user_id, **attributes):
 
 def update_me(client, headers, **attributes):
     return client.patch("/v1/user", json=user_document(**attributes), headers=headers)
-
-
-def errors_of(response) -> set:
-    """The (code, pointer) pairs of a 422 response."""
-    assert response.status_code == 422, response.get_json()
-    return {(e["code"], e["source"]["pointer"]) for e in response.get_json()["errors"]}
-
-
-def error_code(response, status) -> str:
-    assert response.status_code == status, response.get_json()
-    return response.get_json()["errors"][0]["code"]
 
 
 def customer_of(session, user_id) -> Customer | None:
