@@ -1,0 +1,15 @@
+"""Security events: one logger, one call, so operators can alert on them by name.
+
+Every event is logged on the ``freshcom_customers.security`` logger at WARNING with the event
+name as the message and in ``record.security_event``; the fields go into ``record.fields``.
+Never pass a secret, token, password or one-time link as a field.
+"""
+
+import logging
+
+logger = logging.getLogger("freshcom_customers.security")
+
+
+def record(event: str, **fields) -> None:
+    """Log a security event (login_failed, lockout, refresh_token_reuse, user_suspended, ...)."""
+    logger.warning(event, extra={"security_event": event, "fields": fields})
