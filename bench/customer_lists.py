@@ -25,7 +25,8 @@ import flask_migrate
 
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account
+from freshcom_customers.models import Account, Customer, CustomerSearchTerm
+from freshcom_customers.models.customer_search import SEARCHED_FIELDS, terms_of
 from freshcom_customers.services import accounts
 
 DEFAULT_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/freshcom_bench"
@@ -40,6 +41,9 @@ QUERIES = {
     "search email": {"search": "customer12345@"},
     "search name": {"search": "tanaka"},
     "search phone": {"search": "555-0123"},
+    "search 2 words": {"search": "customer tanaka"},
+    "search + filter": {"search": "tanaka", "filter[status]": "registered"},
+    "search, page 50": {"search": "tanaka", "page[number]": "50"},
     "sort name": {"sort": "name"},
     "sort -name p40": {"sort": "-name", "page[number]": "40"},
     "include user": {"include": "user", "filter[status]": "registered"},
@@ -112,9 +116,12 @@ def _seeded_account(n):
     # One in ten customers is registered (with its user), one in twenty is labelled vip.
     db.session.execute(text(SEED_USERS), {"account": live.id, "n": n})
     db.session.execute(text(SEED_CUSTOMERS), {"account": live.id, "n": n})
+    db.session.execute(text(SEED_TERMS), {"account": live.id})
+    _check_terms(live.id)
     db.session.commit()
     db.session.execute(text("ANALYZE customers"))
     db.session.execute(text("ANALYZE users"))
+    db.session.execute(text("ANALYZE customer_search_terms"))
     db.session.commit()
     print(f"seeded {n:,} customers in {time.perf_counter() - started:.0f} s")
     return live.id
@@ -143,6 +150,26 @@ SELECT gen_random_uuid(), :account,
        now() - ((:n - i) || ' seconds')::interval, now() - ((:n - i) || ' seconds')::interval
 FROM generate_series(1, :n) AS i
 """
+
+# The search terms models/customer_search.py would write for these customers, in one statement.
+SEED_TERMS = r"""
+INSERT INTO customer_search_terms (customer_id, term, account_id)
+SELECT DISTINCT c.id, t.term, c.account_id FROM customers c,
+  unnest(ARRAY[lower(code), lower(name), lower(last_name), email, split_part(email, '@', 2), 'com',
+               regexp_replace(phone_number, '\D', '', 'g'),
+               regexp_replace(substr(phone_number, 5), '\D', '', 'g'), substr(phone_number, 9)]) AS t(term)
+WHERE c.account_id = :account
+"""
+
+
+def _check_terms(account_id):
+    """The seeded terms must be the application's, or the search figures would mean nothing."""
+    sample = db.session.scalars(select(Customer).where(Customer.account_id == account_id).limit(50))
+    for customer in sample:
+        seeded = db.session.scalars(
+            select(CustomerSearchTerm.term).where(CustomerSearchTerm.customer_id == customer.id)
+        )
+        assert set(seeded) == terms_of(getattr(customer, f) for f in SEARCHED_FIELDS), customer.id
 
 
 if __name__ == "__main__":

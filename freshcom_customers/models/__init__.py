@@ -2,6 +2,7 @@
 
 from freshcom_customers.models.account import Account
 from freshcom_customers.models.customer import CUSTOMER_STATUSES, Customer, CustomerCount
+from freshcom_customers.models.customer_search import CustomerSearchTerm
 from freshcom_customers.models.oauth import Client, RefreshToken, hash_secret
 from freshcom_customers.models.order import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES, Order
 from freshcom_customers.models.token import TOKEN_PURPOSES, OneTimeToken
@@ -20,6 +21,7 @@ __all__ = [
     "Client",
     "Customer",
     "CustomerCount",
+    "CustomerSearchTerm",
     "OneTimeToken",
     "Order",
     "RefreshToken",

@@ -6,7 +6,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Computed,
     ForeignKey,
     Index,
     String,
@@ -20,11 +19,6 @@ from freshcom_customers.models.user import User
 from freshcom_customers.orm import Timestamped
 
 CUSTOMER_STATUSES = ("guest", "registered", "suspended")
-# What search= looks through, lower-cased, kept by the database itself.
-SEARCH_TEXT = (
-    "lower(coalesce(code, '') || ' ' || coalesce(name, '') || ' ' || coalesce(email, '') || ' '"
-    " || coalesce(phone_number, ''))"
-)
 
 
 class Customer(Timestamped, db.Model):
@@ -40,13 +34,6 @@ class Customer(Timestamped, db.Model):
         Index("ix_customers_account_id_name_id", "account_id", "name", "id"),
         Index("ix_customers_account_id_status_inserted_at_id", "account_id", "status", "inserted_at", "id"),
         Index("ix_customers_account_id_label_inserted_at_id", "account_id", "label", "inserted_at", "id"),
-        # search= is a substring match: on PostgreSQL a trigram index serves it.
-        Index(
-            "ix_customers_search_text",
-            "search_text",
-            postgresql_using="gin",
-            postgresql_ops={"search_text": "gin_trgm_ops"},
-        ),
         CheckConstraint("status IN ('guest', 'registered', 'suspended')", name="status"),
     )
 
@@ -66,7 +53,6 @@ class Customer(Timestamped, db.Model):
     description: Mapped[str | None] = mapped_column(Text)
     custom_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     email_verified: Mapped[bool] = mapped_column(default=False)
-    search_text: Mapped[str | None] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True))
 
     user: Mapped[User | None] = relationship()
 

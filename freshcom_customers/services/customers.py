@@ -2,12 +2,19 @@
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, intersect, select, update
 from sqlalchemy.orm import selectinload
 
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer, CustomerCount, Order
+from freshcom_customers.models import (
+    Account,
+    Customer,
+    CustomerCount,
+    CustomerSearchTerm,
+    Order,
+    customer_search,
+)
 from freshcom_customers.services import users
 from freshcom_customers.services.database import flush
 
@@ -118,8 +125,8 @@ def list_customers(
 ):
     """Return (customers on the page, count after filters and search, count of the account).
 
-    Each filter and sort has an index led by account_id; search= is a substring match on
-    search_text, served on PostgreSQL by a trigram index.
+    Each filter and sort has an index led by account_id; search= matches the beginnings of
+    words through the customer_search_terms index (models/customer_search.py).
     """
     query = select(Customer).where(Customer.account_id == account.id)
     for field, value in filters.items():
@@ -128,9 +135,11 @@ def list_customers(
             query = query.where(column == users.normalize(value))
         else:
             query = query.where(column == value if value else column.is_(None))
-    search = (search or "").strip().lower()
-    if search:
-        query = query.where(Customer.search_text.contains(search, autoescape=True))
+    keys = customer_search.search_keys(search)
+    for key in keys:
+        query = query.where(Customer.id.in_(_matching(account, key)))
+    if search and search.strip() and not keys:
+        return [], 0, _counted(account, {})  # nothing but punctuation: no word can match
     # id breaks ties in the direction of the last key, as the indexes end in id.
     order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
     tie = Customer.id.desc() if sort[-1][1] else Customer.id.asc()
@@ -140,13 +149,33 @@ def list_customers(
         page_query = page_query.options(selectinload(Customer.user))
     rows = db.session.scalars(page_query).all()
     all_count = _counted(account, {})
-    if not search and "email" not in filters:
+    if not keys and "email" not in filters:
         total = _counted(account, filters)
     elif 0 < len(rows) < size or (page == 1 and not rows):
         total = offset + len(rows)  # a page that is not full ends the list: exact for free
+    elif not filters:
+        total = _count_matching(account, keys)
     else:
         total = _count(query)
     return rows, total, all_count
+
+
+def _matching(account: Account, key: str):
+    """The ids of the account's customers with a search term that starts with key."""
+    term = CustomerSearchTerm.term
+    return select(CustomerSearchTerm.customer_id).where(
+        CustomerSearchTerm.account_id == account.id, customer_search.prefix_range(term, key)
+    )
+
+
+def _count_matching(account: Account, keys: list[str]) -> int:
+    """How many customers match every key, counted from the search index alone."""
+    matches = (
+        intersect(*(_matching(account, key) for key in keys))
+        if len(keys) > 1
+        else _matching(account, keys[0]).distinct()
+    )
+    return db.session.scalar(select(func.count()).select_from(matches.subquery()))
 
 
 def find_guest(account: Account, code: str | None, identifiers: dict) -> Customer:

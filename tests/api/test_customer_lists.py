@@ -53,16 +53,31 @@ def names(people, ids):
         ({"filter[email]": "AMY@example.com "}, ["amy"]),
         ({"filter[status]": "guest", "filter[label]": "vip"}, ["cat", "amy"]),
         ({"filter[status]": "suspended"}, []),
+        # search= matches the beginnings of words in code, name, email and phone number.
         ({"search": "amy"}, ["amy"]),
         ({"search": "STONE"}, ["bob"]),
+        ({"search": "sto"}, ["bob"]),
+        ({"search": "tone"}, []),
+        ({"search": "stone bob"}, ["bob"]),
+        ({"search": "bob stone x"}, []),
         ({"search": "shop.test"}, ["bob"]),
+        ({"search": "bob@shop"}, ["bob"]),
+        ({"search": "amy@"}, ["amy"]),
         ({"search": "a-1"}, ["amy"]),
-        ({"search": "555"}, ["bob", "roy"]),
         ({"search": "100%"}, ["cat"]),
-        ({"search": "%"}, ["cat"]),
+        # Numbers match by their digits, however they were typed.
+        ({"search": "555"}, ["bob", "roy"]),
+        ({"search": "555-0199"}, ["bob"]),
+        ({"search": "(778) 555 0199"}, ["bob"]),
+        ({"search": "17785550199"}, ["bob"]),
+        ({"search": "6045550100"}, ["roy"]),
+        ({"search": "0100"}, ["roy"]),
+        # Punctuation alone is no word: nothing matches, rather than everything.
+        ({"search": "%"}, []),
         ({"search": "_"}, []),
         ({"search": "   "}, ["cat", "bob", "amy", "roy"]),
         ({"search": "wu", "filter[label]": "vip"}, ["cat"]),
+        ({"search": "wu", "filter[label]": ""}, []),
     ],
 )
 def test_filters_and_search(client, owner, people, query, expected):
@@ -113,7 +128,9 @@ def test_bad_list_parameters_are_400_naming_the_parameter(client, owner, people,
     ("query", "pages"),
     [
         ({"search": "example.com"}, [["amy", "roy"]]),
-        ({"search": "e", "page[size]": "2"}, [["bob", "amy"], ["roy"], []]),
+        ({"search": "1", "page[size]": "2"}, [["cat", "bob"], ["amy", "roy"], []]),
+        ({"search": "example 1", "page[size]": "1"}, [["amy"], ["roy"], []]),
+        ({"search": "1", "filter[label]": "vip", "page[size]": "1"}, [["cat"], ["amy"], []]),
     ],
 )
 def test_search_totals_are_exact_on_every_page(client, owner, people, query, pages):
