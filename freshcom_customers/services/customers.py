@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import func, intersect, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
@@ -21,6 +21,7 @@ from freshcom_customers.services.database import flush
 # Kept equal on a customer and its user, in both directions.
 PROFILE_FIELDS = ("email", "phone_number", "name", "first_name", "last_name")
 EDITABLE_FIELDS = (*PROFILE_FIELDS, "code", "label", "caption", "description", "custom_data")
+NAME_LENGTH = Customer.__table__.c.name.type.length
 
 
 def create_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
@@ -153,9 +154,10 @@ def list_customers(
         total = _counted(account, filters)
     elif 0 < len(rows) < size or (page == 1 and not rows):
         total = offset + len(rows)  # a page that is not full ends the list: exact for free
-    elif not filters:
-        total = _count_matching(account, keys)
+    elif len(keys) == 1 and not filters:
+        total = _count_matching(account, keys[0])
     else:
+        # The planner starts from the narrowest word's terms and checks the others by customer.
         total = _count(query)
     return rows, total, all_count
 
@@ -168,14 +170,10 @@ def _matching(account: Account, key: str):
     )
 
 
-def _count_matching(account: Account, keys: list[str]) -> int:
-    """How many customers match every key, counted from the search index alone."""
-    matches = (
-        intersect(*(_matching(account, key) for key in keys))
-        if len(keys) > 1
-        else _matching(account, keys[0]).distinct()
-    )
-    return db.session.scalar(select(func.count()).select_from(matches.subquery()))
+def _count_matching(account: Account, key: str) -> int:
+    """How many customers have a term that starts with key, counted from the index alone."""
+    matches = _matching(account, key).distinct().subquery()
+    return db.session.scalar(select(func.count()).select_from(matches))
 
 
 def find_guest(account: Account, code: str | None, identifiers: dict) -> Customer:
@@ -238,6 +236,10 @@ def _apply_fields(customer: Customer, attrs: dict) -> None:
         customer.email = users.normalize(attrs["email"]) or None
     if composed and ({"first_name", "last_name"} & attrs.keys()):
         customer.name = _full_name(customer)
+        if len(customer.name or "") > NAME_LENGTH:  # each fits its column; the two may not
+            field = "last_name" if "last_name" in attrs else "first_name"
+            title = f"First and last name together must be at most {NAME_LENGTH - 1} characters."
+            raise invalid(field, "length", title)
 
 
 def _full_name(customer: Customer) -> str | None:

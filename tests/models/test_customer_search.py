@@ -65,7 +65,8 @@ def test_terms_are_written_with_the_customer_and_follow_its_changes(session, acc
     customers.update_customer(customer, {"name": "Amy Stone", "label": "vip"})
     session.flush()
     assert stored_terms(session, customer) == {"amy stone", "stone", "a1"}
-    assert {row.account_id for row in session.scalars(select(CustomerSearchTerm))} == {account.live.id}
+    query = select(CustomerSearchTerm.account_id).where(CustomerSearchTerm.customer_id == customer.id)
+    assert set(session.scalars(query)) == {account.live.id}
 
 
 def test_a_change_that_searches_nothing_leaves_the_terms_alone(session, account):
@@ -103,9 +104,8 @@ def test_a_refused_write_leaves_no_terms(session, account):
     session.flush()
     with pytest.raises(Taken), session.begin_nested():
         customers.create_customer(account.live, {"code": "A1", "name": "Twin"})
-    assert (
-        session.scalars(select(CustomerSearchTerm.term).where(CustomerSearchTerm.term == "twin")).all() == []
-    )
+    query = select(CustomerSearchTerm.term).where(CustomerSearchTerm.account_id == account.live.id)
+    assert set(session.scalars(query)) == {"a1"}
 
 
 def test_imported_customers_are_searchable(session, account):
