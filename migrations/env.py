@@ -4,13 +4,21 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from freshcom_customers import logs
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# The app has configured logging (freshcom_customers/logs.py: JSON lines in production), so the
+# migration's progress goes through its handler; alembic.ini's logging is for running without it.
+# Keep the loggers that exist: migrating in a running process (the test suite does) must not
+# silence the app's, security events included.
+if logs.is_configured():
+    for name in ("alembic", "flask_migrate"):
+        logging.getLogger(name).setLevel(logging.INFO)
+else:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 

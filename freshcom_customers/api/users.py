@@ -4,8 +4,9 @@ from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
+from freshcom_customers import throttling
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller
+from freshcom_customers.api.access import STAFF, caller, is_guest
 from freshcom_customers.extensions import db
 from freshcom_customers.models import MANAGED_ROLES
 from freshcom_customers.oauth2 import require_oauth
@@ -55,6 +56,7 @@ def serialize(user, role: str | None = None) -> dict:
 
 @bp.post("/users")
 @require_oauth()
+@throttling.limit_per_ip("registration", only_if=is_guest)
 def create_user():
     principal = caller("guest", *USER_MANAGERS)
     attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User"))
@@ -76,7 +78,7 @@ def get_current_user():
 def update_current_user():
     principal = caller("customer", *STAFF)
     attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User", principal.user.id), partial=True)
-    users.update_own_user(principal.user, attrs, role=principal.role)
+    users.update_own_user(principal.user, attrs, role=principal.role, session_family=principal.family_id)
     db.session.commit()
     return jsonapi.document(serialize(principal.user, principal.role))
 

@@ -9,6 +9,8 @@ from flask import request as flask_request
 
 # RFC 6749 2.3.1, plus "none" for public storefront clients.
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+# Where a request that names no client gets the default client of the token's account.
+CLIENTLESS_ENDPOINTS = ("token", "revocation")
 # Freshcom's guide spells refresh_token as fresh_token in its examples.
 ALIASES = {"fresh_token": "refresh_token"}
 
@@ -31,8 +33,8 @@ class TokenRequest(OAuth2Request):
         return {}
 
 
-def token_parameters(request) -> dict:
-    """Read the parameters of a token request, form-encoded (any charset) or JSON."""
+def request_parameters(request) -> dict:
+    """Read the parameters of a request to the token endpoints, form-encoded (any charset) or JSON."""
     if request.mimetype == "application/x-www-form-urlencoded":
         values = request.form.to_dict(flat=False)
         if any(len(v) > 1 for v in values.values()):
@@ -44,6 +46,12 @@ def token_parameters(request) -> dict:
             raise InvalidRequestError("The JSON body must be an object of string parameters.")
     else:
         raise InvalidRequestError("Send application/x-www-form-urlencoded or application/json.")
+    return params
+
+
+def token_parameters(request) -> dict:
+    """Read the parameters of a token request: a grant_type, and Freshcom's aliases resolved."""
+    params = request_parameters(request)
     if not params.get("grant_type"):
         raise InvalidRequestError("Missing 'grant_type' in request.")
     params["grant_type"] = ALIASES.get(params["grant_type"], params["grant_type"])
@@ -63,13 +71,20 @@ class AuthorizationServer(FlaskAuthorizationServer):
         except OAuth2Error as error:  # raised reading the request, before Authlib's own try
             return self.handle_error_response(None, error)
 
+    def create_endpoint_response(self, name, request=None):
+        try:
+            return super().create_endpoint_response(name, request)
+        except OAuth2Error as error:  # raised reading the request, before Authlib's own try
+            return self.handle_error_response(None, error)
+
     def authenticate_client(self, request, methods, endpoint="token"):
         """Authenticate the client the request names; None when it names none.
 
-        Freshcom's SDKs never send a client_id; the grant then uses the default public
-        client of the account it resolves. A stale Bearer header is not a client credential.
+        Freshcom's SDKs never send a client_id; the token and revocation endpoints then use
+        the default public client of the account the token belongs to. Introspection always
+        needs a client. A stale Bearer header is not a client credential.
         """
         basic_id, _ = extract_basic_authorization(request.headers)
-        if not request.payload.client_id and not basic_id:
+        if not request.payload.client_id and not basic_id and endpoint in CLIENTLESS_ENDPOINTS:
             return None
         return super().authenticate_client(request, methods, endpoint)

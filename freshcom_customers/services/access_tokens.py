@@ -6,34 +6,51 @@ from dataclasses import dataclass
 
 from flask import current_app
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, User
+from freshcom_customers.services import refresh_tokens
 
 ALGORITHM = "RS256"
 
 
 class Signer:
-    """The app's signing key and the public key set that verifies its tokens."""
+    """The app's signing key, and the public keys that verify tokens.
 
-    def __init__(self, private_key: RSAKey, issuer: str):
+    The current key signs. Keys rotated out of signing (previous_keys) still verify and stay
+    published in the JWKS, so the tokens they signed live until they expire. A token must
+    name its key by kid.
+    """
+
+    def __init__(self, private_key: RSAKey, issuer: str, previous_keys=()):
         self.key = private_key
         self.kid = private_key.thumbprint()
         self.issuer = issuer
-        public = RSAKey.import_key(
-            private_key.as_dict(private=False), {"kid": self.kid, "alg": ALGORITHM, "use": "sig"}
-        )
-        self.public_keys = KeySet([public])
+        self._by_kid = {}
+        for key in (private_key, *previous_keys):
+            kid = key.thumbprint()
+            self._by_kid.setdefault(
+                kid,
+                RSAKey.import_key(key.as_dict(private=False), {"kid": kid, "alg": ALGORITHM, "use": "sig"}),
+            )
+        self.public_keys = KeySet(list(self._by_kid.values()))
         self.claims = JWTClaimsRegistry(
             iss={"essential": True, "value": issuer}, exp={"essential": True}, aid={"essential": True}
         )
 
     def jwks(self) -> dict:
         return self.public_keys.as_dict(private=False)
+
+    def verifying_key(self, token) -> RSAKey:
+        """The published key the token's kid names; no kid, or an unknown one, fails."""
+        kid = token.headers().get("kid")
+        if kid not in self._by_kid:
+            raise InvalidKeyIdError(f"No key for kid: {kid!r}")
+        return self._by_kid[kid]
 
 
 def _signer() -> Signer:
@@ -48,14 +65,29 @@ class Principal:
     role: str
     user: User | None = None
     customer_id: uuid.UUID | None = None
+    # The refresh token family the token was issued from: the caller's session.
+    family_id: uuid.UUID | None = None
 
     @property
     def is_staff(self) -> bool:
         return self.role not in ("guest", "customer")
 
 
-def issue(account: Account, role: str, *, user: User | None = None, customer_id=None, lifetime=None):
-    """Sign an access token; return (jwt, lifetime in seconds)."""
+def issue(
+    account: Account,
+    role: str,
+    *,
+    user: User | None = None,
+    customer_id=None,
+    lifetime=None,
+    client_id=None,
+    family_id=None,
+):
+    """Sign an access token; return (jwt, lifetime in seconds).
+
+    client_id is the client it was issued to (RFC 9068's claim); family_id the refresh token
+    family it came from, so revoking that family ends the token at once.
+    """
     signer = _signer()
     lifetime = lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"]
     now = int(time.time())
@@ -68,18 +100,36 @@ def issue(account: Account, role: str, *, user: User | None = None, customer_id=
         "exp": now + lifetime,
         "jti": str(uuid.uuid4()),
     }
+    if client_id is not None:
+        claims["client_id"] = str(client_id)
     if user is not None:
         claims["sub"] = str(user.id)
         claims["gen"] = user.token_generation
+    if family_id is not None:
+        claims["fid"] = str(family_id)
     if customer_id is not None:
         claims["cid"] = str(customer_id)
     header = {"alg": ALGORITHM, "kid": signer.kid, "typ": "at+jwt"}
     return jwt.encode(header, claims, signer.key), lifetime
 
 
+def sign(account: Account, claims: dict, lifetime: int) -> tuple[str, int]:
+    """Sign claims for the account, adding iss, aid, iat, exp and jti; return (jwt, exp)."""
+    signer = _signer()
+    now = int(time.time())
+    claims = {"iss": signer.issuer, "aid": str(account.id), **claims}
+    claims.update(iat=now, exp=now + lifetime, jti=str(uuid.uuid4()))
+    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": "at+jwt"}
+    return jwt.encode(header, claims, signer.key), now + lifetime
+
+
 def authenticate(token: str) -> Principal:
     """Verify a token and that its account and user still allow it; raise InvalidToken if not."""
-    claims = _verified_claims(token)
+    return principal_of(decode(token))
+
+
+def principal_of(claims: dict) -> Principal:
+    """The caller the verified claims name, if their account, user and session still allow it."""
     account = db.session.get(Account, _uuid(claims["aid"]))
     if account is None:
         raise InvalidToken()
@@ -89,14 +139,20 @@ def authenticate(token: str) -> Principal:
     # A suspension or a revocation bumps token_generation: older tokens die at once.
     if user is None or not user.is_active or claims.get("gen") != user.token_generation:
         raise InvalidToken()
+    # Logout, reuse detection and a password change revoke refresh token families; the
+    # access tokens issued from a revoked family die with it (one primary key lookup).
+    family_id = _uuid(claims["fid"]) if "fid" in claims else None
+    if family_id is not None and not refresh_tokens.family_is_live(family_id):
+        raise InvalidToken()
     customer_id = _uuid(claims["cid"]) if "cid" in claims else None
-    return Principal(account, claims["role"], user, customer_id)
+    return Principal(account, claims["role"], user, customer_id, family_id)
 
 
-def _verified_claims(token: str) -> dict:
+def decode(token: str) -> dict:
+    """Return the claims of a token signed by one of our keys, issued by us and unexpired."""
     signer = _signer()
     try:
-        claims = jwt.decode(token, signer.public_keys, algorithms=[ALGORITHM]).claims
+        claims = jwt.decode(token, signer.verifying_key, algorithms=[ALGORITHM]).claims
         signer.claims.validate(claims)
     except (JoseError, ValueError, TypeError) as e:
         raise InvalidToken() from e

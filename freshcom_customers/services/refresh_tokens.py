@@ -1,16 +1,29 @@
-"""Refresh tokens: the account's publishable PRT and users' URTs (hashed, rotated, expiring)."""
+"""Refresh tokens: the account's publishable PRT and users' URTs (hashed, rotated, expiring).
+
+A URT belongs to a family: every token rotated from one login. A family's first token has
+the family's id as its own, so whether a family is revoked is one primary key lookup.
+"""
 
 import secrets
 import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
+from freshcom_customers import security_events
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Client, RefreshToken, User, hash_secret
 from freshcom_customers.orm import utcnow
+
+
+class Issued(NamedTuple):
+    """A URT as its client gets it, and the family it belongs to."""
+
+    value: str
+    family_id: uuid.UUID
 
 
 def find(value: str) -> RefreshToken:
@@ -25,6 +38,16 @@ def find(value: str) -> RefreshToken:
     if token is None:
         raise InvalidCredentials()
     return token
+
+
+def lookup(value: str) -> RefreshToken | None:
+    """The refresh token with this value, in whatever state, without using it; None if unknown."""
+    kind, _, rest = value.partition("-")
+    if kind == "prt":
+        return _find_publishable(rest)
+    if kind == "urt":
+        return db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_secret(value)))
+    return None
 
 
 def _find_publishable(rest: str) -> RefreshToken | None:
@@ -43,50 +66,90 @@ def _find_user_token(value: str) -> RefreshToken | None:
     if token is None or token.revoked_at is not None:
         return None
     if token.rotated_at is not None:
-        # RFC 9700 4.14.2: a rotated token presented again means it leaked; end the family.
-        revoke_family(token.family_id)
+        _replayed(token)
         return None
+    return token if _unexpired(token) else None
+
+
+def _replayed(token: RefreshToken) -> None:
+    """A rotated token came back: revoke its family, unless it was rotated a moment ago.
+
+    RFC 9700 4.14.2: a rotated token presented again means it leaked. But a client that
+    refreshes twice at once (two tabs, a retry) presents the same token twice within
+    moments; within the grace window the second gets invalid_grant and the family lives.
+    """
+    grace = timedelta(seconds=current_app.config["REFRESH_TOKEN_REUSE_GRACE"])
+    if token.rotated_at + grace > utcnow():
+        return
+    revoke_family(token.family_id)
+    security_events.record(
+        "refresh_token_reuse",
+        family_id=str(token.family_id),
+        user_id=str(token.user_id),
+        account_id=str(token.account_id),
+        client_id=str(token.client_id),
+    )
+
+
+def _unexpired(token: RefreshToken) -> bool:
+    """Within both its absolute (family) lifetime and its idle lifetime."""
     now = utcnow()
     idle = timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_LIFETIME"])
-    if token.expires_at <= now or token.last_used_at + idle <= now:
-        return None
-    return token
+    return now < token.expires_at and now < token.last_used_at + idle
+
+
+def is_active(token: RefreshToken) -> bool:
+    """Would the refresh grant accept this token (leaving its client aside)?"""
+    if token.is_publishable:
+        return True
+    usable = token.revoked_at is None and token.rotated_at is None and _unexpired(token)
+    return usable and token.user.is_active
+
+
+def expires_at(token: RefreshToken):
+    """When the URT stops working if it is not used: the earlier of its two expiries."""
+    idle = timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_LIFETIME"])
+    return min(token.expires_at, token.last_used_at + idle)
 
 
 def issue(
     user: User, account: Account, client: Client, *, family: RefreshToken | None = None, expires_at=None
-) -> str:
-    """Create a user refresh token; return its value, which is stored only as a hash.
+) -> Issued:
+    """Create a user refresh token, stored only as a hash; a new family unless family is given.
 
     A successor in a family keeps the family's absolute expiry; expires_at caps a new family.
     """
     now = utcnow()
     value = f"urt-{account.mode}-{secrets.token_urlsafe(32)}"
     lifetime = timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
+    family_id = family.family_id if family else uuid.uuid4()
     db.session.add(
         RefreshToken(
+            id=uuid.uuid4() if family else family_id,
             account=account,
             user=user,
             client=client,
             token_hash=hash_secret(value),
-            family_id=family.family_id if family else uuid.uuid4(),
+            family_id=family_id,
             expires_at=family.expires_at if family else min(now + lifetime, expires_at or now + lifetime),
             last_used_at=now,
         )
     )
-    return value
+    return Issued(value, family_id)
 
 
-def use(token: RefreshToken, account: Account) -> str | None:
-    """Record a use of a user refresh token; return its successor when the client rotates.
+def use(token: RefreshToken, account: Account, value: str) -> Issued:
+    """Record a use of the user refresh token value; return what the client holds from now on.
 
-    The rotation is one conditional UPDATE, so of two concurrent uses of one token at most
-    one succeeds.
+    A rotating client gets a successor in the same family, and the used token is spent; the
+    rotation is one conditional UPDATE, so of concurrent uses of one token at most one
+    succeeds (InvalidCredentials for the others). A client without rotation keeps its token,
+    which its absolute and idle expiry bound.
     """
     now = utcnow()
     if not token.client.rotate_refresh_tokens:
         token.last_used_at = now
-        return None
+        return Issued(value, token.family_id)
     rotated = db.session.execute(
         update(RefreshToken)
         .where(
@@ -100,10 +163,21 @@ def use(token: RefreshToken, account: Account) -> str | None:
     return issue(token.user, account, token.client, family=token)
 
 
-def branch(token: RefreshToken, account: Account) -> str:
+def branch(token: RefreshToken, account: Account) -> Issued:
     """Start a family in the test twin that lives no longer than the live token's family."""
     token.last_used_at = utcnow()
     return issue(token.user, account, token.client, expires_at=token.expires_at)
+
+
+def family_is_live(family_id: uuid.UUID) -> bool:
+    """False once the family is revoked (logout, reuse, password change, suspension)."""
+    first = db.session.get(RefreshToken, family_id, populate_existing=True)
+    if first is not None:
+        return first.revoked_at is None
+    # A family begun before first tokens took the family's id: look for any unrevoked token.
+    return db.session.scalar(
+        select(exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None)))
+    )
 
 
 def revoke_family(family_id: uuid.UUID) -> None:

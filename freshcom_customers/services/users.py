@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import select
 
+from freshcom_customers import security_events
 from freshcom_customers.errors import (
     AccessDenied,
     FieldError,
@@ -112,6 +113,8 @@ def suspend(user: User) -> None:
     """Lock the user out now: refresh tokens revoked, access tokens dead on the next request."""
     user.status = "suspended"
     revoke_sessions(user)
+    account_id = str(user.account_id) if user.account_id else None  # None: a standard (staff) user
+    security_events.record("user_suspended", user_id=str(user.id), account_id=account_id)
 
 
 def reactivate(user: User) -> None:
@@ -209,16 +212,17 @@ def update_user(user: User, attrs: dict, *, by_role: str) -> User:
     return user
 
 
-def update_own_user(user: User, attrs: dict, *, role: str) -> User:
+def update_own_user(user: User, attrs: dict, *, role: str, session_family: uuid.UUID | None = None) -> User:
     """Apply the caller's partial update to their own user; role and status are staff's to change.
 
-    A new password needs the current one and revokes the user's refresh tokens.
+    A new password needs the current one and ends the user's other sessions: every refresh
+    token family but session_family, the caller's own.
     """
     if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
         raise AccessDenied("Your own role and status are changed by staff.")
     customer = _customer_of(user)
     if "password" in attrs:
-        change_password(user, attrs.get("current_password"), attrs["password"])
+        change_password(user, attrs.get("current_password"), attrs["password"], keep_family=session_family)
     if customer is not None:
         _update_customer_user(customer, attrs, by_customer=True)
         return user
@@ -228,30 +232,33 @@ def update_own_user(user: User, attrs: dict, *, role: str) -> User:
     return user
 
 
-def change_password(user: User, current_password: str | None, new_password: str) -> None:
-    """Set a new password after checking the current one, and revoke the user's refresh tokens.
+def change_password(
+    user: User, current_password: str | None, new_password: str, *, keep_family: uuid.UUID | None = None
+) -> None:
+    """Set a new password after checking the current one; revoke every other refresh token family.
 
-    Access tokens are not touched, so the caller's own keeps working; the others expire
-    within their lifetime.
+    keep_family, the caller's session, stays; the other families' access tokens die with
+    them (they carry their family). Without keep_family every session ends.
     """
     if not current_password or not passwords.verify(current_password, user.password_hash)[0]:
         raise invalid("current_password", "invalid", "The current password is wrong.")
     passwords.check_policy(new_password)
     user.password_hash = passwords.hash_password(new_password)
-    revoke_refresh_tokens(user)
+    revoke_refresh_tokens(user, except_family=keep_family)
     one_time_tokens.discard("password_reset", user=user)  # a reset link must not undo it
 
 
-def revoke_refresh_tokens(user: User) -> None:
-    """Revoke every refresh token of the user, in every family, live and test."""
+def revoke_refresh_tokens(user: User, *, except_family: uuid.UUID | None = None) -> None:
+    """Revoke every refresh token of the user, in every family (but except_family), live and test."""
     # Flush first, through flush(): the UPDATE would autoflush pending changes anyway, and
     # a unique violation among them (a taken email in the same request) must become Taken.
     flush()
-    db.session.execute(
-        RefreshToken.__table__.update()
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+    query = RefreshToken.__table__.update().where(
+        RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)
     )
+    if except_family is not None:
+        query = query.where(RefreshToken.family_id != except_family)
+    db.session.execute(query.values(revoked_at=utcnow()))
 
 
 def delete_user(user: User, *, by_role: str) -> None:

@@ -484,7 +484,7 @@ def test_password_change_validation(client, auth, account, roy, attributes, expe
     )
 
 
-def test_a_password_change_revokes_the_refresh_tokens(client, auth, account, roy, session):
+def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(client, auth, account, roy, session):
     this = auth.login(account, ROY, ROY_PASSWORD)
     other = auth.login(account, ROY, ROY_PASSWORD)
     headers = auth.headers(this["access_token"])
@@ -492,17 +492,19 @@ def test_a_password_change_revokes_the_refresh_tokens(client, auth, account, roy
     assert response.status_code == 200, response.get_json()
     assert set(response.get_json()["data"]["attributes"]) == ATTRIBUTES
 
+    # The other session ends at once, its access token included.
     assert refresh(auth, other["refresh_token"], expect=400)["error"] == "invalid_grant"
-    # The access token does not name its refresh token family, so this session's goes too.
-    assert refresh(auth, this["refresh_token"], expect=400)["error"] == "invalid_grant"
-    # The caller's access token keeps working until it expires.
+    assert client.get("/v1/user", headers=auth.headers(other["access_token"])).status_code == 401
+    # The caller's session, named by its access token, goes on.
     assert client.get("/v1/user", headers=headers).status_code == 200
+    assert refresh(auth, this["refresh_token"])["access_token"]
     assert password_grant_fails(auth, account, ROY, ROY_PASSWORD)
     assert login(auth, account, ROY, "new-password-1")
-    live = select(RefreshToken).where(
+    live = select(RefreshToken.family_id).where(
         RefreshToken.user_id == uuid.UUID(roy["id"]), RefreshToken.revoked_at.is_(None)
     )
-    assert len(session.scalars(live).all()) == 1  # the new login's
+    # This session's family (its rotated and newest tokens) and the new login's.
+    assert len(set(session.scalars(live).all())) == 2
 
 
 def test_a_standard_user_changes_its_password(client, auth, account, owner):

@@ -74,7 +74,7 @@ def test_requests_oauthlib_legacy_application_client(server, storefront, custome
         assert response.json()["data"]["id"] == customer["id"]
         assert response.json()["data"]["attributes"]["email"] == email
 
-        # The rotated token is spent: presenting it again is reuse, refused.
+        # The rotated token is spent: presented again, it is refused.
         spent = token["refresh_token"]
         assert refresh_error(session, token_url, spent, client_id=storefront.client_id) == "invalid_grant"
 
@@ -97,9 +97,47 @@ def test_authlib_oauth2_session(server, storefront, customer):
         assert response.json()["data"]["id"] == customer["id"]
         assert response.json()["data"]["attributes"]["email"] == email
 
-        # Reuse of the rotated token revokes its whole family, the fresh successor included.
-        for spent in (token["refresh_token"], refreshed["refresh_token"]):
-            assert refresh_error(session, token_url, spent) == "invalid_grant"
+        # The rotated token is spent. Presented again a moment later, as a client's concurrent
+        # refresh would, it is refused without ending the session (the reuse grace window).
+        assert refresh_error(session, token_url, token["refresh_token"]) == "invalid_grant"
+        assert refresh_error(session, token_url, refreshed["refresh_token"]) is None
+
+
+def test_authlib_oauth2_session_logs_out_with_revoke_token(server, storefront, customer):
+    email = customer["attributes"]["email"]
+    with AuthlibSession(client_id=storefront.client_id, scope=storefront.scope) as session:
+        token = session.fetch_token(server.url("/v1/token"), username=email, password=PASSWORD)
+        assert session.get(server.url("/v1/customer")).status_code == 200
+
+        # A public client: the library sends client_id in the body (auth method none).
+        response = session.revoke_token(
+            server.url("/v1/token/revoke"), token=token["refresh_token"], token_type_hint="refresh_token"
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["Cache-Control"] == "no-store"
+
+        # Logged out: the refresh token and the access token of the session both stop at once.
+        response = session.get(server.url("/v1/customer"))
+        assert response.status_code == 401, response.text
+        assert refresh_error(session, server.url("/v1/token"), token["refresh_token"]) == "invalid_grant"
+
+
+def test_authlib_oauth2_session_introspects_as_a_confidential_client(server, storefront, customer):
+    backend = server.flask(
+        "clients", "create", "--account", storefront.account_id, "--name", "Backend", "--confidential"
+    )
+    email = customer["attributes"]["email"]
+    with AuthlibSession(client_id=storefront.client_id, scope=storefront.scope) as shopper:
+        token = shopper.fetch_token(server.url("/v1/token"), username=email, password=PASSWORD)
+    with AuthlibSession(client_id=backend["clientId"], client_secret=backend["clientSecret"]) as session:
+        url = server.url("/v1/token/introspect")
+        answer = session.introspect_token(url, token=token["access_token"]).json()
+        assert answer["active"] is True
+        assert (answer["username"], answer["client_id"]) == (email, storefront.client_id)
+        # A confidential client may revoke only its own tokens: the storefront's stays.
+        response = session.revoke_token(server.url("/v1/token/revoke"), token=token["refresh_token"])
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+        assert session.introspect_token(url, token=token["refresh_token"]).json()["active"] is True
 
 
 def refresh_error(session, token_url, refresh_token, **params) -> str | None:

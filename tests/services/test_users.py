@@ -22,7 +22,7 @@ def live_refresh_tokens(session, user) -> list:
 
 def session_of(user, account):
     """Start a login session: issue a refresh token for the user through the default client."""
-    return refresh_tokens.issue(user, account, accounts.default_client(account))
+    return refresh_tokens.issue(user, account, accounts.default_client(account)).value
 
 
 @pytest.fixture
@@ -191,6 +191,20 @@ def test_a_password_change_revokes_refresh_tokens_but_keeps_access_tokens(ann, a
     users.change_password(ann, "ann-password-1", "new-password-1")
     assert passwords.verify("new-password-1", ann.password_hash)[0]
     assert live_refresh_tokens(session, ann) == []
+    assert ann.token_generation == 0
+
+
+def test_a_password_change_keeps_the_callers_family(ann, account, session):
+    own = refresh_tokens.issue(ann, account.live, accounts.default_client(account.live))
+    session_of(ann, account.live)
+    session_of(ann, account.test)
+    users.update_own_user(
+        ann,
+        {"password": "new-password-1", "current_password": "ann-password-1"},
+        role="manager",
+        session_family=own.family_id,
+    )
+    assert [token.family_id for token in live_refresh_tokens(session, ann)] == [own.family_id]
     assert ann.token_generation == 0
 
 

@@ -1,0 +1,143 @@
+"""Refresh token families: ids, rotation as one conditional UPDATE, liveness, and the grace window."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from freshcom_customers.errors import InvalidCredentials
+from freshcom_customers.models import RefreshToken, hash_secret
+from freshcom_customers.orm import utcnow
+from freshcom_customers.services import accounts, refresh_tokens
+
+
+def row(session, value: str) -> RefreshToken:
+    query = select(RefreshToken).where(RefreshToken.token_hash == hash_secret(value))
+    return session.scalar(query.execution_options(populate_existing=True))
+
+
+@pytest.fixture
+def login(account, session):
+    """A new session (family) for the account's owner through the default client."""
+
+    def login():
+        issued = refresh_tokens.issue(account.owner, account.live, accounts.default_client(account.live))
+        session.flush()
+        return issued
+
+    return login
+
+
+def test_a_familys_first_token_carries_the_familys_id(session, account, login):
+    first = login()
+    assert first.value.startswith("urt-live-")
+    assert row(session, first.value).id == first.family_id == row(session, first.value).family_id
+    successor = refresh_tokens.use(row(session, first.value), account.live, first.value)
+    session.flush()
+    assert successor.family_id == first.family_id
+    assert row(session, successor.value).id != first.family_id
+
+
+def test_of_two_uses_of_one_token_read_before_either_rotated_one_fails(session, account, login):
+    first = login()
+    token = row(session, first.value)  # both requests read it while it was unrotated
+    refresh_tokens.use(token, account.live, first.value)
+    with pytest.raises(InvalidCredentials):
+        refresh_tokens.use(token, account.live, first.value)
+
+
+def test_without_rotation_use_returns_the_same_token_and_slides_the_idle_window(session, account, login):
+    accounts.default_client(account.live).rotate_refresh_tokens = False
+    first = login()
+    token = row(session, first.value)
+    token.last_used_at = utcnow() - timedelta(days=3)
+    assert refresh_tokens.use(token, account.live, first.value) == first
+    assert token.last_used_at > utcnow() - timedelta(minutes=1)
+    assert token.rotated_at is None
+
+
+def test_a_family_is_live_until_revoked(session, login):
+    family = login().family_id
+    other = login().family_id
+    assert refresh_tokens.family_is_live(family)
+    refresh_tokens.revoke_family(family)
+    assert not refresh_tokens.family_is_live(family)
+    assert refresh_tokens.family_is_live(other)
+
+
+def test_a_family_begun_before_first_tokens_took_its_id_is_checked_all_the_same(session, login):
+    issued = login()
+    token = row(session, issued.value)
+    legacy_family = uuid.uuid4()
+    token.family_id = legacy_family  # as families were made before: the family id is no row's id
+    session.flush()
+    assert refresh_tokens.family_is_live(legacy_family)
+    refresh_tokens.revoke_family(legacy_family)
+    assert not refresh_tokens.family_is_live(legacy_family)
+
+
+def test_an_unknown_family_is_not_live():
+    assert not refresh_tokens.family_is_live(uuid.uuid4())
+
+
+@pytest.mark.parametrize(
+    ("change", "active"),
+    [
+        pytest.param({}, True, id="fresh"),
+        pytest.param({"revoked_at": timedelta(0)}, False, id="revoked"),
+        pytest.param({"rotated_at": timedelta(0)}, False, id="rotated"),
+        pytest.param({"expires_at": timedelta(seconds=1)}, False, id="absolute expiry"),
+        pytest.param({"last_used_at": timedelta(days=14, seconds=1)}, False, id="idle expiry"),
+        pytest.param({"last_used_at": timedelta(days=13)}, True, id="idle for less"),
+    ],
+)
+def test_is_active(session, login, change, active):
+    token = row(session, login().value)
+    for column, ago in change.items():
+        setattr(token, column, utcnow() - ago)
+    assert refresh_tokens.is_active(token) is active
+
+
+def test_a_suspended_users_token_is_not_active(session, account, login):
+    token = row(session, login().value)
+    account.owner.status = "suspended"
+    assert refresh_tokens.is_active(token) is False
+
+
+def test_a_publishable_key_is_active(account):
+    assert refresh_tokens.is_active(accounts.publishable_token(account.live)) is True
+
+
+def test_expires_at_is_the_earlier_of_the_two_expiries(app, session, login):
+    token = row(session, login().value)
+    assert refresh_tokens.expires_at(token) == token.last_used_at + timedelta(days=14)
+    token.expires_at = token.last_used_at + timedelta(days=1)
+    assert refresh_tokens.expires_at(token) == token.expires_at
+
+
+@pytest.mark.parametrize(("beyond", "revoked"), [(-1, False), (1, True)], ids=["in grace", "after grace"])
+def test_a_rotated_token_found_again_revokes_its_family_only_after_the_grace_window(
+    app, session, account, login, beyond, revoked
+):
+    first = login()
+    successor = refresh_tokens.use(row(session, first.value), account.live, first.value)
+    session.flush()
+    ago = app.config["REFRESH_TOKEN_REUSE_GRACE"] + beyond
+    row(session, first.value).rotated_at = utcnow() - timedelta(seconds=ago)
+    with pytest.raises(InvalidCredentials):
+        refresh_tokens.find(first.value)
+    assert refresh_tokens.family_is_live(first.family_id) is not revoked
+    assert (row(session, successor.value).revoked_at is not None) is revoked
+
+
+def test_lookup_finds_tokens_in_any_state_without_using_them(session, account, login):
+    first = login()
+    token = row(session, first.value)
+    token.rotated_at = utcnow() - timedelta(days=1)
+    session.flush()
+    assert refresh_tokens.lookup(first.value) is token
+    assert refresh_tokens.family_is_live(first.family_id)  # no reuse detection on a look
+    assert refresh_tokens.lookup(accounts.publishable_token(account.live).prefixed_id).is_publishable
+    assert refresh_tokens.lookup("urt-live-nope") is None
+    assert refresh_tokens.lookup("nope") is None
