@@ -17,3 +17,8 @@ def caller(*roles: str) -> Principal:
     if principal.role not in roles:
         raise AccessDenied(f"The {principal.role} role may not do this.")
     return principal
+
+
+def is_guest() -> bool:
+    """Whether the caller holds a guest token (a storefront visitor, who may self-register)."""
+    return current_token.role == "guest"

@@ -4,10 +4,11 @@ from flask import request, url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
+from freshcom_customers import throttling
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import orders as orders_api
 from freshcom_customers.api import users as users_api
-from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
+from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, is_guest
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.models import CUSTOMER_STATUSES
@@ -69,6 +70,7 @@ def _document(customer, include: set[str]):
 
 @bp.post("/customers")
 @require_oauth()
+@throttling.limit_per_ip("registration", only_if=is_guest)
 def create_customer():
     principal = caller("guest", *CUSTOMER_MANAGERS)
     attrs = jsonapi.load(SCHEMA, jsonapi.read_attributes("Customer"))

@@ -24,6 +24,8 @@ HTTP_CODES = {
     429: "too_many_requests",
     503: "service_unavailable",
 }
+# Headers of an HTTP error that its JSON:API answer keeps (Retry-After: a 429 of throttling.py).
+PASSED_HEADERS = ("WWW-Authenticate", "Allow", "Retry-After")
 DOMAIN_ERRORS = {
     NotFound: (404, "not_found", "Not found."),
     AccessDenied: (403, "access_denied", "Access denied."),
@@ -41,7 +43,7 @@ def render(error: Exception):
         if isinstance(error, kind):
             return _errors(status, code, title, detail=str(error) or None)
     if isinstance(error, HTTPException) and error.code < 500:
-        headers = [(k, v) for k, v in error.get_response().headers if k in ("WWW-Authenticate", "Allow")]
+        headers = [(k, v) for k, v in error.get_response().headers if k in PASSED_HEADERS]
         return _errors(
             error.code,
             HTTP_CODES.get(error.code, "invalid_request"),

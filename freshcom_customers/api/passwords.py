@@ -5,6 +5,7 @@ from flask import request
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
+from freshcom_customers import throttling
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.extensions import db
 from freshcom_customers.oauth2 import require_oauth
@@ -21,6 +22,7 @@ class PasswordSchema(Schema):
 
 
 @bp.post("/password_reset_tokens")
+@throttling.limit_per_ip("password_reset")
 @require_oauth(optional=True)
 def create_password_reset_token():
     """204 whether or not the user exists. A token selects its account's managed users."""

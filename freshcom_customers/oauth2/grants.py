@@ -7,7 +7,9 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant, ResourceOwnerPasswordCredentialsGrant
 
+from freshcom_customers import throttling
 from freshcom_customers.errors import InvalidCredentials, NotFound
+from freshcom_customers.oauth2.errors import LockedOutError, TooManyRequestsError
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
 from freshcom_customers.oauth2.server import AUTH_METHODS
 from freshcom_customers.services import access_tokens, accounts, customers, refresh_tokens, users
@@ -38,7 +40,8 @@ class FreshcomGrant:
             raise InvalidRequestError(f"Missing '{name}' in request.")
         return value
 
-    def token(self, account, refresh_token: str, user=None) -> dict:
+    def token(self, account, refresh_token: str, user=None, family_id=None) -> dict:
+        """The token response; the access token names the client and the refresh token family."""
         role = users.role_in(user, account) if user else "guest"
         customer_id = None
         if role == "customer":
@@ -46,7 +49,14 @@ class FreshcomGrant:
                 customer_id = customers.customer_of_user(account, user).id
             except NotFound:
                 raise InvalidGrantError(GENERIC_FAILURE) from None
-        access_token, lifetime = access_tokens.issue(account, role, user=user, customer_id=customer_id)
+        access_token, lifetime = access_tokens.issue(
+            account,
+            role,
+            user=user,
+            customer_id=customer_id,
+            client_id=self.request.client.id,
+            family_id=family_id,
+        )
         return {
             "access_token": access_token,
             "token_type": "bearer",
@@ -64,9 +74,14 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
         username, password = self.required("username"), self.required("password")
         reference = requested_account(self.request.payload.scope)
         try:
-            user, account = users.login(reference, username, password)
+            with throttling.password_attempt(reference, username):
+                user, account = users.login(reference, username, password)
         except InvalidCredentials:
             raise InvalidGrantError(GENERIC_FAILURE) from None
+        except throttling.Throttled as e:
+            raise TooManyRequestsError(e.retry_after) from None
+        except throttling.LockedOut as e:
+            raise LockedOutError(e.retry_after) from None
         if users.role_in(user, account) is None:
             raise InvalidGrantError(GENERIC_FAILURE)
         self.request.client = self.client_for(named, account)
@@ -75,8 +90,8 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
 
     def create_token_response(self):
         user, account = self.request.user, self.request.account
-        refresh_token = refresh_tokens.issue(user, account, self.request.client)
-        return 200, self.token(account, refresh_token, user), self.TOKEN_RESPONSE_HEADER
+        issued = refresh_tokens.issue(user, account, self.request.client)
+        return 200, self.token(account, issued.value, user, issued.family_id), self.TOKEN_RESPONSE_HEADER
 
 
 class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
@@ -116,10 +131,11 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         if token.is_publishable:
             return 200, self.token(account, token.prefixed_id), self.TOKEN_RESPONSE_HEADER
         if account.id != token.account_id:
-            refresh_token = refresh_tokens.branch(token, account)
+            issued = refresh_tokens.branch(token, account)
         else:
             try:
-                refresh_token = refresh_tokens.use(token, account) or self.request.form["refresh_token"]
+                issued = refresh_tokens.use(token, account, self.request.form["refresh_token"])
             except InvalidCredentials:
                 raise InvalidGrantError(GENERIC_FAILURE) from None
-        return 200, self.token(account, refresh_token, token.user), self.TOKEN_RESPONSE_HEADER
+        response = self.token(account, issued.value, token.user, issued.family_id)
+        return 200, response, self.TOKEN_RESPONSE_HEADER

@@ -7,6 +7,7 @@ conditional UPDATE, so of two concurrent uses only one succeeds.
 """
 
 import secrets
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
@@ -51,6 +52,33 @@ def issue(
     )
     flush()
     return value
+
+
+def issue_for_no_one(purpose: str) -> None:
+    """Do the database work of issue() for a subject that does not exist, and keep nothing.
+
+    An answer for an unknown address must cost what one for a known address does (password
+    reset, magic link): the same DELETE, an INSERT, and a DELETE of that row, so that both
+    transactions write and commit alike. No row survives the transaction.
+    """
+    db.session.execute(
+        delete(OneTimeToken)
+        .where(
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.user_id == uuid.uuid4(),
+            OneTimeToken.used_at.is_(None),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    decoy = OneTimeToken(
+        purpose=purpose, token_hash=hash_secret(secrets.token_urlsafe(32)), email=None, expires_at=utcnow()
+    )
+    db.session.add(decoy)
+    flush()
+    db.session.execute(
+        delete(OneTimeToken).where(OneTimeToken.id == decoy.id).execution_options(synchronize_session=False)
+    )
+    db.session.expunge(decoy)
 
 
 def discard(purpose: str, *, user: User | None = None, customer: Customer | None = None) -> None:

@@ -17,7 +17,8 @@ def request_reset(account: Account | None, username: str) -> None:
     """Email a reset link to the active user with this username: managed in account, or standard.
 
     Says nothing about whether the user exists: an unknown one gets no email and no error,
-    and the email itself leaves after the response (services.mail), so both cost the same.
+    and costs the same: its transaction writes a token and deletes it, and the email itself
+    leaves after the response (services.mail).
     """
     user = db.session.scalar(
         select(User).where(
@@ -26,6 +27,7 @@ def request_reset(account: Account | None, username: str) -> None:
         )
     )
     if user is None or not user.is_active or not user.email:
+        one_time_tokens.issue_for_no_one(PURPOSE)
         return
     token = one_time_tokens.issue(PURPOSE, user=user, email=user.email, lifetime=LIFETIME)
     where = f" at {user.account.name}" if user.account else ""

@@ -75,11 +75,11 @@ def test_an_unknown_user_gets_the_same_answer_and_no_email(client, guest, roy, m
     known = request_reset(client, "roy@example.com", guest)
     unknown = request_reset(client, "nobody@example.com", guest)
 
-    assert (unknown.status_code, unknown.data, dict(unknown.headers)) == (
-        known.status_code,
-        known.data,
-        dict(known.headers),
-    )
+    def answer(response):
+        headers = {k: v for k, v in response.headers if k != "X-Request-Id"}  # each request's own
+        return response.status_code, response.data, headers
+
+    assert answer(unknown) == answer(known)
     assert_no_content(unknown)
     assert [m["To"] for m in mailbox.settled()] == ["roy@example.com"]
 
