@@ -21,6 +21,7 @@ from flask_mail import Message
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from freshcom_customers import logs
 from freshcom_customers.extensions import db, mail
 
 _PENDING = "freshcom_mail_pending"
@@ -77,7 +78,7 @@ class Outbox:
         self._pid: int | None = None
 
     def put(self, app: Flask, message: Message) -> None:
-        self._worker_queue().put((app, message))
+        self._worker_queue().put((app, message, logs.request_id()))
 
     def wait(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """Wait until every queued message has been delivered; False if the timeout came first."""
@@ -109,17 +110,18 @@ class Outbox:
     @staticmethod
     def _run(q: queue.Queue) -> None:
         while True:
-            app, message = q.get()
-            try:
-                with app.app_context():
-                    deliver(message)
-            except Exception:
-                # No retry: the person can ask for another email. The link is not logged.
-                app.logger.exception(
-                    "Could not send the email %r to %s", message.subject, ", ".join(message.recipients)
-                )
-            finally:
-                q.task_done()
+            app, message, request_id = q.get()
+            with logs.bound_request_id(request_id):  # its log lines name the request that sent it
+                try:
+                    with app.app_context():
+                        deliver(message)
+                except Exception:
+                    # No retry: the person can ask for another email. The link is not logged.
+                    app.logger.exception(
+                        "Could not send the email %r to %s", message.subject, ", ".join(message.recipients)
+                    )
+                finally:
+                    q.task_done()
 
 
 outbox = Outbox()

@@ -1,0 +1,63 @@
+"""Deployments behind a reverse proxy: which X-Forwarded-* headers to believe (werkzeug ProxyFix).
+
+``PROXY_FIX`` names how many proxies set each header, ``"x_for=1,x_proto=1"`` for one TLS
+proxy in front; a header it does not name is ignored, and so is every X-Forwarded-* header
+when it is empty (the default), because a client can send them too. With it, the app sees
+the client's scheme (https, so Authlib's token endpoints work and HSTS is sent) and the
+client's address (``request.remote_addr``, which rate limiting keys on and logs show).
+
+Authlib refuses token requests that reached it over plain http from anywhere but loopback
+(``insecure_transport``, 400). Behind a TLS proxy without ``x_proto`` that is every token
+request, so each one is also logged with the setting that fixes it. ``AUTHLIB_INSECURE_TRANSPORT``
+lifts the check for development; production refuses to start with it.
+"""
+
+import os
+
+from authlib.common.security import is_secure_transport
+from flask import Flask, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from freshcom_customers.config import ConfigError
+
+HEADERS = ("x_for", "x_proto", "x_host", "x_port", "x_prefix")
+MAX_HOPS = 5
+# Where Authlib checks the transport: the token, revocation and introspection endpoints.
+TOKEN_ENDPOINTS = "/v1/token"
+
+
+def init_app(app: Flask) -> None:
+    """Trust the forwarded headers PROXY_FIX names; warn about token requests over plain http."""
+    if app.config["ENV"] == "production" and os.environ.get("AUTHLIB_INSECURE_TRANSPORT"):
+        raise ConfigError("FRESHCOM_ENV=production refuses to start with AUTHLIB_INSECURE_TRANSPORT set")
+    hops = parse(app.config["PROXY_FIX"])
+    if any(hops.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **hops)
+    app.before_request(_warn_plain_http)
+
+
+def parse(value) -> dict[str, int]:
+    """Read "x_for=1,x_proto=1" (or a mapping) into ProxyFix's arguments, every header not named at 0."""
+    hops = dict.fromkeys(HEADERS, 0)
+    try:
+        if isinstance(value, str):
+            value = dict(part.split("=", 1) for part in value.replace(" ", "").split(",") if part)
+        for name, count in (value or {}).items():
+            if name not in hops or not 0 <= int(count) <= MAX_HOPS:
+                raise ValueError(name)
+            hops[name] = int(count)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ConfigError(
+            f"FRESHCOM_PROXY_FIX must look like x_for=1,x_proto=1 (headers {', '.join(HEADERS)}; "
+            f"0 to {MAX_HOPS} proxies each), not {value!r}"
+        ) from e
+    return hops
+
+
+def _warn_plain_http() -> None:
+    if request.path.startswith(TOKEN_ENDPOINTS) and not is_secure_transport(request.url):
+        current_app.logger.warning(
+            "A token endpoint was called over plain http (%s) and answered insecure_transport; "
+            "behind a TLS proxy, set FRESHCOM_PROXY_FIX=x_for=1,x_proto=1",
+            request.host_url,
+        )

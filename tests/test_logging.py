@@ -1,0 +1,263 @@
+"""Structured logs: one JSON object a line, a request id on each, and nothing secret in them."""
+
+import logging
+import re
+import sys
+
+import pytest
+from flask.logging import default_handler
+from gunicorn.config import Config as GunicornConfig
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from freshcom_customers import logs, security_events
+from freshcom_customers.config import ConfigError
+from freshcom_customers.extensions import db
+from tests.conftest import customer_document
+from tests.logcapture import access_line, app_factory, events, json_lines
+
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+def make_app(app, app_config):
+    with app_factory(app, app_config) as make:
+        yield make
+
+
+@pytest.fixture
+def json_client(make_app):
+    return make_app(LOG_FORMAT="json").test_client()
+
+
+def lines_of(capsys, response) -> list[dict]:
+    """The lines logged while answering response."""
+    request_id = response.headers["X-Request-Id"]
+    return [line for line in json_lines(capsys.readouterr().err) if line["request_id"] == request_id]
+
+
+def test_each_request_is_one_access_line_and_every_line_names_the_request(json_client, account, capsys):
+    data = {"grant_type": "password", "username": "nobody@acme.test", "password": "wrong-password-1"}
+    response = json_client.post("/v1/token", data=data, environ_base={"REMOTE_ADDR": "192.0.2.4"})
+
+    lines = lines_of(capsys, response)
+    assert GENERATED_ID.fullmatch(response.headers["X-Request-Id"])
+    (access,) = [line for line in lines if line["logger"] == "freshcom_customers.access"]
+    assert access["message"] == "POST /v1/token 400"
+    assert {k: access[k] for k in ("level", "method", "path", "status", "remote_addr")} == {
+        "level": "INFO",
+        "method": "POST",
+        "path": "/v1/token",
+        "status": 400,
+        "remote_addr": "192.0.2.4",
+    }
+    assert access["duration_ms"] >= 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", access["time"])
+    (failure,) = events(lines, "login_failed")
+    assert failure["logger"] == "freshcom_customers.security"
+    assert failure["level"] == "WARNING"
+    assert failure["fields"]["username"] == "nobody@acme.test"
+    assert failure["fields"]["ip"] == "192.0.2.4"
+
+
+@pytest.mark.parametrize(
+    "incoming", ["0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a", "abcdef0123456789", "req:1-67.a_b-c"]
+)
+def test_a_well_formed_request_id_is_kept_and_echoed(json_client, capsys, incoming):
+    response = json_client.get("/health", headers={"X-Request-Id": incoming})
+    assert response.headers["X-Request-Id"] == incoming
+    assert access_line(json_lines(capsys.readouterr().err), response)["request_id"] == incoming
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    ["short", "x" * 129, "two words here", "id\nforged line", 'id", "level": "forged', "ïd-12345678", ""],
+)
+def test_a_malformed_request_id_is_replaced(json_client, capsys, incoming):
+    response = json_client.get("/health", environ_base={"HTTP_X_REQUEST_ID": incoming})
+    assert GENERATED_ID.fullmatch(response.headers["X-Request-Id"])
+    assert access_line(json_lines(capsys.readouterr().err), response)["request_id"] != incoming
+
+
+def test_query_values_are_redacted_but_paging_and_sorting(json_client, owner, capsys):
+    query = "page[size]=5&page[number]=2&sort=-insertedAt&search=roy.bao@example.com&resetToken=abc123secret"
+    response = json_client.get(f"/v1/customers?{query}", headers=owner)
+
+    output = capsys.readouterr().err
+    (access,) = [line for line in json_lines(output) if line["logger"] == "freshcom_customers.access"]
+    assert access["path"] == "/v1/customers"
+    assert access["query"] == (
+        "page[size]=5&page[number]=2&sort=-insertedAt&search=[redacted]&resetToken=[redacted]"
+    )
+    assert response.status_code == 200
+    assert "abc123secret" not in output and "roy.bao" not in output
+
+
+def test_a_reset_token_in_the_query_string_is_not_logged(json_client, capsys):
+    secret = "Zq3vJ8-reset-token-value-kL0p"
+    body = {"data": {"type": "Password", "attributes": {"value": "a new passphrase"}}}
+    response = json_client.patch(f"/v1/password?resetToken={secret}", json=body)
+    assert response.status_code == 422
+    output = capsys.readouterr().err
+    assert secret not in output
+    assert "resetToken=[redacted]" in output
+
+
+def test_bodies_and_authorization_headers_are_not_logged(json_client, account, guest, capsys):
+    password = "Body-Password-Never-Logged-7"
+    body = customer_document(status="registered", email="not-an-email", password=password)
+    response = json_client.post("/v1/customers", json=body, headers=guest)
+    assert response.status_code == 422
+    forged = json_client.get("/v1/customer", headers={"Authorization": "Bearer forged-token-never-logged"})
+    assert forged.status_code == 401
+
+    output = capsys.readouterr().err
+    assert password not in output
+    assert guest["Authorization"].removeprefix("Bearer ") not in output
+    assert "forged-token-never-logged" not in output
+
+
+@pytest.mark.parametrize(
+    ("logged", "shown"),
+    [
+        ("GET /v1/password?resetToken=abc&page=2", "GET /v1/password?resetToken=[redacted]&page=2"),
+        (
+            "https://shop.test/reset-password?token=Zm9v-YmFy_",
+            "https://shop.test/reset-password?token=[redacted]",
+        ),
+        ("client_secret=s3cr3t&password=hunter22", "client_secret=[redacted]&password=[redacted]"),
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [redacted]"),
+        ("Authorization: Basic dXNlcjpwYXNz==", "Authorization: Basic [redacted]"),
+        ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end", "token [redacted] end"),
+        ("refresh urt-live-3q2-_x9 used", "refresh urt-[redacted] used"),
+        ("nothing secret in GET /v1/customers 200", "nothing secret in GET /v1/customers 200"),
+    ],
+)
+def test_what_looks_like_a_credential_is_scrubbed_from_json_messages(logged, shown):
+    assert logs.scrub(logged) == shown
+
+
+def test_a_traceback_is_one_json_field_scrubbed_too():
+    try:
+        raise RuntimeError("failed on /v1/password?resetToken=abc123")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "Unhandled error", None, sys.exc_info())
+    line = logs.JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json_lines(line)[0]
+    assert "RuntimeError: failed on /v1/password?resetToken=[redacted]" in entry["exception"]
+    assert "abc123" not in line
+
+
+def test_security_event_fields_are_bounded(json_client, capsys):
+    with json_client.application.app_context():
+        security_events.record("login_failed", username="u" * 100_000, ip="192.0.2.1")
+    (event,) = events(json_lines(capsys.readouterr().err), "login_failed")
+    assert len(event["fields"]["username"]) == logs.MAX_FIELD + 1
+    assert event["request_id"] is None  # not in a request
+
+
+def test_text_in_development_with_the_request_id_and_event_fields(make_app, account, capsys):
+    client = make_app(LOG_FORMAT="text").test_client()
+    data = {"grant_type": "password", "username": "nobody@acme.test", "password": "wrong-password-1"}
+    response = client.post("/v1/token", data=data)
+
+    output = capsys.readouterr().err
+    request_id = response.headers["X-Request-Id"]
+    assert re.search(
+        rf"INFO freshcom_customers\.access \[{request_id}\] POST /v1/token 400 \([\d.]+ ms\)", output
+    )
+    assert re.search(
+        rf"WARNING freshcom_customers\.security \[{request_id}\] login_failed \{{.*nobody@", output
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "log_format", "expected"),
+    [
+        ("production", None, "json"),
+        ("production", "JSON", "json"),
+        ("development", None, "text"),
+        ("development", "json", "json"),
+    ],
+)
+def test_json_is_the_production_default(env, log_format, expected):
+    assert logs.settings({"ENV": env, "LOG_FORMAT": log_format, "LOG_LEVEL": "INFO"}) == (
+        expected,
+        logging.INFO,
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"ENV": "production", "LOG_FORMAT": "text"}, "FRESHCOM_LOG_FORMAT=text is for development"),
+        ({"LOG_FORMAT": "xml"}, "FRESHCOM_LOG_FORMAT must be json or text"),
+        ({"LOG_LEVEL": "LOUD"}, "FRESHCOM_LOG_LEVEL"),
+    ],
+)
+def test_bad_log_settings_stop_the_app(make_app, settings, message):
+    if settings.get("ENV") == "production":
+        settings = {**settings, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:9/unused"}
+    with pytest.raises(ConfigError, match=message):
+        make_app(**settings)
+
+
+def test_one_handler_however_many_apps_and_no_flask_default_handler(make_app):
+    make_app(LOG_FORMAT="json")
+    app = make_app(LOG_FORMAT="json")
+    assert logs.is_configured()
+    assert sum(isinstance(h, logs.StderrHandler) for h in logging.getLogger().handlers) == 1
+    assert default_handler not in app.logger.handlers
+
+
+def test_libraries_that_would_log_secrets_stay_quiet_even_at_debug(make_app):
+    make_app(LOG_FORMAT="json", LOG_LEVEL="DEBUG")
+    assert logging.getLogger("freshcom_customers").getEffectiveLevel() == logging.DEBUG
+    assert logging.getLogger("authlib").getEffectiveLevel() == logging.INFO  # logs issued tokens at DEBUG
+    assert logging.getLogger("werkzeug").getEffectiveLevel() == logging.WARNING  # request lines with queries
+    assert logging.getLogger("gunicorn.access").disabled  # the raw request line, ?resetToken=… and all
+
+
+def test_in_a_gunicorn_worker_its_error_log_writes_json(make_app):
+    error_log = logging.getLogger("gunicorn.error")
+    gunicorns, someone_elses = logging.StreamHandler(), logging.StreamHandler()
+    gunicorns._gunicorn = True  # as gunicorn's Logger marks the handler it sets up before loading the app
+    for handler in (gunicorns, someone_elses):
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(message)s"))
+        error_log.addHandler(handler)
+    try:
+        make_app(LOG_FORMAT="json")
+        assert isinstance(gunicorns.formatter, logs.JsonFormatter)
+        assert not isinstance(someone_elses.formatter, logs.JsonFormatter)  # a test harness's, say
+    finally:
+        error_log.removeHandler(gunicorns)
+        error_log.removeHandler(someone_elses)
+
+
+def test_gunicorn_logger_class_writes_json_and_no_access_lines(monkeypatch, capsys):
+    monkeypatch.setenv("FRESHCOM_ENV", "production")
+    monkeypatch.delenv("FRESHCOM_LOG_FORMAT", raising=False)
+    config = GunicornConfig()
+    config.set("accesslog", "-")
+    logger = logs.GunicornLogger(config)
+    try:
+        logger.info("Booting worker with pid: %s", 42)
+        logger.access(None, None, {}, None)  # would fail if it built gunicorn's access line
+        entry = json_lines(capsys.readouterr().err)
+        assert [(e["logger"], e["message"]) for e in entry] == [
+            ("gunicorn.error", "Booting worker with pid: 42")
+        ]
+    finally:
+        for log in (logger.error_log, logger.access_log):
+            log.propagate = True
+            for h in [h for h in log.handlers if getattr(h, "_gunicorn", False)]:
+                log.removeHandler(h)
+
+
+def test_database_errors_do_not_carry_their_parameters(app, session):
+    assert db.engine.hide_parameters
+    with pytest.raises(DatabaseError) as error:
+        session.execute(text("SELECT * FROM no_such_table WHERE name = :name"), {"name": "param-secret-42"})
+    session.rollback()
+    assert "param-secret-42" not in str(error.value)
