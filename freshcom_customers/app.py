@@ -6,7 +6,7 @@ from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from freshcom_customers import oauth2
+from freshcom_customers import cors, http_headers, logs, oauth2, proxy, throttling
 from freshcom_customers.config import load_config
 from freshcom_customers.extensions import db, mail, migrate
 from freshcom_customers.services import passwords
@@ -18,10 +18,12 @@ def create_app(config: dict | None = None) -> Flask:
     """Create the app; config overrides the environment (tests use it)."""
     app = Flask(__name__, instance_relative_config=True)
     load_config(app, config)
+    logs.init_app(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_commands(app)
+    register_http_posture(app)
     return app
 
 
@@ -31,27 +33,42 @@ def register_extensions(app: Flask) -> None:
     mail.init_app(app)
     app.extensions["freshcom_passwords"] = passwords.build_context(app.config["PASSWORD_HASH_PARAMS"])
     oauth2.init_app(app)
+    throttling.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from freshcom_customers import api, health
+    from freshcom_customers import api, chec, health
     from freshcom_customers.oauth2 import views as token_views
 
     app.register_blueprint(health.bp)
     app.register_blueprint(token_views.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(chec.bp, url_prefix=chec.url_prefix(app))
+    cors.init_app(app, prefixes=(api.bp.url_prefix, chec.url_prefix(app)))
 
 
 def register_error_handlers(app: Flask) -> None:
+    from freshcom_customers import chec
     from freshcom_customers.api import errors as api_errors
+    from freshcom_customers.chec import errors as chec_errors
     from freshcom_customers.oauth2 import errors as oauth2_errors
+
+    chec_prefix = chec.url_prefix(app)
 
     @app.errorhandler(Exception)
     def handle_error(error):
         db.session.rollback()  # never half a write
         if request.path.startswith("/v1/token"):
             return oauth2_errors.render(error)
+        if chec.serves(request.path, chec_prefix):
+            return chec_errors.render(error)
         return api_errors.render(error)
+
+
+def register_http_posture(app: Flask) -> None:
+    """Believe the proxy's X-Forwarded-* headers as configured; security headers on every answer."""
+    proxy.init_app(app)
+    http_headers.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -11,15 +11,23 @@ from pathlib import Path
 
 from joserfc.jwk import RSAKey
 
+from freshcom_customers import origins
+
 DEFAULTS = {
     "ENV": "development",
     "SQLALCHEMY_DATABASE_URI": None,
     "SECRET_KEY": None,
     "JWT_PRIVATE_KEY_FILE": None,
+    # Keys rotated out of signing, comma-separated PEM files: still published in the JWKS and
+    # trusted, so the tokens they signed stay valid until they expire (docs/decisions.md).
+    "JWT_PREVIOUS_KEY_FILES": "",
     "JWT_ISSUER": "freshcom_customers",
     "ACCESS_TOKEN_LIFETIME": 3600,
     "REFRESH_TOKEN_LIFETIME": 30 * 86400,
     "REFRESH_TOKEN_IDLE_LIFETIME": 14 * 86400,
+    # Seconds after a rotation in which the rotated token, presented again, is refused without
+    # revoking its family: a client's concurrent refreshes are not a stolen token (RFC 9700 4.14.2).
+    "REFRESH_TOKEN_REUSE_GRACE": 5,
     # ASVS 5.0 appendix C: argon2id, m >= 46 MiB, t = 1, p = 1.
     "PASSWORD_HASH_PARAMS": "m=47104,t=1,p=1",
     "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -31,7 +39,39 @@ DEFAULTS = {
     # Where the links in emails point: the storefront's /reset-password and /verify-email pages.
     "STOREFRONT_URL": "http://localhost:3000",
     "RATELIMIT_STORAGE_URI": "memory://",
+    # Brute-force protection (throttling.py, services/lockouts.py; docs/decisions.md). Limits are
+    # "N per minute; M per hour"; RATELIMIT_* also reaches Flask-Limiter (STRATEGY, KEY_PREFIX).
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_KEY_PREFIX": "freshcom",
+    "RATELIMIT_STRATEGY": "moving-window",
+    "RATELIMIT_LOGIN_PER_IP": "20 per minute; 200 per hour",
+    "RATELIMIT_LOGIN_PER_USERNAME": "100 per hour",  # failed passwords only (ASVS 2.2.1)
+    "RATELIMIT_PASSWORD_RESET_PER_IP": "5 per minute; 30 per hour",
+    "RATELIMIT_REGISTRATION_PER_IP": "10 per minute; 100 per hour",
+    "RATELIMIT_MAGIC_LINK_PER_IP": "5 per minute; 30 per hour",
+    "LOCKOUT_THRESHOLD": 5,
+    "LOCKOUT_BASE_DELAY": 1,
+    "LOCKOUT_MAX_DELAY": 900,
+    "LOCKOUT_WINDOW": 3600,
+    "LOCKOUT_FAMILIAR_IP_LIFETIME": 30 * 86400,
+    # Origins browsers may call /v1 and the Chec face from: "*" (no credentials) or a
+    # comma-separated list, each echoed back with Vary: Origin (freshcom_customers/cors.py).
     "CORS_ORIGINS": "*",
+    "CORS_MAX_AGE": 600,
+    # The Chec face: Commerce.js is constructed with url: "<base>/chec" and adds /v1 itself.
+    "CHEC_URL_PREFIX": "/chec/v1",
+    # How long the JWT a Chec magic link is exchanged for lives (Chec's: 24 hours).
+    "CHEC_JWT_LIFETIME": 24 * 3600,
+    # Origins a login link's base_url may point at: "*" (any http or https URL, as Chec) or a
+    # comma-separated list of the storefronts' origins, which production should set.
+    "MAGIC_LINK_ORIGINS": "*",
+    # Production posture (docs/decisions.md): the X-Forwarded-* headers to trust, "x_for=1,x_proto=1"
+    # behind one TLS proxy (freshcom_customers/proxy.py); HSTS on https answers (http_headers.py);
+    # json or text (default: json in production, text elsewhere) and the app's level (logs.py).
+    "PROXY_FIX": "",
+    "HSTS": "max-age=31536000; includeSubDomains",
+    "LOG_FORMAT": None,
+    "LOG_LEVEL": "INFO",
 }
 
 
@@ -47,11 +87,27 @@ def load_config(app, overrides=None):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     app.config.update(overrides or {})
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
+    # A database error's message must not carry its parameters (hashes, emails) into the log.
+    engine_options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"hide_parameters": True, **engine_options}
     if app.config["ENV"] == "production":
         _require_production_secrets(app.config)
     else:
         _generate_development_secrets(app)
     app.config["JWT_PRIVATE_KEY"] = _read_key(app.config["JWT_PRIVATE_KEY_FILE"])
+    app.config["JWT_PREVIOUS_KEYS"] = [
+        _read_key(path, "FRESHCOM_JWT_PREVIOUS_KEY_FILES")
+        for path in _paths(app.config["JWT_PREVIOUS_KEY_FILES"])
+    ]
+    _check_origins(app.config)
+
+
+def _check_origins(config):
+    for name in ("CORS_ORIGINS", "MAGIC_LINK_ORIGINS"):
+        try:
+            origins.parse(config[name], f"FRESHCOM_{name}")
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
 
 
 def _database_uri(app):
@@ -107,10 +163,14 @@ def _create_once(path, make):
     return path.read_bytes()
 
 
-def _read_key(path):
+def _paths(value) -> list[str]:
+    """A list of file names, given as a list or as one comma-separated string."""
+    names = value.split(",") if isinstance(value, str) else value or []
+    return [name.strip() for name in names if name.strip()]
+
+
+def _read_key(path, setting="FRESHCOM_JWT_PRIVATE_KEY_FILE"):
     try:
         return RSAKey.import_key(Path(path).read_bytes())
     except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"FRESHCOM_JWT_PRIVATE_KEY_FILE: cannot read an RSA private key from {path}: {e}"
-        ) from e
+        raise ConfigError(f"{setting}: cannot read an RSA key from {path}: {e}") from e

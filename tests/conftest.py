@@ -16,8 +16,10 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from freshcom_customers.app import create_app
-from freshcom_customers.extensions import db
+from freshcom_customers.extensions import db, mail
 from freshcom_customers.services import accounts, users
+from freshcom_customers.services.mail import outbox
+from tests.mailbox import DELIVERY_TIMEOUT, Mailbox, start_smtp_server
 
 TEST_DATABASE_URI = os.environ.get("FRESHCOM_TEST_DATABASE_URI")
 # argon2id at its cheapest: tests measure behaviour, bench/ measures cost.
@@ -54,6 +56,8 @@ def app_config(database_uri, jwt_key_file):
         "SECRET_KEY": "test-secret-key",
         "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
         "PASSWORD_HASH_PARAMS": TEST_HASH_PARAMS,
+        # The suite logs in many times from one address; tests/test_throttling.py turns it on.
+        "RATELIMIT_ENABLED": False,
     }
 
 
@@ -267,3 +271,30 @@ def error_code(response, status) -> str:
 def assert_no_content(response):
     assert response.status_code == 204, response.get_json()
     assert response.data == b""
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server on 127.0.0.1 for the session (tests/mailbox.py)."""
+    controller = start_smtp_server()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(app, smtp_server) -> Mailbox:
+    """Point the app's mail at the SMTP server for one test; restore the log-only default after."""
+    assert outbox.wait(DELIVERY_TIMEOUT)  # nothing from an earlier test arrives in this one
+    handler = smtp_server.handler
+    handler.messages.clear()
+    handler.delay = 0.0
+    saved = {key: app.config[key] for key in ("MAIL_SERVER", "MAIL_PORT")}
+    app.config.update(MAIL_SERVER=smtp_server.hostname, MAIL_PORT=smtp_server.port)
+    mail.init_app(app)  # Flask-Mail reads its settings when bound
+    try:
+        yield Mailbox(handler)
+    finally:
+        handler.delay = 0.0
+        assert outbox.wait(DELIVERY_TIMEOUT)
+        app.config.update(saved)
+        mail.init_app(app)

@@ -6,10 +6,10 @@ import uuid
 
 from sqlalchemy import select
 
-from freshcom_customers.errors import NotFound, invalid
+from freshcom_customers.errors import InvalidCredentials, NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, AccountMembership, Client, RefreshToken, hash_secret
-from freshcom_customers.services import users
+from freshcom_customers.services import refresh_tokens, users
 from freshcom_customers.services.database import flush
 
 HANDLE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -78,6 +78,13 @@ def find_by_reference(reference: str) -> Account | None:
 def default_client(account: Account) -> Client:
     """The public client used when a request names none (Freshcom's SDKs never do)."""
     return db.session.scalar(select(Client).where(Client.account_id == account.live_id, Client.is_default))
+
+
+def of_publishable_key(key: str | None) -> Account:
+    """The account whose publishable key (prt-<mode>-<uuid>) this is; InvalidCredentials if none."""
+    if not key or not key.startswith("prt-"):
+        raise InvalidCredentials()
+    return refresh_tokens.find(key).account
 
 
 def publishable_token(account: Account) -> RefreshToken:

@@ -95,6 +95,18 @@ def recent_orders(customer: Customer, limit: int) -> list[Order]:
     return db.session.scalars(query.order_by(Order.inserted_at.desc(), Order.id.desc()).limit(limit)).all()
 
 
+def customer_orders(customer: Customer, *, page: int, size: int, newest_first: bool = True):
+    """Return (the customer's orders on the page, how many it has), by when they were placed.
+
+    An order was placed at placed_at, or, when that is not known, when it was stored.
+    """
+    query = select(Order).where(Order.customer_id == customer.id)
+    placed = func.coalesce(Order.placed_at, Order.inserted_at)
+    order = (placed.desc(), Order.id.desc()) if newest_first else (placed.asc(), Order.id.asc())
+    rows = db.session.scalars(query.order_by(*order).offset((page - 1) * size).limit(size)).all()
+    return rows, _count(query)
+
+
 def list_orders(
     account: Account,
     *,

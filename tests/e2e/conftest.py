@@ -2,7 +2,9 @@
 
 The served process is another process: it cannot see the rolled-back transaction of the
 autouse ``session`` fixture, so e2e tests create their data through the CLI and over HTTP,
-with unique names because PostgreSQL keeps rows from one test to the next.
+with unique names because the served database keeps rows from one test to the next. It is
+not the in-process tests' database (on PostgreSQL, a sibling named ``<test database>_e2e``),
+so what the served process commits never shows in their queries.
 """
 
 import json
@@ -12,11 +14,15 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
+
+from tests.mailbox import Mailbox, start_smtp_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30
@@ -34,6 +40,10 @@ class Server:
 
     base_url: str
     env: dict
+
+    @property
+    def database_uri(self) -> str:
+        return self.env["FRESHCOM_SQLALCHEMY_DATABASE_URI"]
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -74,13 +84,61 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(app, app_config, database_uri, tmp_path_factory):
+def served_database_uri(app_config, database_uri, tmp_path_factory) -> str:
+    """The database the served processes share, new and migrated for this session."""
+    if not database_uri.startswith("postgresql"):
+        uri = f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'e2e.sqlite'}"
+    else:
+        base, _, name = database_uri.rpartition("/")
+        uri = f"{base}/{name}_e2e"
+        admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}_e2e" WITH (FORCE)')
+            connection.execute(f'CREATE DATABASE "{name}_e2e"')
+    _run_flask(_service_env(app_config, uri), "db", "upgrade")
+    return uri
+
+
+@pytest.fixture(scope="session")
+def server(app_config, served_database_uri, tmp_path_factory):
     """Serve wsgi:app with gunicorn on a free local port for the whole session."""
-    # `app` first: on PostgreSQL it rebuilds the schema, which must not happen under gunicorn.
-    workdir = tmp_path_factory.mktemp("e2e")
-    env = _service_env(app_config, _e2e_database_uri(database_uri, workdir))
-    if env["FRESHCOM_SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        _run_flask(env, "db", "upgrade")
+    with _serve(app_config, served_database_uri, tmp_path_factory.mktemp("e2e")) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def mailing_server(app_config, served_database_uri, tmp_path_factory, served_smtp_server):
+    """Another served process, whose email goes to served_smtp_server.
+
+    `server` logs its email instead: a real SMTP send, in a thread of the worker, shows in the
+    timings of tests/e2e/test_reset_timing.py.
+    """
+    smtp = {
+        "FRESHCOM_MAIL_SERVER": served_smtp_server.hostname,
+        "FRESHCOM_MAIL_PORT": str(served_smtp_server.port),
+    }
+    with _serve(app_config, served_database_uri, tmp_path_factory.mktemp("e2e-mail"), smtp) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def served_smtp_server():
+    """The SMTP server of mailing_server: its own, so that in-process tests never get its mail."""
+    controller = start_smtp_server()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def served_mailbox(served_smtp_server) -> Mailbox:
+    """What mailing_server has emailed this session (addresses are unique per test)."""
+    return Mailbox(served_smtp_server.handler)
+
+
+@contextmanager
+def _serve(app_config: dict, database_uri: str, workdir: Path, extra_env: dict | None = None):
+    env = _service_env(app_config, database_uri)
+    env.update(extra_env or {})
     port = _free_port()
     with open(workdir / "gunicorn.log", "wb") as log:
         command = [
@@ -101,12 +159,6 @@ def server(app, app_config, database_uri, tmp_path_factory):
             _stop(process)
 
 
-def _e2e_database_uri(database_uri: str, workdir: Path) -> str:
-    if database_uri.startswith("postgresql"):
-        return database_uri  # migrated by the `app` fixture; tests keep apart by unique names
-    return f"sqlite:///{workdir / 'e2e.sqlite'}"
-
-
 def _service_env(app_config: dict, database_uri: str) -> dict:
     # Nothing FRESHCOM_* from the caller's shell (FRESHCOM_ENV=production, say) may leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHCOM_") and k != "DATABASE_URL"}
@@ -115,6 +167,7 @@ def _service_env(app_config: dict, database_uri: str) -> dict:
         FRESHCOM_JWT_PRIVATE_KEY_FILE=app_config["JWT_PRIVATE_KEY_FILE"],
         FRESHCOM_SECRET_KEY=app_config["SECRET_KEY"],
         FRESHCOM_PASSWORD_HASH_PARAMS=app_config["PASSWORD_HASH_PARAMS"],
+        FRESHCOM_RATELIMIT_ENABLED=json.dumps(app_config["RATELIMIT_ENABLED"]),
     )
     return env
 

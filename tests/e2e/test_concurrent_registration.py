@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 RACERS = 20
 
 
-def test_concurrent_registrations_of_one_email_create_one_customer(server, database_uri):
+def test_concurrent_registrations_of_one_email_create_one_customer(server):
     account = server.create_account()["account"]
     token = server.guest_token(account["publishableKey"])
     email = f"racer-{uuid.uuid4().hex[:12]}@example.com"
@@ -48,7 +48,7 @@ def test_concurrent_registrations_of_one_email_create_one_customer(server, datab
             assert errors[0]["source"]["pointer"] in ("/data/attributes/email", "/data/attributes/username")
     (winner,) = [r.json()["data"] for r in responses if r.status_code == 201]
     assert winner["attributes"]["status"] == "registered"
-    _assert_one_customer_with_its_user(database_uri, uuid.UUID(account["id"]), email, winner["id"])
+    _assert_one_customer_with_its_user(server.database_uri, uuid.UUID(account["id"]), email, winner["id"])
 
 
 def _assert_one_customer_with_its_user(database_uri, account_id, email, customer_id):

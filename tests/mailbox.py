@@ -1,4 +1,8 @@
-"""A real SMTP server (aiosmtpd) on 127.0.0.1 that receives what the app sends during a test."""
+"""A mailbox on a real SMTP server (aiosmtpd, 127.0.0.1): what the app sends during a test.
+
+The fixtures are in tests/conftest.py: the API, the Chec face and the served e2e process all
+send to the same server.
+"""
 
 import asyncio
 import email
@@ -8,10 +12,8 @@ import socket
 import threading
 from email.message import EmailMessage
 
-import pytest
 from aiosmtpd.controller import Controller
 
-from freshcom_customers.extensions import mail
 from freshcom_customers.services.mail import outbox
 
 DELIVERY_TIMEOUT = 10
@@ -81,35 +83,14 @@ class Mailbox:
         return cls.link(message).rpartition("token=")[2]
 
 
-def _free_port() -> int:
+def start_smtp_server() -> Controller:
+    """Start an SMTP server on a free port of 127.0.0.1 that collects what it receives."""
+    controller = Controller(CollectingHandler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def smtp_server():
-    handler = CollectingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture
-def mailbox(app, smtp_server) -> Mailbox:
-    """Point the app's mail at the SMTP server for one test; restore the log-only default after."""
-    assert outbox.wait(DELIVERY_TIMEOUT)  # nothing from an earlier test arrives in this one
-    handler = smtp_server.handler
-    handler.messages.clear()
-    handler.delay = 0.0
-    saved = {key: app.config[key] for key in ("MAIL_SERVER", "MAIL_PORT")}
-    app.config.update(MAIL_SERVER=smtp_server.hostname, MAIL_PORT=smtp_server.port)
-    mail.init_app(app)  # Flask-Mail reads its settings when bound
-    try:
-        yield Mailbox(handler)
-    finally:
-        handler.delay = 0.0
-        assert outbox.wait(DELIVERY_TIMEOUT)
-        app.config.update(saved)
-        mail.init_app(app)

@@ -1,0 +1,19 @@
+"""The Chec face: what @chec/commerce.js 2.8 sends, under CHEC_URL_PREFIX (/chec/v1)."""
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("chec", __name__)
+
+
+def url_prefix(app: Flask) -> str:
+    """CHEC_URL_PREFIX as a path: one leading slash, no trailing one."""
+    return "/" + app.config["CHEC_URL_PREFIX"].strip("/")
+
+
+def serves(path: str, prefix: str) -> bool:
+    """Whether the path is the face's, under prefix (url_prefix's)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
+# Importing the route modules registers their routes on bp.
+from freshcom_customers.chec import customers, orders  # noqa: E402,F401

@@ -1,0 +1,69 @@
+"""Customers: login by magic link (email-token, exchange-token) and the customer's own profile."""
+
+from marshmallow import Schema, fields
+from marshmallow.validate import Length
+
+from freshcom_customers import throttling
+from freshcom_customers.chec import bp, ids, shapes, wire
+from freshcom_customers.extensions import db
+from freshcom_customers.services import customers, magic_links
+
+
+class EmailTokenSchema(Schema):
+    email = fields.Email(required=True, validate=Length(max=254))
+    base_url = fields.String(required=True)
+
+
+class ExchangeTokenSchema(Schema):
+    token = fields.String(required=True, validate=Length(min=1, max=256))
+
+
+def _text(name: str, max_length: int):
+    return fields.String(data_key=name, allow_none=True, validate=Length(max=max_length))
+
+
+class CustomerSchema(Schema):
+    """What a customer may change of itself: Chec's names for the native fields."""
+
+    email = fields.Email(allow_none=True, validate=Length(max=254))
+    phone_number = _text("phone", 32)
+    first_name = _text("firstname", 255)
+    last_name = _text("lastname", 255)
+    code = _text("external_id", 64)
+    custom_data = fields.Dict(data_key="meta", keys=fields.String())
+
+
+@bp.post("/customers/email-token")
+@throttling.limit_per_ip("magic_link")
+def issue_email_token():
+    """{"success": true} whether or not a customer has the email: an email goes only to one that does."""
+    account = wire.publishable_account()
+    body = wire.load(EmailTokenSchema(), wire.read_body())
+    magic_links.send_login_link(account, body["email"], body["base_url"])
+    db.session.commit()
+    return {"success": True}
+
+
+@bp.post("/customers/exchange-token")
+def exchange_token():
+    account = wire.publishable_account()
+    body = wire.load(ExchangeTokenSchema(), wire.read_body())
+    customer = magic_links.exchange(account, body["token"])
+    customer_id = ids.customer_id(customer.id)
+    jwt, expires = magic_links.start_session(customer, customer_id)
+    db.session.commit()
+    return {"customer_id": customer_id, "jwt": jwt, "expires": expires}, {"Cache-Control": "no-store"}
+
+
+@bp.get("/customers/<customer_id>")
+def get_customer(customer_id):
+    return shapes.customer(wire.session(customer_id).customer)
+
+
+@bp.put("/customers/<customer_id>")
+def update_customer(customer_id):
+    customer = wire.session(customer_id).customer
+    attrs = wire.load(CustomerSchema(), wire.read_body(), partial=True)
+    customers.update_customer(customer, attrs, by_customer=True)
+    db.session.commit()
+    return shapes.customer(customer)

@@ -1,0 +1,87 @@
+"""Every error of the Chec face as Chec writes it: {"status_code", "error": {"type", "message", "errors"?}}.
+
+Commerce.js with debug on reads error.type, error.message and error.errors of any error
+body, and throws a TypeError on any other shape.
+"""
+
+from flask import current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from freshcom_customers.errors import (
+    AccessDenied,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    ValidationFailed,
+)
+
+REALM = "freshcom"
+TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+NOT_FOUND = {
+    "one-time token": "The login token is invalid, used or expired.",
+    "customer": "Customer not found.",
+    "order": "Order not found.",
+}
+# The native names of the fields a customer changes, as Chec calls them.
+FIELD_NAMES = {
+    "phone_number": "phone",
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "code": "external_id",
+    "custom_data": "meta",
+}
+PASSED_HEADERS = ("Allow", "Retry-After")
+
+
+def render(error: Exception):
+    if isinstance(error, ValidationFailed):
+        fields = {}
+        for e in error.errors:
+            fields.setdefault(FIELD_NAMES.get(e.field, e.field), []).append(e.title)
+        return _error(422, "The given data was invalid.", errors=fields)
+    if isinstance(error, NotFound):
+        return _error(404, NOT_FOUND.get(str(error), "Not found."))
+    if isinstance(error, InvalidToken):
+        message = "The customer token is missing, expired or no longer valid; log in again."
+        return _error(401, message, headers=[("WWW-Authenticate", _challenge())])
+    if isinstance(error, InvalidCredentials):
+        return _error(401, "Send the account's public key in X-Authorization.")
+    if isinstance(error, AccessDenied):
+        return _error(403, "This customer's token is good for that customer only.")
+    if isinstance(error, HTTPException) and error.code < 500:
+        headers = [(k, v) for k, v in error.get_response().headers if k in PASSED_HEADERS]
+        return _error(error.code, error.description, headers=headers)
+    if not isinstance(error, HTTPException):
+        current_app.logger.exception("Unhandled error", exc_info=error)
+    return _error(500, "Something went wrong on our side; try again later.")
+
+
+def _challenge() -> str:
+    """RFC 6750's challenge; invalid_token when a token was sent."""
+    sent = "Authorization" in request.headers
+    return f'Bearer realm="{REALM}"' + (', error="invalid_token"' if sent else "")
+
+
+def _error(status: int, message: str, *, errors: dict | None = None, headers=None):
+    error = {
+        "type": TYPES.get(status, "internal_error" if status >= 500 else "bad_request"),
+        "message": message,
+    }
+    if errors:
+        error["errors"] = errors
+    response = jsonify(status_code=status, error=error)
+    response.status_code = status
+    response.headers.extend(headers or [])
+    return response

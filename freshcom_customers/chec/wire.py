@@ -1,0 +1,120 @@
+"""Reading Chec requests and writing Chec lists: bodies, credentials, paging."""
+
+import json
+import math
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from flask import request
+from marshmallow import EXCLUDE, Schema, ValidationError
+from werkzeug.exceptions import BadRequest
+
+from freshcom_customers.chec import ids
+from freshcom_customers.errors import FieldError, InvalidToken, ValidationFailed
+from freshcom_customers.models import Account
+from freshcom_customers.services import accounts, magic_links
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 200
+MAX_PAGE = 10**9
+SORT_FIELDS = ("created_at", "created")  # the SDK sends created_at, Chec's own tests created
+SORT_DIRECTIONS = ("asc", "desc")
+
+
+def publishable_account() -> Account:
+    """The account of the publishable key in X-Authorization (email-token, exchange-token)."""
+    return accounts.of_publishable_key(request.headers.get("X-Authorization"))
+
+
+def session(customer_id: str) -> magic_links.Session:
+    """The session of the request's JWT, which must be the path's customer's.
+
+    X-Authorization is not read: browsers send the SDK's undefined as the text "undefined".
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken()
+    return magic_links.session_for(token.strip(), ids.decode(ids.CUSTOMER, customer_id))
+
+
+def read_body() -> dict:
+    """The JSON object of the body; no body, or null (what the SDK sends with a GET), is {}."""
+    raw = request.get_data(cache=True)
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        raise BadRequest("The body is not valid JSON.") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def load(schema: Schema, body: dict, *, partial: bool = False) -> dict:
+    """Check the body's shape and types; unknown fields are dropped."""
+    try:
+        return schema.load(body, unknown=EXCLUDE, partial=partial)
+    except ValidationError as e:
+        raise ValidationFailed(*_field_errors(e.messages)) from e
+
+
+def _field_errors(messages: dict):
+    for field, problems in messages.items():
+        for message in problems if isinstance(problems, list) else ["Invalid value."]:
+            yield FieldError(field, "invalid", str(message))
+
+
+@dataclass(frozen=True)
+class Paging:
+    page: int
+    limit: int
+    newest_first: bool
+
+
+def paging() -> Paging:
+    """Read limit (1 to 200, default 20), page (from 1), sortBy and sortDirection (default desc)."""
+    errors = []
+    limit = _whole("limit", DEFAULT_LIMIT, MAX_LIMIT, errors)
+    page = _whole("page", 1, MAX_PAGE, errors)
+    if request.args.get("sortBy", "created_at") not in SORT_FIELDS:
+        errors.append(FieldError("sortBy", "inclusion", "sortBy must be created_at or created."))
+    direction = request.args.get("sortDirection", "desc").lower()
+    if direction not in SORT_DIRECTIONS:
+        errors.append(FieldError("sortDirection", "inclusion", "sortDirection must be asc or desc."))
+    if errors:
+        raise ValidationFailed(*errors)
+    return Paging(page, limit, direction == "desc")
+
+
+def _whole(name: str, default: int, most: int, errors: list) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        errors.append(FieldError(name, "invalid", f"{name} must be a whole number from 1 to {most}."))
+        return default
+    return int(raw)
+
+
+def page_of(data: list, total: int, paging: Paging) -> dict:
+    """A list response: the data and its pagination, with links to the pages around it."""
+    total_pages = max(1, math.ceil(total / paging.limit))
+    links = {}
+    if paging.page > 1:
+        links["previous"] = _page_url(paging.page - 1)
+    if paging.page < total_pages:
+        links["next"] = _page_url(paging.page + 1)
+    pagination = {
+        "total": total,
+        "count": len(data),
+        "per_page": paging.limit,
+        "current_page": paging.page,
+        "total_pages": total_pages,
+        "links": links,
+    }
+    return {"data": data, "meta": {"pagination": pagination}}
+
+
+def _page_url(page: int) -> str:
+    return f"{request.base_url}?{urlencode({**request.args.to_dict(), 'page': page})}"

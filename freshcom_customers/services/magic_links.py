@@ -1,0 +1,156 @@
+"""Magic-link login: a single-use link by email, exchanged for a customer's JWT (the Chec face's).
+
+The link carries a one-time token (services/one_time_tokens): 256 random bits, stored only
+hashed, used once, for 15 minutes, and a new one deletes the customer's older ones. It
+belongs to the customer, so guests log in too; suspended customers never do. The JWT is
+signed with the service's key and checked against the database on every request, so a
+suspension, a deletion or a password reset ends it at once.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from freshcom_customers import origins
+from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, invalid
+from freshcom_customers.extensions import db
+from freshcom_customers.models import Account, Customer
+from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens, users
+
+PURPOSE = "magic_link"
+LIFETIME = timedelta(minutes=15)
+PLACEHOLDER = "{token}"
+MAX_URL_LENGTH = 2048
+# The JWT's typ: only the Chec face takes these tokens, and the native face refuses them.
+TOKEN_TYPE = "chec"
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who a live JWT logs in: a customer, and its account."""
+
+    account: Account
+    customer: Customer
+
+
+def send_login_link(account: Account, email: str, base_url: str) -> None:
+    """Email a login link to the account's customer with this email, unless it is suspended.
+
+    Says nothing about whether that customer exists: an unknown email gets no email and no
+    error, and costs the same: its transaction writes a token and deletes it, and the email
+    itself leaves after the response (services.mail).
+    """
+    check_base_url(base_url)
+    customer = db.session.scalar(
+        select(Customer).where(Customer.account_id == account.id, Customer.email == users.normalize(email))
+    )
+    if customer is None or customer.status == "suspended":
+        one_time_tokens.issue_for_no_one(PURPOSE)
+        return
+    token = one_time_tokens.issue(PURPOSE, customer=customer, email=customer.email, lifetime=LIFETIME)
+    mail.send_link(
+        customer.email,
+        subject=f"Your login link for {account.name}",
+        intro=f"Someone, hopefully you, asked to log in to {account.name} as {customer.email}.",
+        action="Log in",
+        link=login_link(base_url, token),
+        outro="The link works once, for 15 minutes. If you did not ask for it, ignore this email.",
+    )
+
+
+def check_base_url(base_url: str) -> None:
+    """A login link must be an absolute http(s) URL, on an origin MAGIC_LINK_ORIGINS allows.
+
+    Whoever asks for a link chooses where it points, and the link is a login: pointed at
+    another site, it would hand that site the customer's session.
+    """
+    origin = origins.of(base_url)
+    if (
+        origin is None
+        or len(base_url) > MAX_URL_LENGTH
+        or any(c.isspace() or not c.isprintable() for c in base_url)
+    ):
+        raise invalid("base_url", "format", "Base URL must be an absolute http or https URL.")
+    allowed = origins.parse(current_app.config["MAGIC_LINK_ORIGINS"], "FRESHCOM_MAGIC_LINK_ORIGINS")
+    if allowed is not None and origin not in allowed:
+        raise invalid("base_url", "inclusion", "Base URL must be a page of one of the account's storefronts.")
+
+
+def login_link(base_url: str, token: str) -> str:
+    """base_url with {token} replaced by the token, or, without the placeholder, base_url/token."""
+    if PLACEHOLDER in base_url:
+        return base_url.replace(PLACEHOLDER, token)
+    return f"{base_url.rstrip('/')}/{token}"
+
+
+def exchange(account: Account, value: str) -> Customer:
+    """Use a login link's token once; return its customer.
+
+    NotFound for a token that is unknown, used, expired or superseded, that was sent for
+    another account, to an address the customer no longer has, or to a customer suspended since.
+    """
+    token = one_time_tokens.consume(PURPOSE, value)
+    customer = token.customer
+    if (
+        customer is None
+        or customer.account_id != account.id
+        or customer.status == "suspended"
+        or customer.email != token.email
+    ):
+        raise NotFound("one-time token")
+    return customer
+
+
+def start_session(customer: Customer, cid: str) -> tuple[str, int]:
+    """Sign the customer's JWT; return it and when it expires (Unix seconds).
+
+    cid is the customer's id as the face shows it: storefronts read it from the token. The
+    user's token generation, when the customer has a user, ties the JWT to its login.
+    """
+    claims = {"role": "customer", "typ": TOKEN_TYPE, "sub": str(customer.id), "cid": cid}
+    if customer.user is not None:
+        claims["gen"] = customer.user.token_generation
+    account = db.session.get(Account, customer.account_id)
+    return access_tokens.sign(account, claims, current_app.config["CHEC_JWT_LIFETIME"])
+
+
+def authenticate(jwt: str) -> Session:
+    """The session of a JWT from start_session; InvalidToken when it is not, or no longer, live."""
+    claims = access_tokens.decode(jwt)
+    if claims.get("typ") != TOKEN_TYPE:
+        raise InvalidToken()
+    account = db.session.get(Account, _uuid(claims["aid"]))
+    customer = db.session.get(Customer, _uuid(claims.get("sub")))
+    if account is None or customer is None or customer.account_id != account.id:
+        raise InvalidToken()
+    if customer.status == "suspended":
+        raise InvalidToken()
+    # A suspension or a password reset bumps the generation, and reactivation keeps the old
+    # tokens dead; a token given to a guest ends when the guest registers.
+    generation = customer.user.token_generation if customer.user is not None else None
+    if claims.get("gen") != generation:
+        raise InvalidToken()
+    return Session(account, customer)
+
+
+def session_for(jwt: str, customer_id: uuid.UUID | None) -> Session:
+    """The JWT's session, for a request about the customer with this id.
+
+    Another customer of the account is AccessDenied; anything else (another account's
+    customer, no customer, no id) is NotFound.
+    """
+    session = authenticate(jwt)
+    if customer_id != session.customer.id:
+        customers.get_customer(session.account, customer_id)
+        raise AccessDenied("A customer's token is good for that customer only.")
+    return session
+
+
+def _uuid(value) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as e:
+        raise InvalidToken() from e
