@@ -46,13 +46,16 @@ def create_account(name, owner_email, owner_password, handle):
 @click.option("--name", required=True)
 @click.option("--confidential", is_flag=True, help="Give it a secret (client_secret_basic/post).")
 @click.option("--no-rotation", is_flag=True, help="Keep refresh tokens across refreshes (legacy SDKs).")
-def create_client(account_id, name, confidential, no_rotation):
+@click.option("--no-password-grant", is_flag=True, help="Refuse it the password grant (SECURITY.md).")
+def create_client(account_id, name, confidential, no_rotation, no_password_grant):
     """Create an OAuth2 client; print its id (and secret, shown only now) as JSON."""
     with _domain_errors():
         account = accounts.get_account(account_id)
         client, secret = accounts.create_client(
             account, name, confidential=confidential, rotation=not no_rotation
         )
+    if no_password_grant:
+        _allow_grant(client, "password", False)
     db.session.commit()
     output = {"clientId": client.get_client_id()}
     if secret:
@@ -68,14 +71,39 @@ def create_client(account_id, name, confidential, no_rotation):
     default=None,
     help="Rotate refresh tokens on use, or keep them (for SDKs that never store a new one).",
 )
-def update_client(account_id, client_id, rotation):
+@click.option(
+    "--password-grant/--no-password-grant",
+    default=None,
+    help="Allow the client the password grant, or refuse it (RFC 9700 2.4; SECURITY.md).",
+)
+def update_client(account_id, client_id, rotation, password_grant):
     """Change a client; print its id and settings as JSON."""
     with _domain_errors():
         client = accounts.get_client(accounts.get_account(account_id), client_id)
     if rotation is not None:
         client.rotate_refresh_tokens = rotation
+    if password_grant is not None:
+        _allow_grant(client, "password", password_grant)
     db.session.commit()
-    click.echo(json.dumps({"clientId": client.get_client_id(), "rotation": client.rotate_refresh_tokens}))
+    click.echo(
+        json.dumps(
+            {
+                "clientId": client.get_client_id(),
+                "rotation": client.rotate_refresh_tokens,
+                "passwordGrant": client.check_grant_type("password"),
+            }
+        )
+    )
+
+
+def _allow_grant(client, grant_type: str, allowed: bool) -> None:
+    """Add grant_type to the client's allowlist or take it out; the others stay as they are.
+
+    Only the password grant is switched: the refresh grant is what sessions and the
+    publishable key's guest tokens go through.
+    """
+    others = [g for g in client.grant_types.split() if g != grant_type]
+    client.grant_types = " ".join([*others, grant_type] if allowed else others)
 
 
 @demo_cli.command("seed")

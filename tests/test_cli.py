@@ -6,6 +6,8 @@ import uuid
 from sqlalchemy import select
 
 from freshcom_customers.models import Account, Client, RefreshToken, User
+from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
+from tests.conftest import create_client
 
 
 def test_accounts_create_prints_the_contract_json(runner, session):
@@ -181,3 +183,49 @@ def test_clients_update_names_a_client_of_the_account(runner, account, other_acc
         )
         assert result.exit_code == 1
         assert "Traceback" not in result.output
+
+
+def test_the_password_grant_can_be_switched_off_on_the_default_client(runner, account, auth, register):
+    """RFC 9700 2.4: a client gets the password grant only while its allowlist names it."""
+    register()
+    login = {
+        "grant_type": "password",
+        "username": "roy@example.com",
+        "password": "roy-password-1",
+        "scope": f"aid:{account.live.id}",
+    }
+    urt = auth.token(**login)["refresh_token"]
+    result = runner.invoke(
+        args=["clients", "update", "--account", str(account.live.id), "--no-password-grant"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["passwordGrant"] is False
+    assert auth.token(expect=400, **login) == {"error": "invalid_grant", "error_description": GENERIC_FAILURE}
+    # The refresh grant stays: sessions go on, and the publishable key still gives guest tokens.
+    assert auth.token(grant_type="refresh_token", refresh_token=urt)["access_token"]
+    assert auth.token(grant_type="refresh_token", refresh_token=account.prt)["access_token"]
+
+    result = runner.invoke(args=["clients", "update", "--account", str(account.live.id), "--password-grant"])
+    assert json.loads(result.output)["passwordGrant"] is True
+    assert auth.token(**login)["access_token"]
+
+
+def test_a_client_created_without_the_password_grant_is_unauthorized_for_it(runner, account, auth, register):
+    register()
+    kiosk = create_client(runner, account, "Kiosk", "--no-password-grant")
+    assert set(kiosk) == {"clientId"}
+    response = auth.client.post(
+        "/v1/token",
+        data={
+            "grant_type": "password",
+            "username": "roy@example.com",
+            "password": "roy-password-1",
+            "scope": f"aid:{account.live.id}",
+            "client_id": kiosk["clientId"],
+        },
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "unauthorized_client"
+    assert response.headers["Cache-Control"] == "no-store"
+    # The account's other clients keep it.
+    assert auth.login(account, "roy@example.com", "roy-password-1")["access_token"]
