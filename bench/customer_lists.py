@@ -26,7 +26,7 @@ import flask_migrate
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Customer, CustomerSearchTerm
-from freshcom_customers.models.customer_search import SEARCHED_FIELDS, terms_of
+from freshcom_customers.models.customer_search import SEARCHED_FIELDS, term_rows
 from freshcom_customers.services import accounts
 
 DEFAULT_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/freshcom_bench"
@@ -154,12 +154,17 @@ FROM generate_series(1, :n) AS i
 
 # The search terms models/customer_search.py would write for these customers, in one statement.
 SEED_TERMS = r"""
-INSERT INTO customer_search_terms (customer_id, term, account_id)
-SELECT DISTINCT c.id, t.term, c.account_id FROM customers c,
-  unnest(ARRAY[lower(code), lower(name), lower(last_name), email, split_part(email, '@', 2), 'com',
-               regexp_replace(phone_number, '\D', '', 'g'),
-               regexp_replace(substr(phone_number, 5), '\D', '', 'g'), substr(phone_number, 9)]) AS t(term)
-WHERE c.account_id = :account
+INSERT INTO customer_search_terms (customer_id, term, account_id, shared_prefix)
+SELECT id, term, account_id, coalesce((
+         SELECT max(n) FROM generate_series(1, least(length(term), length(previous))) AS n
+         WHERE left(term, n) = left(previous, n)), 0)
+FROM (SELECT id, account_id, term, lag(term) OVER (PARTITION BY id ORDER BY term COLLATE "C") AS previous
+      FROM (SELECT DISTINCT c.id, c.account_id, t.term FROM customers c,
+              unnest(ARRAY[lower(code), lower(name), lower(last_name), email, split_part(email, '@', 2),
+                           'com', regexp_replace(phone_number, '\D', '', 'g'),
+                           regexp_replace(substr(phone_number, 5), '\D', '', 'g'),
+                           substr(phone_number, 9)]) AS t(term)
+            WHERE c.account_id = :account) AS terms) AS ordered
 """
 
 
@@ -167,10 +172,14 @@ def _check_terms(account_id):
     """The seeded terms must be the application's, or the search figures would mean nothing."""
     sample = db.session.scalars(select(Customer).where(Customer.account_id == account_id).limit(50))
     for customer in sample:
-        seeded = db.session.scalars(
-            select(CustomerSearchTerm.term).where(CustomerSearchTerm.customer_id == customer.id)
+        seeded = db.session.execute(
+            select(CustomerSearchTerm.term, CustomerSearchTerm.shared_prefix)
+            .where(CustomerSearchTerm.customer_id == customer.id)
+            .order_by(CustomerSearchTerm.term)
         )
-        assert set(seeded) == terms_of(getattr(customer, f) for f in SEARCHED_FIELDS), customer.id
+        assert list(map(tuple, seeded)) == term_rows(getattr(customer, f) for f in SEARCHED_FIELDS), (
+            customer.id
+        )
 
 
 if __name__ == "__main__":

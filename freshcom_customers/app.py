@@ -43,7 +43,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(token_views.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(chec.bp, url_prefix=chec.url_prefix(app))
+    chec.init_app(app)
     cors.init_app(app, prefixes=(api.bp.url_prefix, chec.url_prefix(app)))
 
 

@@ -39,6 +39,13 @@ def invalid(field: str, code: str, title: str) -> ValidationFailed:
     return ValidationFailed(FieldError(field, code, title))
 
 
+class WrongPassword(ValidationFailed):
+    """The current password a signed-in user gave is wrong: a guess, counted like a failed login."""
+
+    def __init__(self):
+        super().__init__(FieldError("current_password", "invalid", "The current password is wrong."))
+
+
 class Taken(ValidationFailed):
     """A unique value is already in use (the database said so)."""
 

@@ -30,7 +30,7 @@ from limits.strategies import STRATEGIES
 from werkzeug.exceptions import TooManyRequests
 
 from freshcom_customers import security_events
-from freshcom_customers.errors import InvalidCredentials
+from freshcom_customers.errors import InvalidCredentials, WrongPassword
 from freshcom_customers.services import accounts, users
 from freshcom_customers.services.lockouts import Lockouts, Policy
 
@@ -202,12 +202,15 @@ def limit_per_ip(route: str, *, only_if: Callable[[], bool] | None = None):
 
 
 @contextmanager
-def password_attempt(account_reference: str | None, username: str) -> Iterator[None]:
+def password_attempt(
+    account_reference: str | None, username: str, *, failure: type[Exception] = InvalidCredentials
+) -> Iterator[None]:
     """Guard one password check of the password grant.
 
     Before it: Throttled when the client IP made too many attempts or the account+username
     had too many failures; LockedOut while its delay runs. After it: an InvalidCredentials
-    raised inside counts as a failure (and is re-raised); a normal exit resets the lockout.
+    raised inside (or `failure`) counts as a failure and is re-raised; a normal exit resets
+    the lockout.
     Known and unknown usernames go through exactly the same steps.
     """
     throttle = _throttle()
@@ -221,7 +224,7 @@ def password_attempt(account_reference: str | None, username: str) -> Iterator[N
         throttle.run(lambda backend: _before(backend, ip, subject, address))
     try:
         yield
-    except InvalidCredentials:
+    except failure:
         fields = {"account_id": account_id, "username": name, "ip": ip}
         security_events.record("login_failed", **fields)
         if throttle is not None:
@@ -231,6 +234,21 @@ def password_attempt(account_reference: str | None, username: str) -> Iterator[N
         raise
     if throttle is not None:
         throttle.run(lambda backend: _succeeded(backend, subject, address))
+
+
+@contextmanager
+def current_password_attempt(user) -> Iterator[None]:
+    """Guard the current password a signed-in user gives to set a new one (PATCH /v1/user).
+
+    A wrong one counts against the same account+username as the password grant's failures,
+    so a stolen access token gains no extra guesses; while locked out, the answer is a 429.
+    """
+    reference = str(user.account_id) if user.is_managed else None
+    try:
+        with password_attempt(reference, user.username, failure=WrongPassword):
+            yield
+    except LockedOut as e:
+        raise Throttled(e.retry_after) from None
 
 
 def _before(backend: Backend, ip: str, subject: str, address: str) -> None:

@@ -181,6 +181,36 @@ def test_a_success_resets_the_count(throttled, clock, account, roy):
         assert login(client, account, ROY, PASSWORD).status_code == 200  # never locked
 
 
+def change_password(client, token, current, ip="192.0.2.1"):
+    body = {
+        "data": {"type": "User", "attributes": {"currentPassword": current, "password": "new-password-77"}}
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    return client.patch("/v1/user", json=body, headers=headers, environ_base={"REMOTE_ADDR": ip})
+
+
+def test_wrong_current_passwords_count_with_failed_logins(throttled, clock, account, roy):
+    client = throttled(LOCKOUT_THRESHOLD=3, LOCKOUT_BASE_DELAY=60)
+    token = login(client, account, ROY, PASSWORD).get_json()["access_token"]
+    assert change_password(client, token, "wrong-password").status_code == 422
+    assert change_password(client, token, "wrong-password").status_code == 422
+    assert login(client, account, ROY, "wrong-password").status_code == 400  # the third failure
+
+    assert answer(login(client, account, ROY, PASSWORD))[2] == LOCKED
+    assert_throttled(change_password(client, token, PASSWORD), 60)  # the right one waits too
+    clock.advance(60)
+    assert change_password(client, token, PASSWORD).status_code == 200
+
+
+def test_a_profile_change_is_not_a_password_attempt(throttled, account, roy):
+    client = throttled(RATELIMIT_LOGIN_PER_IP="2 per minute")
+    token = login(client, account, ROY, PASSWORD).get_json()["access_token"]
+    body = {"data": {"type": "User", "attributes": {"name": "Roy B"}}}
+    for _ in range(5):
+        response = client.patch("/v1/user", json=body, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+
+
 def test_an_attacker_elsewhere_does_not_lock_out_a_familiar_address(throttled, clock, account, roy):
     client = throttled(LOCKOUT_THRESHOLD=3, LOCKOUT_BASE_DELAY=600)
     home, attacker, new_phone = "203.0.113.7", "198.51.100.66", "192.0.2.99"

@@ -1,5 +1,7 @@
 """Users: /v1/users, /v1/users/:id and the caller's own /v1/user."""
 
+from contextlib import nullcontext
+
 from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
@@ -78,7 +80,8 @@ def get_current_user():
 def update_current_user():
     principal = caller("customer", *STAFF)
     attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User", principal.user.id), partial=True)
-    users.update_own_user(principal.user, attrs, role=principal.role, session_family=principal.family_id)
+    with throttling.current_password_attempt(principal.user) if "password" in attrs else nullcontext():
+        users.update_own_user(principal.user, attrs, role=principal.role, session_family=principal.family_id)
     db.session.commit()
     return jsonapi.document(serialize(principal.user, principal.role))
 

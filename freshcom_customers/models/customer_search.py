@@ -5,7 +5,8 @@ Each of those values is stored as its suffixes that start a word ("yuki.tanaka@s
 gives "yuki.tanaka@shop.test", "tanaka@shop.test", "shop.test" and "test"), so a search
 for "tanaka", "tanaka@shop" or "shop.test" is a prefix range over one B-tree index, and its
 exact count an index-only scan: a million customers can be counted in tens of milliseconds,
-which a trigram index cannot do (it must recheck every match in the table).
+which a trigram index cannot do (it must recheck every match in the table). A customer
+with several terms in the range is counted once without a DISTINCT: see shared_prefix.
 
 Numbers are compared by their digits ("604-555-0123", "(604) 555 0123" and "6045550123" are
 one term), so a phone number matches however it was typed.
@@ -18,7 +19,7 @@ must write their terms too (bench/customer_lists.py does).
 import re
 import uuid
 
-from sqlalchemy import ForeignKey, Index, Text, delete, event, insert, inspect
+from sqlalchemy import ForeignKey, Index, SmallInteger, Text, delete, event, insert, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from freshcom_customers.extensions import db
@@ -34,8 +35,15 @@ _NUMBER = re.compile(r"[\d\s().+/-]*\d[\d\s().+/-]*")
 class CustomerSearchTerm(db.Model):
     __tablename__ = "customer_search_terms"
     __table_args__ = (
-        # The search index: an account's terms in order, each with its customers.
-        Index("ix_customer_search_terms_account_id_term_customer_id", "account_id", "term", "customer_id"),
+        # The search index: an account's terms in order, each with its customers, and with
+        # shared_prefix, so that a search's total is counted from the index alone.
+        Index(
+            "ix_customer_search_terms_account_id_term_customer_id",
+            "account_id",
+            "term",
+            "customer_id",
+            postgresql_include=["shared_prefix"],
+        ),
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(
@@ -46,6 +54,10 @@ class CustomerSearchTerm(db.Model):
         Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True
     )
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    # How many leading characters this term shares with the customer's previous term in byte
+    # order. A customer with several terms in a search's range is counted at the first only:
+    # the others share at least the search's length with the term before them.
+    shared_prefix: Mapped[int] = mapped_column(SmallInteger)
 
 
 def normalize(word: str) -> str:
@@ -64,6 +76,22 @@ def terms_of(values) -> set[str]:
             terms.update(normalize(value[m.start() :]) for m in _WORD_START.finditer(value))
     terms.discard("")
     return terms
+
+
+def term_rows(values) -> list[tuple[str, int]]:
+    """The terms of some values in byte order, each with its shared_prefix."""
+    rows, previous = [], ""
+    for term in sorted(terms_of(values)):  # code point order is UTF-8's byte order
+        rows.append((term, _shared_length(previous, term)))
+        previous = term
+    return rows
+
+
+def _shared_length(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def search_keys(search: str | None) -> list[str]:
@@ -105,9 +133,9 @@ def _write_terms(session, flush_context):
         ids = [customer.id for customer in changed]
         connection.execute(delete(CustomerSearchTerm).where(CustomerSearchTerm.customer_id.in_(ids)))
     rows = [
-        {"customer_id": customer.id, "account_id": customer.account_id, "term": term}
+        {"customer_id": customer.id, "account_id": customer.account_id, "term": term, "shared_prefix": shared}
         for customer in new + changed
-        for term in terms_of(getattr(customer, field) for field in SEARCHED_FIELDS)
+        for term, shared in term_rows(getattr(customer, field) for field in SEARCHED_FIELDS)
     ]
     if rows:
         connection.execute(insert(CustomerSearchTerm), rows)

@@ -171,9 +171,17 @@ def _matching(account: Account, key: str):
 
 
 def _count_matching(account: Account, key: str) -> int:
-    """How many customers have a term that starts with key, counted from the index alone."""
-    matches = _matching(account, key).distinct().subquery()
-    return db.session.scalar(select(func.count()).select_from(matches))
+    """How many customers have a term that starts with key, counted from the index alone.
+
+    A customer's terms in the range after its first share at least the key with the one
+    before them (models/customer_search.py), so counting the others counts each customer once.
+    """
+    query = select(func.count()).where(
+        CustomerSearchTerm.account_id == account.id,
+        customer_search.prefix_range(CustomerSearchTerm.term, key),
+        CustomerSearchTerm.shared_prefix < len(key),
+    )
+    return db.session.scalar(query)
 
 
 def find_guest(account: Account, code: str | None, identifiers: dict) -> Customer:

@@ -13,6 +13,7 @@ from freshcom_customers.errors import (
     NotFound,
     Taken,
     ValidationFailed,
+    WrongPassword,
     invalid,
 )
 from freshcom_customers.extensions import db
@@ -241,7 +242,7 @@ def change_password(
     them (they carry their family). Without keep_family every session ends.
     """
     if not current_password or not passwords.verify(current_password, user.password_hash)[0]:
-        raise invalid("current_password", "invalid", "The current password is wrong.")
+        raise WrongPassword()
     passwords.check_policy(new_password)
     user.password_hash = passwords.hash_password(new_password)
     revoke_refresh_tokens(user, except_family=keep_family)

@@ -10,6 +10,7 @@ from freshcom_customers.models import OneTimeToken
 from freshcom_customers.orm import utcnow
 from freshcom_customers.services import access_tokens, customers
 from tests.chec.conftest import BASE_URL, chec_id, link_of, token_of
+from tests.logcapture import app_factory, json_lines
 
 NOT_FOUND = {
     "status_code": 404,
@@ -279,3 +280,19 @@ def test_every_failed_exchange_looks_the_same(chec, session, other_account, issu
     assert {name: (r.status_code, r.data) for name, r in answers.items()} == dict.fromkeys(
         answers, (404, answers["used"].data)
     )
+
+
+@pytest.mark.parametrize(("origins", "warned"), [("*", True), ("https://shop.example.com", False)])
+def test_production_warns_at_start_when_login_links_may_point_anywhere(
+    app, app_config, capsys, origins, warned
+):
+    capsys.readouterr()
+    with app_factory(app, app_config) as make_app:
+        make_app(
+            ENV="production",
+            SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:9/unused",  # never reached
+            MAGIC_LINK_ORIGINS=origins,
+        )
+        lines = json_lines(capsys.readouterr().err)
+    warnings = [line for line in lines if "FRESHCOM_MAGIC_LINK_ORIGINS" in line["message"]]
+    assert [w["level"] for w in warnings] == (["WARNING"] if warned else [])

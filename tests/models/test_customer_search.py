@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from freshcom_customers.errors import Taken
 from freshcom_customers.models import CustomerSearchTerm
-from freshcom_customers.models.customer_search import search_keys, terms_of
+from freshcom_customers.models.customer_search import search_keys, term_rows, terms_of
 from freshcom_customers.services import customer_import, customers, users
 
 
@@ -117,3 +117,40 @@ def test_imported_customers_are_searchable(session, account):
         account.live, filters={}, search="watanabe 5678", sort=[("inserted_at", True)], page=1, size=20
     )
     assert [c.name for c in found] == ["Ken Watanabe"] and total == 1
+
+
+def test_terms_carry_what_they_share_with_the_one_before():
+    assert term_rows(["Tanaka Tanaka", "tanaka@tanaka.jp"]) == [
+        ("jp", 0),
+        ("tanaka", 0),
+        ("tanaka tanaka", 6),
+        ("tanaka.jp", 6),
+        ("tanaka@tanaka.jp", 6),
+    ]
+
+
+PEOPLE = [
+    {"name": "Tanaka Tanaka", "email": "tanaka@tanaka.jp", "code": "T-1"},
+    {"name": "Tana Tanabe", "email": "tana.be@tanabe.jp", "phone_number": "090-1111-2222"},
+    {"name": "Yuki Tanaka", "email": "yuki@tana.ka", "code": "TANA-9"},
+    {"name": "Ana", "email": "ana@example.com", "phone_number": "+81 90 1111 2223"},
+    {"name": "Tan", "code": "1111"},
+]
+
+
+@pytest.mark.parametrize(
+    "search", ["t", "ta", "tan", "tana", "tanaka", "tanaka@", "tanab", "jp", "1111", "0901", "9", "a"]
+)
+def test_a_total_counts_each_matching_customer_once(session, account, search):
+    for attrs in PEOPLE:
+        customers.create_customer(account.live, attrs)
+    session.flush()
+    pages = [
+        customers.list_customers(
+            account.live, filters={}, search=search, sort=[("inserted_at", True)], page=n, size=1
+        )
+        for n in range(1, len(PEOPLE) + 2)
+    ]
+    found = {c.id for rows, _, _ in pages for c in rows}
+    assert {total for _, total, _ in pages} == {len(found)}
+    assert found  # every search here matches someone
