@@ -283,9 +283,7 @@ def test_every_failed_exchange_looks_the_same(chec, session, other_account, issu
 
 
 @pytest.mark.parametrize(("origins", "warned"), [("*", True), ("https://shop.example.com", False)])
-def test_production_warns_at_start_when_login_links_may_point_anywhere(
-    app, app_config, capsys, origins, warned
-):
+def test_production_warns_when_login_links_may_point_anywhere(app, app_config, capsys, origins, warned):
     capsys.readouterr()
     with app_factory(app, app_config) as make_app:
         make_app(
