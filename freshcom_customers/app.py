@@ -37,10 +37,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from freshcom_customers import api, chec, health
+    from freshcom_customers import api, chec, health, openapi
     from freshcom_customers.oauth2 import views as token_views
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(token_views.bp)
     app.register_blueprint(api.bp)
     chec.init_app(app)

@@ -6,6 +6,7 @@ another (CI runs the suite again with PostgreSQL).
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,15 @@ TEST_DATABASE_URI = os.environ.get("FRESHCOM_TEST_DATABASE_URI")
 # argon2id at its cheapest: tests measure behaviour, bench/ measures cost.
 TEST_HASH_PARAMS = "m=1024,t=1,p=1"
 OWNER_PASSWORD = "owner-password-1"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many cases tests/test_openapi_fuzz.py sent, when it ran (CI's log shows it)."""
+    fuzzing = sys.modules.get("tests.test_openapi_fuzz")
+    cases = fuzzing.CASES if fuzzing else {}
+    if cases:
+        kinds = ", ".join(f"{count} {mode}" for mode, count in sorted(cases.items()))
+        terminalreporter.write_line(f"schemathesis: {sum(cases.values())} cases ({kinds})")
 
 
 def pytest_collection_modifyitems(config, items):

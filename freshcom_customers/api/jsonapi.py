@@ -13,6 +13,8 @@ MEDIA_TYPE = "application/vnd.api+json"
 BODY_TYPES = (MEDIA_TYPE, "application/json")
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
+# Past any real list, and small enough that (number - 1) * size fits a database's BIGINT offset.
+MAX_PAGE_NUMBER = 10**9
 
 
 class ApiError(Exception):
@@ -128,16 +130,9 @@ def _field_errors(messages: dict):
 
 def page_params() -> tuple[int, int]:
     """Read page[number] (from 1) and page[size] (1 to 100)."""
-    number = _positive_int("page[number]", 1)
-    size = _positive_int("page[size]", PAGE_SIZE)
-    if size > MAX_PAGE_SIZE:
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"page[size] must be at most {MAX_PAGE_SIZE}.",
-            {"parameter": "page[size]"},
-        )
-    return number, size
+    return _positive_int("page[number]", 1, MAX_PAGE_NUMBER), _positive_int(
+        "page[size]", PAGE_SIZE, MAX_PAGE_SIZE
+    )
 
 
 _FILTER = re.compile(r"^filter\[(?P<key>[^\]]+)\]$")
@@ -184,12 +179,15 @@ def include_params(allowed: tuple[str, ...]) -> set[str]:
     return names
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, most: int) -> int:
+    """A whole number from 1 to most; ASCII digits only (int() refuses some digits isdigit() takes)."""
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "invalid_request", f"{name} must be a positive integer.", {"parameter": name})
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise ApiError(
+            400, "invalid_request", f"{name} must be a whole number from 1 to {most}.", {"parameter": name}
+        )
     return int(raw)
 
 
