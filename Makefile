@@ -1,6 +1,8 @@
 # make run   set up, migrate, seed the demo account and serve it on http://127.0.0.1:8000
 # make test  set up and run the linter and the whole test suite
 #            (FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://... make test runs it on PostgreSQL)
+# make bench serve it with gunicorn on PostgreSQL and measure it with wrk (bench/run.py,
+#            docs/benchmarks.md); installs wrk if missing, seeds a million customers once
 
 PYTHON ?= python3
 PORT ?= 8000
@@ -8,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test
+.PHONY: run test bench
 
 run: $(VENV)/installed
 	$(FLASK) db upgrade
@@ -19,6 +21,9 @@ run: $(VENV)/installed
 test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+bench: $(VENV)/installed
+	$(BIN)/python bench/run.py
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -60,11 +60,11 @@ def main():
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     uri = os.environ.get("FRESHCOM_BENCH_DATABASE_URI", DEFAULT_URI)
-    _create_database(uri)
+    create_database(uri)
     app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "PASSWORD_HASH_PARAMS": "m=1024,t=1,p=1"})
     with app.app_context():
         flask_migrate.upgrade()
-        account = _seeded_account(args.customers)
+        account = seeded_account(args.customers)
         owner = f"owner-{args.customers}@bench.test"
     client = app.test_client()
     token = client.post(
@@ -96,7 +96,8 @@ def _measure(call, n):
     return statistics.median(times), statistics.quantiles(times, n=20)[18]
 
 
-def _create_database(uri):
+def create_database(uri):
+    """Create the PostgreSQL database uri names, unless it exists (bench/run.py shares this)."""
     name = uri.rsplit("/", 1)[1]
     admin = uri.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -104,7 +105,8 @@ def _create_database(uri):
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _seeded_account(n):
+def seeded_account(n):
+    """The id of the account with n seeded customers, seeding it on first use (bench/run.py too)."""
     handle = f"bench-{n}"
     live = db.session.scalar(select(Account).where(Account.handle == handle))
     if live is not None:

@@ -9,13 +9,26 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
+from sqlalchemy import and_, bindparam, select
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, User
+from freshcom_customers.models import Account, Customer, RefreshToken, User
 from freshcom_customers.services import refresh_tokens
 
 ALGORITHM = "RS256"
+# Every authenticated request runs this: the account, the user, the user's customer in the
+# account (if any) and the first token of the family (none when family_id is NULL), built
+# once. The token's columns are read, not its object, so a revocation shows even when the
+# session already holds that token.
+CALLER = (
+    select(Account, User, Customer, RefreshToken.id, RefreshToken.revoked_at)
+    .select_from(Account)
+    .join(User, User.id == bindparam("user_id"))
+    .outerjoin(Customer, and_(Customer.user_id == User.id, Customer.account_id == Account.id))
+    .outerjoin(RefreshToken, RefreshToken.id == bindparam("family_id"))
+    .where(Account.id == bindparam("account_id"))
+)
 
 
 class Signer:
@@ -67,6 +80,8 @@ class Principal:
     customer_id: uuid.UUID | None = None
     # The refresh token family the token was issued from: the caller's session.
     family_id: uuid.UUID | None = None
+    # The user's customer in the account, read with the user (customers.customer_of_user's).
+    customer: Customer | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -130,22 +145,32 @@ def authenticate(token: str) -> Principal:
 
 def principal_of(claims: dict) -> Principal:
     """The caller the verified claims name, if their account, user and session still allow it."""
-    account = db.session.get(Account, _uuid(claims["aid"]))
-    if account is None:
-        raise InvalidToken()
     if claims.get("typ") == "publishable":
+        account = db.session.get(Account, _uuid(claims["aid"]))
+        if account is None:
+            raise InvalidToken()
         return Principal(account, "guest")
-    user = db.session.get(User, _uuid(claims.get("sub")))
+    family_id = _uuid(claims["fid"]) if "fid" in claims else None
+    ids = {"account_id": _uuid(claims["aid"]), "user_id": _uuid(claims.get("sub")), "family_id": family_id}
+    row = db.session.execute(CALLER, ids).one_or_none()
+    if row is None:
+        raise InvalidToken()
+    account, user, customer, first_id, first_revoked_at = row
     # A suspension or a revocation bumps token_generation: older tokens die at once.
-    if user is None or not user.is_active or claims.get("gen") != user.token_generation:
+    if not user.is_active or claims.get("gen") != user.token_generation:
         raise InvalidToken()
     # Logout, reuse detection and a password change revoke refresh token families; the
-    # access tokens issued from a revoked family die with it (one primary key lookup).
-    family_id = _uuid(claims["fid"]) if "fid" in claims else None
-    if family_id is not None and not refresh_tokens.family_is_live(family_id):
+    # access tokens issued from a revoked family die with it.
+    if family_id is not None and not _family_is_live(family_id, first_id, first_revoked_at):
         raise InvalidToken()
     customer_id = _uuid(claims["cid"]) if "cid" in claims else None
-    return Principal(account, claims["role"], user, customer_id, family_id)
+    return Principal(account, claims["role"], user, customer_id, family_id, customer)
+
+
+def _family_is_live(family_id: uuid.UUID, first_id, first_revoked_at) -> bool:
+    if first_id is None:  # a family begun before first tokens took the family's id
+        return refresh_tokens.family_is_live(family_id)
+    return first_revoked_at is None
 
 
 def decode(token: str) -> dict:

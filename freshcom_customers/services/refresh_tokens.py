@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import exists, select, update
+from sqlalchemy.orm import joinedload
 
 from freshcom_customers import security_events
 from freshcom_customers.errors import InvalidCredentials
@@ -62,7 +63,12 @@ def _find_publishable(rest: str) -> RefreshToken | None:
 
 
 def _find_user_token(value: str) -> RefreshToken | None:
-    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_secret(value)))
+    # The grant reads the token's account and user next: load them with it, in one query.
+    token = db.session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == hash_secret(value))
+        .options(joinedload(RefreshToken.account), joinedload(RefreshToken.user))
+    )
     if token is None or token.revoked_at is not None:
         return None
     if token.rotated_at is not None:

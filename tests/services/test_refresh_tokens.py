@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.models import RefreshToken, hash_secret
@@ -141,3 +141,20 @@ def test_lookup_finds_tokens_in_any_state_without_using_them(session, account, l
     assert refresh_tokens.lookup(accounts.publishable_token(account.live).prefixed_id).is_publishable
     assert refresh_tokens.lookup("urt-live-nope") is None
     assert refresh_tokens.lookup("nope") is None
+
+
+def test_finding_a_user_token_loads_its_account_and_user_in_the_same_query(session, account, login):
+    value = login().value
+    session.expire_all()  # every row must come from the database
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", record)
+    try:
+        token = refresh_tokens.find(value)
+        assert (token.account.id, token.user.id) == (account.live.id, account.owner.id)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", record)
+    assert len(seen) == 1

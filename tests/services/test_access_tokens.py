@@ -1,0 +1,107 @@
+"""Access tokens: whether a user's token is still live is decided in one query, and at once."""
+
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from freshcom_customers.errors import InvalidToken
+from freshcom_customers.models import RefreshToken
+from freshcom_customers.services import access_tokens, accounts, customers, refresh_tokens, users
+
+
+@pytest.fixture
+def login(session, account):
+    """An access token of the owner from a new refresh token family; returns (token, family id)."""
+
+    def login(family_id=None):
+        live = account.live
+        if family_id is None:
+            family_id = refresh_tokens.issue(account.owner, live, accounts.default_client(live)).family_id
+            session.flush()
+        role = users.role_in(account.owner, live)
+        token, _ = access_tokens.issue(live, role, user=account.owner, family_id=family_id)
+        return token, family_id
+
+    return login
+
+
+@contextmanager
+def statements(session):
+    """The SQL statements run inside the block."""
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_user_token_is_checked_in_one_query(session, account, login):
+    token, family_id = login()
+    session.expire_all()  # every row must come from the database
+    with statements(session) as seen:
+        principal = access_tokens.authenticate(token)
+    assert len(seen) == 1
+    assert (principal.account.id, principal.user.id, principal.family_id) == (
+        account.live.id,
+        account.owner.id,
+        family_id,
+    )
+
+
+def test_a_revoked_family_ends_its_token_even_while_the_session_holds_the_family(session, login):
+    token, family_id = login()
+    assert session.get(RefreshToken, family_id).revoked_at is None  # now in the identity map
+    refresh_tokens.revoke_family(family_id)  # an UPDATE that leaves that object stale
+    with pytest.raises(InvalidToken):
+        access_tokens.authenticate(token)
+
+
+def test_a_bumped_token_generation_ends_the_token(session, account, login):
+    token, _ = login()
+    account.owner.token_generation += 1
+    session.flush()
+    with pytest.raises(InvalidToken):
+        access_tokens.authenticate(token)
+
+
+def test_a_family_without_a_first_token_is_checked_by_its_tokens(session, login):
+    _, family_id = login()
+    legacy = uuid.uuid4()  # as families were made before: the family id is no row's id
+    session.get(RefreshToken, family_id).family_id = legacy
+    session.flush()
+    token, _ = login(family_id=legacy)
+    assert access_tokens.authenticate(token).family_id == legacy
+    refresh_tokens.revoke_family(legacy)
+    with pytest.raises(InvalidToken):
+        access_tokens.authenticate(token)
+
+
+@pytest.mark.parametrize("unknown", ["aid", "sub"])
+def test_a_token_of_an_unknown_account_or_user_is_invalid(account, login, unknown):
+    claims = access_tokens.decode(login()[0])
+    claims[unknown] = str(uuid.uuid4())
+    with pytest.raises(InvalidToken):
+        access_tokens.principal_of(claims)
+
+
+def test_a_customers_principal_carries_its_customer_from_the_same_query(session, account):
+    attrs = {"status": "registered", "email": "gia@example.com", "password": "gia-long-password-1"}
+    customer = customers.create_customer(account.live, attrs)
+    token, _ = access_tokens.issue(account.live, "customer", user=customer.user, customer_id=customer.id)
+    session.expire_all()
+    with statements(session) as seen:
+        principal = access_tokens.authenticate(token)
+    assert len(seen) == 1
+    assert principal.customer.id == principal.customer_id == customer.id
+
+
+def test_a_staff_principal_has_no_customer(login):
+    assert access_tokens.authenticate(login()[0]).customer is None
