@@ -146,12 +146,16 @@ def authenticate(token: str) -> Principal:
 def principal_of(claims: dict) -> Principal:
     """The caller the verified claims name, if their account, user and session still allow it."""
     if claims.get("typ") == "publishable":
-        account = db.session.get(Account, _uuid(claims["aid"]))
+        account = db.session.get(Account, claim_uuid(claims["aid"]))
         if account is None:
             raise InvalidToken()
         return Principal(account, "guest")
-    family_id = _uuid(claims["fid"]) if "fid" in claims else None
-    ids = {"account_id": _uuid(claims["aid"]), "user_id": _uuid(claims.get("sub")), "family_id": family_id}
+    family_id = claim_uuid(claims["fid"]) if "fid" in claims else None
+    ids = {
+        "account_id": claim_uuid(claims["aid"]),
+        "user_id": claim_uuid(claims.get("sub")),
+        "family_id": family_id,
+    }
     row = db.session.execute(CALLER, ids).one_or_none()
     if row is None:
         raise InvalidToken()
@@ -163,7 +167,7 @@ def principal_of(claims: dict) -> Principal:
     # access tokens issued from a revoked family die with it.
     if family_id is not None and not _family_is_live(family_id, first_id, first_revoked_at):
         raise InvalidToken()
-    customer_id = _uuid(claims["cid"]) if "cid" in claims else None
+    customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
     return Principal(account, claims["role"], user, customer_id, family_id, customer)
 
 
@@ -184,7 +188,8 @@ def decode(token: str) -> dict:
     return claims
 
 
-def _uuid(value) -> uuid.UUID:
+def claim_uuid(value) -> uuid.UUID:
+    """A claim that must be a UUID (aid, sub, fid, cid); anything else is an invalid token."""
     try:
         return uuid.UUID(str(value))
     except ValueError as e:

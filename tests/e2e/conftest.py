@@ -141,15 +141,7 @@ def _serve(app_config: dict, database_uri: str, workdir: Path, extra_env: dict |
     env.update(extra_env or {})
     port = _free_port()
     with open(workdir / "gunicorn.log", "wb") as log:
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "wsgi:app",
-            "--bind",
-            f"127.0.0.1:{port}",
-            *GUNICORN_OPTIONS,
-        ]
+        command = gunicorn_command(port)
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             base_url = f"http://127.0.0.1:{port}"
@@ -183,6 +175,11 @@ def _run_flask(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
     assert result.returncode == 0, f"flask {' '.join(args)} failed:\n{result.stderr}"
     return result
+
+
+def gunicorn_command(port: int) -> list[str]:
+    """gunicorn serving wsgi:app on 127.0.0.1:port, as API.md 8 starts it."""
+    return [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", *GUNICORN_OPTIONS]
 
 
 def _free_port() -> int:

@@ -7,14 +7,13 @@ apart from any other using the same Redis, and its keys are deleted at the end.
 
 import os
 import subprocess
-import sys
 import uuid
 
 import pytest
 import redis
 import requests
 
-from tests.e2e.conftest import GUNICORN_OPTIONS, PROJECT_ROOT, Server, _free_port, _stop, _wait_until_healthy
+from tests.e2e.conftest import PROJECT_ROOT, Server, _free_port, _stop, _wait_until_healthy, gunicorn_command
 
 pytestmark = pytest.mark.e2e
 
@@ -59,15 +58,7 @@ def pair(server, redis_prefix, tmp_path):
     try:
         for n in range(2):
             port, log = _free_port(), tmp_path / f"gunicorn-{n}.log"
-            command = [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "wsgi:app",
-                "--bind",
-                f"127.0.0.1:{port}",
-                *GUNICORN_OPTIONS,
-            ]
+            command = gunicorn_command(port)
             with open(log, "wb") as out:
                 processes.append(
                     subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
