@@ -2,7 +2,6 @@
 
 import re
 import secrets
-import uuid
 
 from sqlalchemy import select
 
@@ -10,7 +9,7 @@ from freshcom_customers.errors import InvalidCredentials, NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, AccountMembership, Client, RefreshToken, hash_secret
 from freshcom_customers.services import refresh_tokens, users
-from freshcom_customers.services.database import flush
+from freshcom_customers.services.database import as_uuid, flush
 
 HANDLE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # Freshcom's docs print scopes as aid:aid-test-<uuid>; accept that spelling too.
@@ -51,7 +50,7 @@ def get_client(account: Account, client_id: str | None) -> Client:
     """The account's client with this id, or its default client when client_id is None."""
     if client_id is None:
         return default_client(account)
-    client_id = _as_uuid(client_id)
+    client_id = as_uuid(client_id)
     client = db.session.get(Client, client_id) if client_id else None
     if client is None or not client.serves(account):
         raise NotFound("client")
@@ -59,7 +58,7 @@ def get_client(account: Account, client_id: str | None) -> Client:
 
 
 def get_account(account_id) -> Account:
-    account_id = _as_uuid(account_id)
+    account_id = as_uuid(account_id)
     account = db.session.get(Account, account_id) if account_id else None
     if account is None:
         raise NotFound("account")
@@ -69,7 +68,7 @@ def get_account(account_id) -> Account:
 def find_by_reference(reference: str) -> Account | None:
     """Find an account by uuid, aid-<mode>-<uuid> or handle; None if there is none."""
     match = _PREFIXED_ID.match(reference)
-    account_id = _as_uuid(match["id"] if match else reference)
+    account_id = as_uuid(match["id"] if match else reference)
     if account_id is not None:
         return db.session.get(Account, account_id)
     return db.session.scalar(select(Account).where(Account.handle == reference.lower()))
@@ -91,12 +90,3 @@ def publishable_token(account: Account) -> RefreshToken:
     return db.session.scalar(
         select(RefreshToken).where(RefreshToken.account_id == account.id, RefreshToken.user_id.is_(None))
     )
-
-
-def _as_uuid(value) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

@@ -1,7 +1,5 @@
 """Customers: registration, profile, status and deletion, with the user kept in step."""
 
-import uuid
-
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
@@ -16,7 +14,7 @@ from freshcom_customers.models import (
     customer_search,
 )
 from freshcom_customers.services import users
-from freshcom_customers.services.database import flush
+from freshcom_customers.services.database import flush, get_in_account
 
 # Kept equal on a customer and its user, in both directions.
 PROFILE_FIELDS = ("email", "phone_number", "name", "first_name", "last_name")
@@ -101,11 +99,7 @@ def delete_customer(customer: Customer) -> None:
 
 
 def get_customer(account: Account, customer_id) -> Customer:
-    customer_id = _as_uuid(customer_id)
-    customer = db.session.get(Customer, customer_id) if customer_id else None
-    if customer is None or customer.account_id != account.id:
-        raise NotFound("customer")
-    return customer
+    return get_in_account(Customer, account, customer_id, "customer")
 
 
 def customer_of_user(account: Account, user) -> Customer:
@@ -289,10 +283,3 @@ def _register(customer: Customer, attrs: dict, *, user_status: str = "active") -
         status=user_status,
         **{field: getattr(customer, field) for field in PROFILE_FIELDS},
     )
-
-
-def _as_uuid(value) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

@@ -1,14 +1,34 @@
-"""Flushing with uniqueness left to the database: a unique violation becomes Taken."""
+"""Session helpers: flushing with uniqueness left to the database, ids from the wire, tenancy."""
 
 import re
+import uuid
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 
-from freshcom_customers.errors import Taken
+from freshcom_customers.errors import NotFound, Taken
 from freshcom_customers.extensions import db
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
+
+
+def as_uuid(value) -> uuid.UUID | None:
+    """The UUID a path or body gives, or None when it is not one (then nothing can match it)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def get_in_account(model, account, row_id, name: str):
+    """The account's row of model with this id; NotFound(name) for a malformed id or another tenant's."""
+    row_id = as_uuid(row_id)
+    row = db.session.get(model, row_id) if row_id else None
+    if row is None or row.account_id != account.id:
+        raise NotFound(name)
+    return row
 
 
 def flush() -> None:

@@ -17,7 +17,7 @@ from freshcom_customers.models import (
     Order,
 )
 from freshcom_customers.services import customers, users
-from freshcom_customers.services.database import flush
+from freshcom_customers.services.database import as_uuid, flush, get_in_account
 
 STATUSES = {
     "status": ORDER_STATUSES,
@@ -80,10 +80,7 @@ def find_customer(account: Account, customer_id) -> Customer | None:
 
 def get_order(account: Account, order_id, *, visible_to: uuid.UUID | None = None) -> Order:
     """The account's order; with visible_to (a customer id), only if it is that customer's."""
-    order_id = _as_uuid(order_id)
-    order = db.session.get(Order, order_id) if order_id else None
-    if order is None or order.account_id != account.id:
-        raise NotFound("order")
+    order = get_in_account(Order, account, order_id, "order")
     if visible_to is not None and order.customer_id != visible_to:
         raise NotFound("order")
     return order
@@ -126,7 +123,7 @@ def list_orders(
         everything = everything.where(Order.customer_id == visible_to)
     query = everything
     if customer_id is not None:
-        customer_uuid = _as_uuid(customer_id)
+        customer_uuid = as_uuid(customer_id)
         query = query.where(Order.customer_id == customer_uuid if customer_uuid else false())
     if status is not None:
         query = query.where(Order.status == status)
@@ -259,10 +256,3 @@ def _is_whole(value, least: int = 0) -> bool:
 
 def _count(query) -> int:
     return db.session.scalar(select(func.count()).select_from(query.subquery()))
-
-
-def _as_uuid(value) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

@@ -10,7 +10,6 @@ from freshcom_customers.errors import (
     AccessDenied,
     FieldError,
     InvalidCredentials,
-    NotFound,
     Taken,
     ValidationFailed,
     WrongPassword,
@@ -28,7 +27,7 @@ from freshcom_customers.models import (
 )
 from freshcom_customers.orm import utcnow
 from freshcom_customers.services import accounts, customers, one_time_tokens, passwords
-from freshcom_customers.services.database import flush
+from freshcom_customers.services.database import flush, get_in_account
 
 
 def normalize(value: str | None) -> str | None:
@@ -181,11 +180,7 @@ def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
 
 def get_managed_user(account: Account, user_id) -> User:
     """The managed user of account with this id; NotFound for standard users and other accounts'."""
-    user_id = _as_uuid(user_id)
-    user = db.session.get(User, user_id) if user_id else None
-    if user is None or user.account_id != account.id:
-        raise NotFound("user")
-    return user
+    return get_in_account(User, account, user_id, "user")
 
 
 def update_user(user: User, attrs: dict, *, by_role: str) -> User:
@@ -355,10 +350,3 @@ def _check_outranked(user: User, by_role: str) -> None:
 
 def _customer_of(user: User) -> Customer | None:
     return db.session.scalar(select(Customer).where(Customer.user_id == user.id))
-
-
-def _as_uuid(value) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
