@@ -28,6 +28,18 @@ TEST_HASH_PARAMS = "m=1024,t=1,p=1"
 OWNER_PASSWORD = "owner-password-1"
 
 
+# Throttling on, with every limit loose enough that only the one a test is about can trip.
+LOOSE_THROTTLING = {
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_LOGIN_PER_IP": "1000 per hour",
+    "RATELIMIT_LOGIN_PER_USERNAME": "1000 per hour",
+    "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per hour",
+    "RATELIMIT_REGISTRATION_PER_IP": "1000 per hour",
+    "RATELIMIT_MAGIC_LINK_PER_IP": "1000 per hour",
+    "LOCKOUT_THRESHOLD": 1000,
+}
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print how many cases tests/test_openapi_fuzz.py sent, when it ran (CI's log shows it)."""
     fuzzing = sys.modules.get("tests.test_openapi_fuzz")

@@ -20,6 +20,7 @@ import pytest
 
 from freshcom_customers.services import mail
 from freshcom_customers.services.mail import outbox
+from tests.conftest import LOOSE_THROTTLING
 from tests.logcapture import app_factory, app_records, events, json_lines, leaked
 from tests.mailbox import DELIVERY_TIMEOUT, Mailbox
 
@@ -34,12 +35,7 @@ SETTINGS = {
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "DEBUG",
     "PROXY_FIX": "x_for=1,x_proto=1",
-    "RATELIMIT_ENABLED": True,
-    "RATELIMIT_LOGIN_PER_IP": "1000 per hour",
-    "RATELIMIT_LOGIN_PER_USERNAME": "1000 per hour",
-    "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per hour",
-    "RATELIMIT_REGISTRATION_PER_IP": "1000 per hour",
-    "RATELIMIT_MAGIC_LINK_PER_IP": "1000 per hour",
+    **LOOSE_THROTTLING,
     "LOCKOUT_THRESHOLD": 2,
     "REFRESH_TOKEN_REUSE_GRACE": 0,
 }

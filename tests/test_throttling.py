@@ -10,23 +10,14 @@ import logging
 import pytest
 
 from freshcom_customers.app import create_app
-from tests.conftest import REGISTRATION, customer_document
+from tests.conftest import LOOSE_THROTTLING, REGISTRATION, customer_document
 from tests.logcapture import app_factory, json_lines
 
 PASSWORD = REGISTRATION["password"]
 ROY = REGISTRATION["email"]
 GENERIC = "The credentials or the refresh token are invalid, expired or revoked."
 LOCKED = "Too many failed attempts; try again later."
-# Loose enough that only the limit a test is about can trip.
-THROTTLED = {
-    "RATELIMIT_ENABLED": True,
-    "RATELIMIT_LOGIN_PER_IP": "1000 per hour",
-    "RATELIMIT_LOGIN_PER_USERNAME": "1000 per hour",
-    "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per hour",
-    "RATELIMIT_REGISTRATION_PER_IP": "1000 per hour",
-    "RATELIMIT_MAGIC_LINK_PER_IP": "1000 per hour",
-    "LOCKOUT_THRESHOLD": 1000,
-}
+THROTTLED = LOOSE_THROTTLING
 
 
 class Clock:
