@@ -116,7 +116,8 @@ def seeded_account(n):
         f"Bench {n}", owner_email=f"owner-{n}@bench.test", owner_password=OWNER_PASSWORD, handle=handle
     )
     db.session.flush()
-    # One in ten customers is registered (with its user), one in twenty is labelled vip.
+    # One in ten customers is registered (with its user), one in twenty is labelled vip. Their
+    # emails are ASCII and lower case: each is its own canonical form, its email_key.
     db.session.execute(text(SEED_USERS), {"account": live.id, "n": n})
     db.session.execute(text(SEED_CUSTOMERS), {"account": live.id, "n": n})
     db.session.execute(text(SEED_TERMS), {"account": live.id})
@@ -132,22 +133,23 @@ def seeded_account(n):
 
 SURNAMES = "ARRAY['Tanaka','Smith','Garcia','Nguyen','Kowalski','Okafor','Rossi','Dubois','Silva','Kim']"
 SEED_USERS = f"""
-INSERT INTO users (id, account_id, status, username, email, name, first_name, last_name, role,
+INSERT INTO users (id, account_id, status, username, email, email_key, name, first_name, last_name, role,
                    password_hash, email_verified, token_generation, inserted_at, updated_at)
 SELECT md5('user' || :account || i)::uuid, :account, 'active', 'customer' || i || '@example.com',
-       'customer' || i || '@example.com', 'Customer ' || ({SURNAMES})[1 + i % 10],
+       'customer' || i || '@example.com', 'customer' || i || '@example.com',
+       'Customer ' || ({SURNAMES})[1 + i % 10],
        'Customer', ({SURNAMES})[1 + i % 10], 'customer', 'unusable', false, 0,
        now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval
 FROM generate_series(1, :n) AS i WHERE i % 10 = 0
 """
 SEED_CUSTOMERS = f"""
 INSERT INTO customers (id, account_id, user_id, status, code, name, first_name, last_name, email,
-                       phone_number, label, custom_data, email_verified, inserted_at, updated_at)
+                       email_key, phone_number, label, custom_data, email_verified, inserted_at, updated_at)
 SELECT gen_random_uuid(), :account,
        CASE WHEN i % 10 = 0 THEN md5('user' || :account || i)::uuid END,
        CASE WHEN i % 10 = 0 THEN 'registered' ELSE 'guest' END,
        'C' || lpad(i::text, 8, '0'), 'Customer ' || ({SURNAMES})[1 + i % 10], 'Customer',
-       ({SURNAMES})[1 + i % 10], 'customer' || i || '@example.com',
+       ({SURNAMES})[1 + i % 10], 'customer' || i || '@example.com', 'customer' || i || '@example.com',
        '604-555-' || lpad((i % 10000)::text, 4, '0'),
        CASE WHEN i % 20 = 0 THEN 'vip' END, '{{}}', false,
        now() - ((:n - i) || ' seconds')::interval, now() - ((:n - i) || ' seconds')::interval

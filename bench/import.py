@@ -34,6 +34,7 @@ from sqlalchemy import insert
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from freshcom_customers import identifiers  # noqa: E402
 from freshcom_customers.app import create_app  # noqa: E402
 from freshcom_customers.config import DEFAULTS  # noqa: E402
 from freshcom_customers.extensions import db  # noqa: E402
@@ -178,8 +179,9 @@ def _raw_insert(uri, account_id, rows):
                     "id": user_id,
                     "account_id": account,
                     "status": "active" if row["status"] == "registered" else "suspended",
-                    "username": row["email"],
+                    "username": identifiers.canonical(row["email"]),
                     "email": row["email"],
+                    "email_key": identifiers.canonical(row["email"]),  # plain INSERTs bypass the model
                     "name": f"{row['firstName']} {row['lastName']}",
                     "first_name": row["firstName"],
                     "last_name": row["lastName"],
@@ -203,6 +205,7 @@ def _raw_insert(uri, account_id, rows):
                 "first_name": row["firstName"],
                 "last_name": row["lastName"],
                 "email": row["email"],
+                "email_key": identifiers.canonical(row["email"]),
                 "phone_number": row["phoneNumber"],
                 "label": row["label"] or None,
                 "custom_data": json.loads(row["customData"] or "{}"),

@@ -29,9 +29,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 from werkzeug.exceptions import TooManyRequests
 
-from freshcom_customers import security_events
+from freshcom_customers import identifiers, security_events
 from freshcom_customers.errors import InvalidCredentials, WrongPassword
-from freshcom_customers.services import accounts, users
+from freshcom_customers.services import accounts
 from freshcom_customers.services.lockouts import Lockouts, Policy
 
 # Limit names and the settings that hold them ("20 per minute; 200 per hour").
@@ -215,7 +215,7 @@ def password_attempt(
     """
     throttle = _throttle()
     account_id = _account_id(account_reference)
-    name = users.normalize(username)
+    name = identifiers.canonical(username)
     ip = client_ip()
     subject = address = None
     if throttle is not None:

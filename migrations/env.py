@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -95,11 +96,35 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _sqlite_foreign_keys_off(connection):
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """Migrate SQLite with its foreign keys off, as Alembic's batch mode requires.
+
+    Batch mode recreates a table: it copies the rows, with their ids, drops the table and
+    renames the copy. With foreign keys on (the app turns them on for every connection),
+    dropping a table deletes its rows first, and the deletes cascade to the rows that refer
+    to them: recreating users would detach every customer from its user and delete every
+    refresh token. The pragma only works outside a transaction, so it is set on the
+    driver's connection before Alembic begins one, and set back when the migrations end.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -103,6 +103,8 @@ def test_failed_passwords_are_limited_per_username_whatever_the_ip(throttled, ac
 
     assert_throttled(login(client, account, ROY, PASSWORD, ip="198.51.100.9"), 3600)
     assert_throttled(login(client, account, " Roy@Example.COM", PASSWORD, ip="198.51.100.10"), 3600)
+    # A look-alike is the same username (a fullwidth "e"): it cannot buy more attempts.
+    assert_throttled(login(client, account, "roy@\uff45xample.com", PASSWORD, ip="198.51.100.11"), 3600)
     # Another username, and the same username of another account, are counted apart.
     assert login(client, account, "owner@acme.test", "wrong-password").status_code == 400
 

@@ -12,8 +12,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from freshcom_customers import identifiers
 from freshcom_customers.extensions import db
 from freshcom_customers.models.user import User
 from freshcom_customers.orm import Timestamped
@@ -24,8 +25,9 @@ CUSTOMER_STATUSES = ("guest", "registered", "suspended")
 class Customer(Timestamped, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
-        # Emails are stored normalised (trimmed, lower case): unique case-insensitively.
-        UniqueConstraint("account_id", "email"),
+        # Emails are compared by their canonical form (freshcom_customers/identifiers.py):
+        # unique as people read them. filter[email] finds its one row through this index.
+        UniqueConstraint("account_id", "email_key"),
         UniqueConstraint("account_id", "code"),
         # Every list query filters on the account first; each sort and filter has its index,
         # ending in id, the tie-breaker, so a page is read in index order without sorting.
@@ -46,7 +48,8 @@ class Customer(Timestamped, db.Model):
     name: Mapped[str | None] = mapped_column(String(255))
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
-    email: Mapped[str | None] = mapped_column(String(254))
+    email: Mapped[str | None] = mapped_column(String(254))  # where mail goes: as typed, lower case
+    email_key: Mapped[str | None] = mapped_column(String(254))  # canonical(email), set with it
     phone_number: Mapped[str | None] = mapped_column(String(32))
     label: Mapped[str | None] = mapped_column(String(64))
     caption: Mapped[str | None] = mapped_column(String(255))
@@ -55,6 +58,11 @@ class Customer(Timestamped, db.Model):
     email_verified: Mapped[bool] = mapped_column(default=False)
 
     user: Mapped[User | None] = relationship()
+
+    @validates("email")
+    def _set_email_key(self, _field, email):
+        self.email_key = identifiers.canonical(email)
+        return email
 
 
 class CustomerCount(db.Model):

@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from freshcom_customers import identifiers
 from freshcom_customers.extensions import db
 from freshcom_customers.models.account import Account
 from freshcom_customers.orm import Timestamped
@@ -28,10 +29,11 @@ _STANDARD = text("account_id IS NULL")
 class User(Timestamped, db.Model):
     __tablename__ = "users"
     __table_args__ = (
-        # Managed users: unique per account. Usernames and emails are stored normalised
-        # (trimmed, lower case), so these are case-insensitive.
+        # Managed users: unique per account. Usernames are stored in their canonical form and
+        # emails compared by theirs (freshcom_customers/identifiers.py), so look-alikes such
+        # as "straße" and "STRASSE", or fullwidth and plain letters, are one name.
         UniqueConstraint("account_id", "username"),
-        UniqueConstraint("account_id", "email"),
+        UniqueConstraint("account_id", "email_key"),
         # Standard users have no account: unique among themselves.
         Index(
             "uq_users_standard_username",
@@ -41,8 +43,8 @@ class User(Timestamped, db.Model):
             postgresql_where=_STANDARD,
         ),
         Index(
-            "uq_users_standard_email",
-            "email",
+            "uq_users_standard_email_key",
+            "email_key",
             unique=True,
             sqlite_where=_STANDARD,
             postgresql_where=_STANDARD,
@@ -55,8 +57,9 @@ class User(Timestamped, db.Model):
         ForeignKey("accounts.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(String(16), default="active")
-    username: Mapped[str] = mapped_column(String(254))  # an email by default
-    email: Mapped[str | None] = mapped_column(String(254))
+    username: Mapped[str] = mapped_column(String(254))  # an email by default; canonical
+    email: Mapped[str | None] = mapped_column(String(254))  # where mail goes: as typed, lower case
+    email_key: Mapped[str | None] = mapped_column(String(254))  # canonical(email), set with it
     name: Mapped[str | None] = mapped_column(String(255))
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
@@ -70,6 +73,11 @@ class User(Timestamped, db.Model):
 
     account: Mapped[Account | None] = relationship(foreign_keys=[account_id])
     default_account: Mapped[Account | None] = relationship(foreign_keys=[default_account_id])
+
+    @validates("email")
+    def _set_email_key(self, _field, email):
+        self.email_key = identifiers.canonical(email)
+        return email
 
     @property
     def is_managed(self) -> bool:

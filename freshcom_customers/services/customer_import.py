@@ -24,10 +24,11 @@ from marshmallow.validate import Length, OneOf
 from sqlalchemy import event, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 
+from freshcom_customers import identifiers
 from freshcom_customers.errors import FieldError, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import CUSTOMER_STATUSES, Account, Customer
-from freshcom_customers.services import customers, passwords, users
+from freshcom_customers.services import customers, passwords
 from freshcom_customers.services.database import flush
 
 FORMATS = ("csv", "jsonl")
@@ -286,10 +287,10 @@ class _FileKeys:
 
 
 def _key(name: str, value) -> str | None:
-    """The value a unique constraint compares: emails normalised, blank codes none."""
+    """The value a unique constraint compares: an email's canonical form (email_key), blank codes none."""
     if not isinstance(value, str):
         return None
-    return (users.normalize(value) if name == "email" else value) or None
+    return (identifiers.canonical(value) if name == "email" else value) or None
 
 
 def _keys(attrs: dict) -> set:
@@ -304,8 +305,8 @@ def _existing_keys(account: Account, rows: list[dict]) -> set:
     emails = [key for name, key in keys if name == "email"]
     codes = [key for name, key in keys if name == "code"]
     found = db.session.execute(
-        select(Customer.email, Customer.code).where(
-            Customer.account_id == account.id, or_(Customer.email.in_(emails), Customer.code.in_(codes))
+        select(Customer.email_key, Customer.code).where(
+            Customer.account_id == account.id, or_(Customer.email_key.in_(emails), Customer.code.in_(codes))
         )
     )
     return {pair for email, code in found for pair in (("email", email), ("code", code)) if pair[1]}

@@ -3,6 +3,7 @@
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
+from freshcom_customers import identifiers
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import (
@@ -77,10 +78,10 @@ def _update_login(customer: Customer, user, attrs: dict, old_email: str | None) 
     if not customer.email:
         raise invalid("email", "required", "A registered customer needs an email.")
     if attrs.get("username"):
-        user.username = users.normalize(attrs["username"])
-    elif user.username == old_email:
+        user.username = users.canonical_username(attrs["username"])
+    elif users.username_was_email(user, old_email):
         # The username was the email (the default): it moves with the email.
-        user.username = customer.email
+        user.username = users.canonical_username(customer.email)
 
 
 def delete_customer(customer: Customer) -> None:
@@ -121,13 +122,14 @@ def list_customers(
     """Return (customers on the page, count after filters and search, count of the account).
 
     Each filter and sort has an index led by account_id; search= matches the beginnings of
-    words through the customer_search_terms index (models/customer_search.py).
+    words through the customer_search_terms index (models/customer_search.py). An email
+    matches as people read it: by its canonical form, the unique email_key.
     """
     query = select(Customer).where(Customer.account_id == account.id)
     for field, value in filters.items():
         column = getattr(Customer, field)
         if field == "email":
-            query = query.where(column == users.normalize(value))
+            query = query.where(Customer.email_key == identifiers.canonical(value))
         else:
             query = query.where(column == value if value else column.is_(None))
     keys = customer_search.search_keys(search)
@@ -199,6 +201,8 @@ def _same(field: str, stored: str | None, given: str) -> bool:
         return False
     if field == "phone_number":
         return _digits(stored) == _digits(given) != ""
+    if field == "email":
+        return identifiers.canonical(stored) == identifiers.canonical(given)
     return _squash(stored) == _squash(given)
 
 
@@ -235,7 +239,7 @@ def _apply_fields(customer: Customer, attrs: dict) -> None:
         if field in attrs:
             setattr(customer, field, attrs[field] or None)
     if "email" in attrs:
-        customer.email = users.normalize(attrs["email"]) or None
+        customer.email = users.email_address(attrs["email"])
     if composed and ({"first_name", "last_name"} & attrs.keys()):
         customer.name = _full_name(customer)
         if len(customer.name or "") > NAME_LENGTH:  # each fits its column; the two may not

@@ -14,11 +14,11 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from freshcom_customers import origins
+from freshcom_customers import identifiers, origins
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Customer
-from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens, users
+from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens
 
 PURPOSE = "magic_link"
 LIFETIME = timedelta(minutes=15)
@@ -39,13 +39,18 @@ class Session:
 def send_login_link(account: Account, email: str, base_url: str) -> None:
     """Email a login link to the account's customer with this email, unless it is suspended.
 
+    The email matches as people read it (by email_key); the link goes to the customer's own
+    address, not to the look-alike that was typed.
+
     Says nothing about whether that customer exists: an unknown email gets no email and no
     error, and costs the same: its transaction writes a token and deletes it, and the email
     itself leaves after the response (services.mail).
     """
     check_base_url(base_url)
     customer = db.session.scalar(
-        select(Customer).where(Customer.account_id == account.id, Customer.email == users.normalize(email))
+        select(Customer).where(
+            Customer.account_id == account.id, Customer.email_key == identifiers.canonical(email)
+        )
     )
     if customer is None or customer.status == "suspended":
         one_time_tokens.issue_for_no_one(PURPOSE)

@@ -167,7 +167,7 @@ def _line_item(item: dict) -> dict:
 NORMALISED_FIELDS = {
     # A blank code is no code: two orders without one must not collide on the unique key.
     "code": lambda code: (code or "").strip() or None,
-    "email": lambda email: users.normalize(email) or None,
+    "email": users.email_address,
     "line_items": lambda items: [_line_item(item) for item in items],
     # SQLite keeps no offset: store UTC so every database reads back the same instant.
     "placed_at": lambda placed_at: placed_at.astimezone(UTC) if placed_at else None,

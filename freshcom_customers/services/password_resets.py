@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from freshcom_customers import identifiers
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, User
@@ -16,13 +17,16 @@ LIFETIME = timedelta(hours=1)
 def request_reset(account: Account | None, username: str) -> None:
     """Email a reset link to the active user with this username: managed in account, or standard.
 
+    The username matches as people read it (its canonical form); the link goes to the address
+    the user stored, never to the look-alike that was typed.
+
     Says nothing about whether the user exists: an unknown one gets no email and no error,
     and costs the same: its transaction writes a token and deletes it, and the email itself
     leaves after the response (services.mail).
     """
     user = db.session.scalar(
         select(User).where(
-            User.username == users.normalize(username),
+            User.username == identifiers.canonical(username),
             User.account_id == account.id if account else User.account_id.is_(None),
         )
     )

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import select
 
-from freshcom_customers import security_events
+from freshcom_customers import identifiers, security_events
 from freshcom_customers.errors import (
     AccessDenied,
     FieldError,
@@ -29,17 +29,40 @@ from freshcom_customers.orm import utcnow
 from freshcom_customers.services import accounts, customers, one_time_tokens, passwords
 from freshcom_customers.services.database import flush, get_in_account
 
+# Both columns hold 254 characters, and NFKC or case folding can lengthen a value ("ß" → "ss").
+_STORED_LENGTH = User.__table__.c.username.type.length
 
-def normalize(value: str | None) -> str | None:
-    """Usernames and emails are compared trimmed and case-insensitively, so store them so."""
-    return value.strip().lower() if value is not None else None
+
+def canonical_username(value: str) -> str:
+    """The username as it is stored and compared: its canonical form (freshcom_customers/identifiers.py)."""
+    username = identifiers.canonical(value)
+    _check_stored_length("username", username)
+    return username
+
+
+def email_address(value: str | None) -> str | None:
+    """The email as it is stored and mail is sent to (NFKC, lower case, trimmed); None when blank."""
+    address = identifiers.email_address(value) or None
+    _check_stored_length("email", address, identifiers.canonical(address))
+    return address
+
+
+def username_was_email(user: User, email: str | None) -> bool:
+    """Whether the user's username is this email, as people read them (the default username)."""
+    return email is not None and identifiers.canonical(user.username) == identifiers.canonical(email)
+
+
+def _check_stored_length(field: str, *values: str | None) -> None:
+    if any(value is not None and len(value) > _STORED_LENGTH for value in values):
+        title = f"{field.capitalize()} must be at most {_STORED_LENGTH} characters once normalised."
+        raise invalid(field, "length", title)
 
 
 def create_standard_user(email: str, password: str, *, default_account: Account) -> User:
     passwords.check_policy(password)
     user = User(
-        username=normalize(email),
-        email=normalize(email),
+        username=canonical_username(email),
+        email=email_address(email),
         password_hash=passwords.hash_password(password),
         default_account=default_account,
     )
@@ -64,8 +87,8 @@ def create_managed_user(
         passwords.check_hash(password_hash)
     user = User(
         account=account,
-        username=normalize(username),
-        email=normalize(profile.pop("email", None)),
+        username=canonical_username(username),
+        email=email_address(profile.pop("email", None)),
         password_hash=password_hash,
         role=role,
         **profile,
@@ -82,7 +105,7 @@ def authenticate(account: Account | None, username: str, password: str) -> User:
     """
     user = db.session.scalar(
         select(User).where(
-            User.username == normalize(username),
+            User.username == identifiers.canonical(username),
             User.account_id == account.id if account else User.account_id.is_(None),
         )
     )
@@ -306,13 +329,13 @@ def _apply_profile(user: User, attrs: dict) -> None:
             setattr(user, field, attrs[field])
     _derive_name(user, attrs)
     if "email" in attrs:
-        user.email = normalize(attrs["email"]) or None
+        user.email = email_address(attrs["email"])
     if user.email != old_email:
         mark_email_unverified(user)
     if attrs.get("username"):
-        user.username = normalize(attrs["username"])
-    elif user.email and old_email and user.username == old_email:
-        user.username = user.email
+        user.username = canonical_username(attrs["username"])
+    elif user.email and username_was_email(user, old_email):
+        user.username = canonical_username(user.email)
 
 
 def mark_email_unverified(user: User) -> None:

@@ -10,6 +10,7 @@ from freshcom_customers.models import Customer, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import customers, users
 from tests.conftest import customer_document, error_code, errors_of
+from tests.test_identifiers import LOOK_ALIKES
 
 MEDIA_TYPE = "application/vnd.api+json"
 ATTRIBUTES = {
@@ -688,6 +689,73 @@ def test_the_same_email_registers_in_another_account(client, auth, account, othe
     assert theirs["id"] != mine["id"]
     token = auth.login(other_account, "roy@example.com", "roy-password-1")["access_token"]
     assert client.get("/v1/customer", headers=auth.headers(token)).get_json()["data"]["id"] == theirs["id"]
+
+
+# Look-alikes: emails and usernames are compared as people read them (freshcom_customers/identifiers.py)
+
+SHARP_S = "stra\u00dfe@x.test"  # the address as typed; "strasse@x.test" is its canonical form
+
+
+@pytest.mark.parametrize(("plain", "look_alike"), LOOK_ALIKES)
+@pytest.mark.parametrize("look_alike_first", [False, True], ids=["plain-first", "look-alike-first"])
+def test_a_look_alike_of_a_taken_email_is_taken(client, guest, register, plain, look_alike, look_alike_first):
+    first, second = (look_alike, plain) if look_alike_first else (plain, look_alike)
+    register(email=first)
+    response = create(client, guest, **{**REG, "email": second})
+    assert errors_of(response) == {("taken", "/data/attributes/email")}
+    assert errors_of(create(client, guest, email=second)) == {("taken", "/data/attributes/email")}
+
+
+@pytest.mark.parametrize(("plain", "look_alike"), LOOK_ALIKES)
+def test_a_customer_logs_in_with_a_look_alike_of_its_email(auth, account, register, plain, look_alike):
+    _, password = register(email=look_alike)
+    assert auth.login(account, plain.upper(), password)["access_token"]
+    assert auth.login(account, look_alike, password)["access_token"]
+
+
+def test_the_email_is_shown_as_typed_and_the_username_is_canonical(client, owner, register, session):
+    customer, _ = register(email="Stra\u00dfe@X.test")
+    assert customer["attributes"]["email"] == SHARP_S
+    assert read(client, owner, customer["id"]).get_json()["data"]["attributes"]["email"] == SHARP_S
+    user = user_of(session, customer)
+    assert (user.username, user.email, user.email_key) == ("strasse@x.test", SHARP_S, "strasse@x.test")
+    assert session.get(Customer, uuid.UUID(customer["id"])).email_key == "strasse@x.test"
+
+
+def test_filter_email_finds_a_look_alike(client, guest, owner):
+    amy = create(client, guest, email=SHARP_S).get_json()["data"]
+    create(client, guest, email="strasse@y.test")
+    ids, meta = _newest_ids(client, owner, **{"filter[email]": " STRASSE@x.test"})
+    assert ids == [amy["id"]]
+    assert meta["totalCount"] == 1
+
+
+def test_a_guest_is_found_by_a_look_alike_of_its_email(client, guest):
+    amy = create(client, guest, code="A-1", email="\uff41\uff4d\uff59@x.test").get_json()["data"]
+    found = client.get("/v1/customer", query_string={"code": "A-1", "email": "AMY@x.test"}, headers=guest)
+    assert found.get_json()["data"]["id"] == amy["id"]
+
+
+def test_updating_to_a_look_alike_of_another_customers_email_is_taken(client, guest, owner, register):
+    customer, _ = register()
+    create(client, guest, email="strasse@x.test")
+    response = update(client, owner, customer["id"], email="STRA\u00dfE@x.test")
+    assert errors_of(response) == {("taken", "/data/attributes/email")}
+
+
+def test_a_username_that_was_a_look_alike_of_the_email_follows_it(client, guest, owner, register, session):
+    customer, _ = register(email=SHARP_S)
+    assert update(client, owner, customer["id"], email="ann@x.test").status_code == 200
+    assert user_of(session, customer).username == "ann@x.test"
+    assert create(client, guest, **{**REG, "email": "strasse@x.test"}).status_code == 201
+
+
+def test_a_look_alike_of_the_own_email_is_a_new_address_for_the_same_login(client, owner, register, session):
+    customer, _ = register(email="strasse@x.test")
+    response = update(client, owner, customer["id"], email=SHARP_S)
+    assert response.get_json()["data"]["attributes"]["email"] == SHARP_S
+    assert response.get_json()["data"]["attributes"]["emailVerified"] is False
+    assert user_of(session, customer).username == "strasse@x.test"
 
 
 # Roles

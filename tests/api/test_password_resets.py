@@ -49,6 +49,23 @@ def test_the_emailed_link_resets_the_password_once(client, auth, account, guest,
     auth.login(account, "roy@example.com", NEW_PASSWORD)
 
 
+@pytest.mark.parametrize(
+    ("registered", "typed"),
+    [("strasse@x.test", "STRA\u00dfE@x.test"), ("\uff46ull@x.test", "FULL@x.test")],
+    ids=["sharp-s", "fullwidth"],
+)
+def test_a_look_alike_finds_the_user_and_the_email_goes_to_its_own_address(
+    client, auth, account, guest, register, mailbox, registered, typed
+):
+    customer, _ = register(email=registered)
+    assert_no_content(request_reset(client, typed, guest))
+
+    (message,) = mailbox.wait_for(1)
+    assert message["To"] == customer["attributes"]["email"]
+    assert_no_content(reset(client, mailbox.token(message)))
+    auth.login(account, registered, NEW_PASSWORD)
+
+
 def test_a_second_email_invalidates_the_first_link(client, guest, roy, mailbox):
     assert_no_content(request_reset(client, "roy@example.com", guest))
     assert_no_content(request_reset(client, "roy@example.com", guest))

@@ -320,6 +320,9 @@ def test_a_failed_customer_user_writes_neither_row(client, guest, roy, session, 
         ({"username": "ANN", "email": "ann2@acme.test"}, "username"),
         ({"username": "ann2", "email": "ANN@acme.test"}, "email"),
         ({"username": None, "email": "ann"}, "email"),
+        # Compared as people read them: a fullwidth letter is the plain one.
+        ({"username": "\uff41nn", "email": "ann2@acme.test"}, "username"),
+        ({"username": "ann2", "email": "ANN@\uff41cme.test"}, "email"),
     ],
 )
 def test_usernames_and_emails_are_unique_in_the_account(

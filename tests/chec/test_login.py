@@ -52,6 +52,15 @@ def test_a_guest_customer_logs_in_too(chec, login, gia):
     assert chec.get(f"customers/{body['customer_id']}", body["jwt"]).get_json()["firstname"] == "Gia"
 
 
+def test_a_look_alike_of_the_email_sends_the_link_to_the_customers_own_address(chec, make_customer, mailbox):
+    strasse = make_customer(email="strasse@example.com", first_name="Stra")
+    assert chec.email_token("Stra\u00dfe@example.com").get_json() == {"success": True}
+
+    (message,) = mailbox.wait_for(1)
+    assert message["To"] == "strasse@example.com"
+    assert chec.exchange(token_of(link_of(mailbox, message))).get_json()["customer_id"] == chec_id(strasse)
+
+
 def test_a_base_url_without_placeholder_gets_the_token_appended(chec, gia, mailbox):
     assert chec.email_token("gia@example.com", "https://shop.example.test/login/").status_code == 200
 

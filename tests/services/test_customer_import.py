@@ -181,6 +181,23 @@ def test_an_existing_email_or_code_is_skipped_not_updated(session, account):
     assert count(session, Customer, account) == 1
 
 
+def test_look_alike_emails_are_one_email(session, account):
+    customers.create_customer(account.live, {"email": "stra\u00dfe@x.test", "name": "Ann"})
+    text = jsonl(
+        {"email": "STRASSE@x.test", "name": "Someone Else"},
+        {"email": "\ufb01nn@x.test"},
+        {"email": "FINN@x.test"},
+        {"email": "\uff4a\uff4f@x.test", "status": "registered", "password": "jo-password-1"},
+    )
+    expected = {3: "email: Also on line 2 of the file."}
+    assert run(account, text) == {"created": 2, "skipped": 1, "failures": expected}
+    assert run(account, text) == {"created": 0, "skipped": 3, "failures": expected}
+    assert customer(session, account, "stra\u00dfe@x.test").name == "Ann"
+    assert customer(session, account, "finn@x.test") is not None
+    jo = customer(session, account, "jo@x.test")
+    assert (jo.email_key, jo.user.username, jo.user.email_key) == ("jo@x.test", "jo@x.test", "jo@x.test")
+
+
 def test_other_accounts_customers_do_not_count_as_existing(session, account, other_account):
     customers.create_customer(other_account.live, {"email": "ann@x.test"})
     assert run(account, jsonl({"email": "ann@x.test"}))["created"] == 1

@@ -1,0 +1,184 @@
+"""Migrations that move data, run on a database of their own built up to the revision before."""
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import flask_migrate
+import psycopg
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from freshcom_customers.app import create_app
+from freshcom_customers.extensions import db
+from freshcom_customers.models import (
+    Account,
+    AccountMembership,
+    Customer,
+    CustomerCount,
+    CustomerSearchTerm,
+    User,
+)
+from freshcom_customers.models.customer_search import term_rows
+from tests.conftest import TEST_DATABASE_URI
+
+OLDER = datetime(2026, 1, 1, tzinfo=UTC)
+NEWER = OLDER + timedelta(days=1)
+
+
+@pytest.fixture
+def scratch_app(app_config, tmp_path):
+    """An app on an empty database of its own: SQLite, or a PostgreSQL one beside the suite's."""
+    uri = f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+    if (TEST_DATABASE_URI or "").startswith("postgresql"):
+        uri = TEST_DATABASE_URI + "_migrations"
+        _postgresql_admin(uri, "DROP DATABASE IF EXISTS {name}", "CREATE DATABASE {name}")
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": uri})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+    if uri.startswith("postgresql"):
+        _postgresql_admin(uri, "DROP DATABASE {name}")
+
+
+def _postgresql_admin(uri, *statements):
+    base, name = uri.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement.format(name=f'"{name}"'))
+
+
+def _insert(connection, model, **values):
+    """Insert one row as plain SQL would (no model validators); return its id."""
+    values.setdefault("id", uuid.uuid4())
+    connection.execute(model.__table__.insert().values(**values))
+    return values["id"]
+
+
+def _seed_0006(connection) -> dict:
+    """Rows as revision 0006 kept them: values lower-cased only, and so some look-alikes side by side."""
+    a = _insert(connection, Account, name="A", mode="live")
+    b = _insert(connection, Account, name="B", mode="live")
+    ids = {"a": a, "b": b}
+
+    def user(key, account_id, username, email, inserted_at=OLDER):
+        ids[key] = _insert(
+            connection, User, account_id=account_id, username=username, email=email, password_hash="x",
+            inserted_at=inserted_at, updated_at=inserted_at,
+        )  # fmt: skip
+
+    def customer(key, account_id, email, **values):
+        ids[key] = _insert(connection, Customer, account_id=account_id, email=email, **values)
+
+    user("plain", a, "strasse@x.test", "strasse@x.test", NEWER)  # already canonical: keeps it
+    user("sharp", a, "stra\u00dfe@x.test", "stra\u00dfe@x.test", OLDER)
+    user("ligature", a, "\ufb01nn@x.test", "\ufb01nn@x.test", OLDER)  # neither canonical: the oldest keeps it
+    user("wide", a, "\uff46\uff49\uff4e\uff4e@x.test", "\uff46\uff49\uff4e\uff4e@x.test", NEWER)
+    user("kelvin", a, "\u212a@x.test", "\u212a@x.test")
+    user("ann", a, "ann", None)
+    user("other_account", b, "stra\u00dfe@x.test", "stra\u00dfe@x.test")
+    user("standard", None, "OWNER@x.test", "OWNER@x.test")
+    _insert(connection, AccountMembership, account_id=a, user_id=ids["standard"], role="owner")
+    customer("c_plain", a, "strasse@x.test", user_id=ids["plain"], status="registered", inserted_at=NEWER)
+    customer("c_sharp", a, "stra\u00dfe@x.test", inserted_at=OLDER)
+    customer("c_wide", a, "\uff4a\uff4f@x.test", name="Jo")
+    customer("c_none", a, None, code="C-1")
+    connection.execute(
+        CustomerSearchTerm.__table__.insert(),
+        [
+            {"customer_id": ids["c_wide"], "account_id": a, "term": term, "shared_prefix": shared}
+            for term, shared in term_rows([None, "Jo", "\uff4a\uff4f@x.test", None])
+        ],
+    )
+    return ids
+
+
+def _collision(records, column, value, account_id, keeper, *others) -> bool:
+    ids = [str(keeper), *map(str, others)]
+    return any(
+        f"{column} {value!r}" in message and f"account {account_id}" in message
+        and all(i in message for i in ids) and f"{keeper} keeps it" in message
+        for message in records
+    )  # fmt: skip
+
+
+def test_0007_folds_usernames_and_emails_and_reports_collisions_without_failing(scratch_app, caplog):
+    with scratch_app.app_context():
+        flask_migrate.upgrade(revision="0006")
+        with db.engine.begin() as connection:
+            ids = _seed_0006(connection)
+        caplog.set_level(logging.INFO, logger="alembic")
+
+        flask_migrate.upgrade()
+
+        with db.engine.connect() as connection:
+            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
+            users = {
+                row.id: tuple(row[1:])
+                for row in connection.execute(select(User.id, User.username, User.email, User.email_key))
+            }
+            customers = {row.id: row for row in connection.execute(select(Customer))}
+            search_terms = connection.execute(
+                select(CustomerSearchTerm.term, CustomerSearchTerm.shared_prefix)
+                .where(CustomerSearchTerm.customer_id == ids["c_wide"]).order_by(CustomerSearchTerm.term)
+            ).all()  # fmt: skip
+            memberships = connection.scalar(select(func.count()).select_from(AccountMembership))
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("alembic")
+    ]
+
+    # Collisions: one row gets the canonical value, the others keep theirs; all reported.
+    sharp, fi, wide = "stra\u00dfe@x.test", "\ufb01nn@x.test", "\uff46\uff49\uff4e\uff4e@x.test"
+    assert users[ids["plain"]] == ("strasse@x.test", "strasse@x.test", "strasse@x.test")
+    assert users[ids["sharp"]] == (sharp, sharp, sharp)
+    assert users[ids["ligature"]] == ("finn@x.test", fi, "finn@x.test")
+    assert users[ids["wide"]] == (wide, wide, wide)
+    assert (customers[ids["c_plain"]].email, customers[ids["c_plain"]].email_key) == ("strasse@x.test",) * 2
+    assert (customers[ids["c_sharp"]].email, customers[ids["c_sharp"]].email_key) == (sharp, sharp)
+    a = ids["a"]
+    assert _collision(warnings, "users.username", "strasse@x.test", a, ids["plain"], ids["sharp"])
+    assert _collision(warnings, "users.email", "strasse@x.test", a, ids["plain"], ids["sharp"])
+    assert _collision(warnings, "users.username", "finn@x.test", a, ids["ligature"], ids["wide"])
+    assert _collision(warnings, "users.email", "finn@x.test", a, ids["ligature"], ids["wide"])
+    assert _collision(warnings, "customers.email", "strasse@x.test", a, ids["c_plain"], ids["c_sharp"])
+    assert "0007: 5 look-alike collisions to resolve (listed above)" in warnings
+    assert len(warnings) == 6
+
+    # Everything else is normalised: usernames canonical, emails as typed (NFKC, lower case) with their key.
+    assert users[ids["kelvin"]] == ("k@x.test", "k@x.test", "k@x.test")
+    assert users[ids["ann"]] == ("ann", None, None)
+    assert users[ids["other_account"]] == ("strasse@x.test", sharp, "strasse@x.test")
+    assert users[ids["standard"]] == ("owner@x.test", "owner@x.test", "owner@x.test")
+    assert (customers[ids["c_wide"]].email, customers[ids["c_wide"]].email_key) == ("jo@x.test", "jo@x.test")
+    assert (customers[ids["c_none"]].email, customers[ids["c_none"]].email_key) == (None, None)
+    assert [tuple(t) for t in search_terms] == term_rows([None, "Jo", "jo@x.test", None])
+    # Recreating tables on SQLite kept the rows that refer to them.
+    assert customers[ids["c_plain"]].user_id == ids["plain"]
+    assert memberships == 1
+
+
+def test_0007_keeps_the_counts_moves_uniqueness_to_the_key_and_downgrades(scratch_app):
+    with scratch_app.app_context():
+        flask_migrate.upgrade(revision="0006")
+        with db.engine.begin() as connection:
+            ids = _seed_0006(connection)
+        flask_migrate.upgrade()
+
+        with db.engine.begin() as connection:
+            _insert(connection, Customer, account_id=ids["a"], email="new@x.test", email_key="new@x.test")
+            guests = select(CustomerCount.count).where(
+                CustomerCount.account_id == ids["a"], CustomerCount.status == "guest"
+            )
+            assert connection.scalar(guests) == 4  # the triggers count on
+        with pytest.raises(IntegrityError), db.engine.begin() as connection:
+            _insert(
+                connection, Customer, account_id=ids["a"], email="n\u00e9w@x.test", email_key="new@x.test"
+            )
+
+        flask_migrate.downgrade(revision="0006")
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
