@@ -7,6 +7,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from freshcom_customers import schema
 from freshcom_customers.cli_customers import customers_cli
 from freshcom_customers.errors import NotFound, ValidationFailed
 from freshcom_customers.extensions import db
@@ -31,6 +32,7 @@ def register_commands(app: Flask) -> None:
 @click.option("--owner-email", required=True)
 @click.option("--owner-password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--handle")
+@schema.required
 def create_account(name, owner_email, owner_password, handle):
     """Create a live account, its test twin and its owner; print them as JSON."""
     with _domain_errors():
@@ -47,6 +49,7 @@ def create_account(name, owner_email, owner_password, handle):
 @click.option("--confidential", is_flag=True, help="Give it a secret (client_secret_basic/post).")
 @click.option("--no-rotation", is_flag=True, help="Keep refresh tokens across refreshes (legacy SDKs).")
 @click.option("--no-password-grant", is_flag=True, help="Refuse it the password grant (SECURITY.md).")
+@schema.required
 def create_client(account_id, name, confidential, no_rotation, no_password_grant):
     """Create an OAuth2 client; print its id (and secret, shown only now) as JSON."""
     with _domain_errors():
@@ -76,6 +79,7 @@ def create_client(account_id, name, confidential, no_rotation, no_password_grant
     default=None,
     help="Allow the client the password grant, or refuse it (RFC 9700 2.4; SECURITY.md).",
 )
+@schema.required
 def update_client(account_id, client_id, rotation, password_grant):
     """Change a client; print its id and settings as JSON."""
     with _domain_errors():
@@ -107,6 +111,7 @@ def _allow_grant(client, grant_type: str, allowed: bool) -> None:
 
 
 @demo_cli.command("seed")
+@schema.required
 def seed_demo():
     """Create the demo account if missing, give its owner a new password, print the login."""
     password = secrets.token_urlsafe(12)

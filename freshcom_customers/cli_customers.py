@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from freshcom_customers import schema
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.services import accounts, customer_export, customer_import
@@ -29,6 +30,7 @@ EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
     "--workers", type=click.IntRange(min=1), help="Threads hashing plain passwords; default one per CPU."
 )
 @click.pass_context
+@schema.required
 def import_customers(ctx, file, account_id, file_format, workers):
     """Import customers from a CSV file with a header, or JSON Lines.
 
@@ -62,6 +64,7 @@ def import_customers(ctx, file, account_id, file_format, workers):
 @click.option("--format", "file_format", type=click.Choice(customer_export.FORMATS), default="jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 @click.option("--include-password-hashes", is_flag=True, help="Let an import elsewhere keep their logins.")
+@schema.required
 def export_customers(account_id, file_format, output, include_password_hashes):
     """Write every customer of the account as JSON Lines (default) or CSV, oldest first.
 

@@ -1,10 +1,12 @@
-"""GET /health: 200 when the service and its database answer, 503 naming what does not."""
+"""GET /health: 200 when the service, its database and its schema are ready; 503 naming what is not.
+
+One query: the schema's revision, which also shows that the database answers.
+"""
 
 from flask import Blueprint
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from freshcom_customers.extensions import db
+from freshcom_customers import schema
 
 bp = Blueprint("health", __name__)
 
@@ -12,8 +14,13 @@ bp = Blueprint("health", __name__)
 @bp.get("/health")
 def health():
     try:
-        db.session.execute(text("SELECT 1"))
+        current = schema.check()
     except SQLAlchemyError:
-        db.session.rollback()
-        return {"status": "unavailable", "database": "unavailable"}, 503
-    return {"status": "ok", "database": "ok"}
+        return _unavailable(database="unavailable")
+    if not current:
+        return _unavailable(database="ok", schema="behind")
+    return {"status": "ok", "database": "ok", "schema": "ok"}
+
+
+def _unavailable(**parts: str):
+    return {"status": "unavailable", **parts}, 503, {"Retry-After": str(schema.RETRY_AFTER)}

@@ -51,11 +51,15 @@ def pytest_terminal_summary(terminalreporter):
 
 def pytest_collection_modifyitems(config, items):
     on_postgres = (TEST_DATABASE_URI or "").startswith("postgresql")
+    # Timing and fuzzing tests ask the same of either database; CI runs them on PostgreSQL only.
+    skip_slow = os.environ.get("FRESHCOM_TEST_SKIP_SLOW") == "1"
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(
                 pytest.mark.skip(reason="needs FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://...")
             )
+        if "slow" in item.keywords and skip_slow:
+            item.add_marker(pytest.mark.skip(reason="FRESHCOM_TEST_SKIP_SLOW=1 (CI runs it on PostgreSQL)"))
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,7 @@ def app_config(database_uri, jwt_key_file):
     return {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_uri,
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-of-at-least-32-bytes",  # production refuses shorter ones
         "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
         "PASSWORD_HASH_PARAMS": TEST_HASH_PARAMS,
         # The suite logs in many times from one address; tests/test_throttling.py turns it on.
@@ -121,6 +125,25 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def app_on(app_config, monkeypatch):
+    """Build apps of the suite's settings over other databases (a new, unmigrated one, say).
+
+    Their sessions are their own: the suite's app and its rolled-back session are not for this test.
+    """
+    monkeypatch.setattr(db, "session", db._make_scoped_session({}))
+    built = []
+
+    def make(database_uri: str, **settings):
+        built.append(create_app({**app_config, "SQLALCHEMY_DATABASE_URI": database_uri, **settings}))
+        return built[-1]
+
+    yield make
+    for other in built:
+        with other.app_context():
+            db.engine.dispose()
 
 
 def create_client(runner, account: "AccountSet", name: str, *options: str) -> dict:

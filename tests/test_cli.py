@@ -1,10 +1,16 @@
 """The command line of API.md §8: accounts create, clients create, demo seed."""
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 
+import flask_migrate
+import pytest
 from sqlalchemy import select
 
+from freshcom_customers.app import MIGRATIONS
 from freshcom_customers.models import Account, Client, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from tests.conftest import create_client
@@ -229,3 +235,62 @@ def test_a_client_created_without_the_password_grant_is_unauthorized_for_it(runn
     assert response.headers["Cache-Control"] == "no-store"
     # The account's other clients keep it.
     assert auth.login(account, "roy@example.com", "roy-password-1")["access_token"]
+
+
+UPGRADE_LINE = "Error: the database schema is not up to date; run: flask --app wsgi db upgrade"
+ANY_ID = "00000000-0000-0000-0000-000000000000"
+COMMANDS = [
+    ["accounts", "create", "Acme", "--owner-email", "boss@acme.test", "--owner-password", "boss-password-1"],
+    ["clients", "create", "--account", ANY_ID, "--name", "Storefront"],
+    ["clients", "update", "--account", ANY_ID, "--no-rotation"],
+    ["demo", "seed"],
+    ["customers", "import", "{file}", "--account", ANY_ID],
+    ["customers", "export", "--account", ANY_ID],
+]
+
+
+@pytest.mark.parametrize("revision", [None, "0005"], ids=["no tables", "at 0005"])
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: " ".join(command[:2]))
+def test_commands_on_a_database_behind_the_migrations_say_to_upgrade(app_on, tmp_path, revision, command):
+    unmigrated = app_on(f"sqlite:///{tmp_path / 'unmigrated.sqlite'}")
+    customers = tmp_path / "customers.csv"
+    customers.write_text("email\nroy@example.com\n")
+    with unmigrated.app_context():
+        if revision:
+            flask_migrate.upgrade(revision=revision)
+        result = unmigrated.test_cli_runner().invoke(args=[arg.format(file=customers) for arg in command])
+    assert result.exit_code == 1
+    assert result.output.strip() == UPGRADE_LINE
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_db_commands_and_help_still_work_on_an_unmigrated_database(app_on, tmp_path):
+    unmigrated = app_on(f"sqlite:///{tmp_path / 'unmigrated.sqlite'}")
+    runner = unmigrated.test_cli_runner()
+    with unmigrated.app_context():
+        assert runner.invoke(args=["accounts", "create", "--help"]).exit_code == 0
+        assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+        result = runner.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["account"]["handle"] == "demo"
+
+
+def test_the_flask_command_prints_one_line_and_no_traceback(app_config, tmp_path):
+    """As an operator meets it: flask --app wsgi accounts create on a new database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHCOM_") and k != "DATABASE_URL"}
+    env.update(
+        FRESHCOM_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'new.sqlite'}",
+        FRESHCOM_SECRET_KEY=app_config["SECRET_KEY"],
+        FRESHCOM_JWT_PRIVATE_KEY_FILE=app_config["JWT_PRIVATE_KEY_FILE"],
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *COMMANDS[0]],
+        cwd=MIGRATIONS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == UPGRADE_LINE
+    assert result.stdout == ""
