@@ -1,15 +1,18 @@
 """The application factory."""
 
+from contextlib import suppress
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from freshcom_customers import cors, http_headers, logs, oauth2, proxy, throttling
+from freshcom_customers import cors, http_headers, inputs, logs, oauth2, proxy, schema, throttling
 from freshcom_customers.config import load_config
+from freshcom_customers.errors import Unavailable
 from freshcom_customers.extensions import db, mail, migrate
-from freshcom_customers.services import passwords
+from freshcom_customers.services import database, passwords
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -29,7 +32,9 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own, registered above
     migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
+    schema.init_app(app)  # 503 until the database is migrated
     mail.init_app(app)
     app.extensions["freshcom_passwords"] = passwords.build_context(app.config["PASSWORD_HASH_PARAMS"])
     oauth2.init_app(app)
@@ -58,7 +63,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_error(error):
-        db.session.rollback()  # never half a write
+        error = _rolled_back(error)
         if request.path.startswith("/v1/token"):
             return oauth2_errors.render(error)
         if chec.serves(request.path, chec_prefix):
@@ -66,9 +71,33 @@ def register_error_handlers(app: Flask) -> None:
         return api_errors.render(error)
 
 
+def _rolled_back(error: Exception) -> Exception:
+    """Roll back the request's writes (never half a write); a database outage becomes Unavailable."""
+    with suppress(SQLAlchemyError):  # a lost connection took its transaction; the pool replaces it
+        db.session.rollback()
+    if database.is_outage(error):
+        cause = getattr(error, "orig", None) or error
+        first_line = next(iter(str(cause).splitlines()), type(cause).__name__)
+        current_app.logger.warning("Database unavailable, answering 503: %s", first_line)
+        return Unavailable()
+    return error
+
+
+def _end_session(error: BaseException | None) -> None:
+    """Close the request's session; a connection lost after the answer was made must not undo it.
+
+    Closing rolls back on the connection; if the database went away after the view committed,
+    that raises, and Flask would turn the finished answer into a bare 500.
+    """
+    with suppress(SQLAlchemyError):
+        db.session.remove()
+
+
 def register_http_posture(app: Flask) -> None:
-    """Believe the proxy's X-Forwarded-* headers as configured; security headers on every answer."""
+    """Believe the proxy's X-Forwarded-* headers as configured; refuse input no database can
+    store (inputs.py); security headers on every answer."""
     proxy.init_app(app)
+    inputs.init_app(app)
     http_headers.init_app(app)
 
 

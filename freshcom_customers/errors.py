@@ -55,5 +55,13 @@ class Taken(ValidationFailed):
         )
 
 
+class Unavailable(DomainError):
+    """A dependency (the database) cannot be reached now: 503, and try again after retry_after seconds."""
+
+    def __init__(self, what: str = "database", retry_after: int = 5):
+        super().__init__(f"The {what} is unavailable; try again in a few seconds.")
+        self.retry_after = retry_after
+
+
 class InvalidToken(DomainError):
     """An access token is missing its signature, expired, revoked or its user is locked out."""

@@ -768,7 +768,7 @@ def _jsonapi_request(converter: Converter, body: Body, with_id: bool) -> dict:
 
 def _responses(operation: Operation) -> dict:
     responses = {}
-    for status, name in sorted(operation.responses.items()):
+    for status, name in sorted(_with_edge_errors(operation.responses).items()):
         description = _STATUS_TEXT.get(status, "Error")
         if not name:
             responses[str(status)] = {"description": description}
@@ -781,6 +781,14 @@ def _responses(operation: Operation) -> dict:
             media = jsonapi.MEDIA_TYPE if name in _NATIVE_SHAPES or name == "Errors" else "application/json"
             responses[str(status)] = {"description": description, "content": {media: {"schema": _ref(name)}}}
     return responses
+
+
+def _with_edge_errors(responses: dict) -> dict:
+    """Add what any route may answer: 400 for text no database can store (inputs.py) and 503
+    while the database is down or behind its migrations, in the face's error shape."""
+    names = set(responses.values())
+    shape = next((n for n in ("ChecError", "OAuthError") if n in names), "Errors")
+    return {400: shape, 503: shape, **responses}
 
 
 _STATUS_TEXT = {

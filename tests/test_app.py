@@ -1,6 +1,7 @@
 """The app factory's database setup."""
 
 import flask_migrate
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -29,3 +30,68 @@ def test_sqlite_savepoints_roll_back_alone_and_foreign_keys_hold(tmp_path, app_c
             assert session.scalars(select(Account.name)).all() == ["Kept"]
             assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
         db.engine.dispose()
+
+
+@pytest.fixture
+def unreachable(owner, app_on):
+    """A test client of an app whose PostgreSQL refuses connections (nothing listens on port 9).
+
+    The owner's token comes first: app_on gives apps sessions of their own from then on.
+    """
+    return app_on("postgresql+psycopg://postgres@127.0.0.1:9/gone").test_client()
+
+
+def token_request(client):
+    return client.post("/v1/token", data={"grant_type": "refresh_token", "refresh_token": "prt-live-x"})
+
+
+@pytest.mark.parametrize(
+    ("request_of", "body"),
+    [
+        (
+            lambda client, owner: client.get("/v1/account", headers=owner),
+            {
+                "errors": [
+                    {
+                        "code": "service_unavailable",
+                        "title": "Service Unavailable",
+                        "detail": "The database is unavailable; try again in a few seconds.",
+                    }
+                ]
+            },
+        ),
+        (
+            lambda client, owner: token_request(client),
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "The database is unavailable; try again in a few seconds.",
+            },
+        ),
+        (
+            lambda client, owner: client.post(
+                "/chec/v1/customers/email-token",
+                json={"email": "a@example.com", "base_url": "https://shop.example/{token}"},
+                headers={"X-Authorization": "prt-live-x"},
+            ),
+            {
+                "status_code": 503,
+                "error": {
+                    "type": "service_unavailable",
+                    "message": "The database is unavailable; try again in a few seconds.",
+                },
+            },
+        ),
+    ],
+    ids=["native", "token", "chec"],
+)
+def test_a_database_that_cannot_be_reached_is_503_in_each_faces_format(owner, unreachable, request_of, body):
+    response = request_of(unreachable, owner)  # a token of the same key, for a database that is gone
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json() == body
+
+
+def test_a_database_that_cannot_be_reached_makes_health_503(unreachable):
+    response = unreachable.get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["database"] == "unavailable"

@@ -105,7 +105,7 @@ def list_customers():
     rows, total, all_count = customers.list_customers(
         principal.account,
         filters=jsonapi.filter_params(customers.LIST_FILTERS),
-        search=request.args.get("search"),
+        search=jsonapi.search_param(),
         sort=jsonapi.sort_params(customers.LIST_SORTS),
         page=number,
         size=size,

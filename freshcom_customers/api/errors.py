@@ -9,8 +9,10 @@ from freshcom_customers.errors import (
     InvalidCredentials,
     InvalidToken,
     NotFound,
+    Unavailable,
     ValidationFailed,
 )
+from freshcom_customers.inputs import UnreadableText
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -24,7 +26,7 @@ HTTP_CODES = {
     429: "too_many_requests",
     503: "service_unavailable",
 }
-# Headers of an HTTP error that its JSON:API answer keeps (Retry-After: a 429 of throttling.py).
+# Headers of an HTTP error that its JSON:API answer keeps (Retry-After: a 429 or a 503).
 PASSED_HEADERS = ("WWW-Authenticate", "Allow", "Retry-After")
 DOMAIN_ERRORS = {
     NotFound: (404, "not_found", "Not found."),
@@ -37,12 +39,17 @@ DOMAIN_ERRORS = {
 def render(error: Exception):
     if isinstance(error, ValidationFailed):
         return jsonapi.validation_errors(error)
+    if isinstance(error, UnreadableText):
+        return _unreadable(error)
     if isinstance(error, jsonapi.ApiError):
         return _errors(error.status, error.code, error.title, source=error.source)
+    if isinstance(error, Unavailable):
+        retry = [("Retry-After", str(error.retry_after))]
+        return _errors(503, "service_unavailable", "Service Unavailable", detail=str(error), headers=retry)
     for kind, (status, code, title) in DOMAIN_ERRORS.items():
         if isinstance(error, kind):
             return _errors(status, code, title, detail=str(error) or None)
-    if isinstance(error, HTTPException) and error.code < 500:
+    if isinstance(error, HTTPException) and (error.code < 500 or error.code == 503):
         headers = [(k, v) for k, v in error.get_response().headers if k in PASSED_HEADERS]
         return _errors(
             error.code,
@@ -54,6 +61,16 @@ def render(error: Exception):
     if not isinstance(error, HTTPException):
         current_app.logger.exception("Unhandled error", exc_info=error)
     return _errors(500, "internal_error", "Internal Server Error")
+
+
+def _unreadable(error: UnreadableText):
+    """A body value is a 422 on its field; a query parameter or header, a 400 naming it."""
+    if error.location == "body" and error.path:
+        pointer = jsonapi.body_pointer(error.path)
+        title = f"{pointer.rpartition('/')[2]} {error.reason}."
+        return _errors(422, "invalid", title, source={"pointer": pointer})
+    source = {"header": error.name} if error.location == "header" else {"parameter": error.name}
+    return _errors(400, "invalid_request", error.title, source=source if error.name else None)
 
 
 def _errors(status, code, title, *, detail=None, source=None, headers=None):

@@ -179,6 +179,15 @@ def include_params(allowed: tuple[str, ...]) -> set[str]:
     return names
 
 
+def search_param(max_length: int = 256, max_words: int = 8) -> str | None:
+    """Read search=: a few words, as an admin types them, so a query never grows with the input."""
+    search = request.args.get("search")
+    if search is not None and (len(search) > max_length or len(search.split()) > max_words):
+        title = f"search may have at most {max_words} words and {max_length} characters."
+        raise ApiError(400, "invalid_request", title, {"parameter": "search"})
+    return search
+
+
 def _positive_int(name: str, default: int, most: int) -> int:
     """A whole number from 1 to most; ASCII digits only (int() refuses some digits isdigit() takes)."""
     raw = request.args.get(name)
@@ -240,6 +249,15 @@ def validation_errors(error: ValidationFailed) -> Response:
         422,
         [{"code": e.code, "title": e.title, "source": {"pointer": _pointer(e.field)}} for e in error.errors],
     )
+
+
+def body_pointer(path: tuple) -> str:
+    """The source.pointer of a place in the request document: an attribute or relationship
+    is named as the client's SDK names it (camelCase), a place inside it by the field itself."""
+    path = list(path)
+    if path[:2] in (["data", "attributes"], ["data", "relationships"]) and len(path) > 2:
+        path = [*path[:2], camelize(underscore(str(path[2])))]
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
 def _pointer(field: str) -> str:

@@ -12,8 +12,10 @@ from freshcom_customers.errors import (
     InvalidCredentials,
     InvalidToken,
     NotFound,
+    Unavailable,
     ValidationFailed,
 )
+from freshcom_customers.inputs import UnreadableText
 
 REALM = "freshcom"
 TYPES = {
@@ -51,6 +53,12 @@ def render(error: Exception):
         for e in error.errors:
             fields.setdefault(FIELD_NAMES.get(e.field, e.field), []).append(e.title)
         return _error(422, "The given data was invalid.", errors=fields)
+    if isinstance(error, UnreadableText):
+        if error.location in ("body", "query") and error.name:
+            return _error(422, "The given data was invalid.", errors={error.name: [error.title]})
+        return _error(400, error.title)
+    if isinstance(error, Unavailable):
+        return _error(503, str(error), headers=[("Retry-After", str(error.retry_after))])
     if isinstance(error, NotFound):
         return _error(404, NOT_FOUND.get(str(error), "Not found."))
     if isinstance(error, InvalidToken):
@@ -60,7 +68,7 @@ def render(error: Exception):
         return _error(401, "Send the account's public key in X-Authorization.")
     if isinstance(error, AccessDenied):
         return _error(403, "This customer's token is good for that customer only.")
-    if isinstance(error, HTTPException) and error.code < 500:
+    if isinstance(error, HTTPException) and (error.code < 500 or error.code == 503):
         headers = [(k, v) for k, v in error.get_response().headers if k in PASSED_HEADERS]
         return _error(error.code, error.description, headers=headers)
     if not isinstance(error, HTTPException):

@@ -1,11 +1,10 @@
 """Reading Chec requests and writing Chec lists: bodies, credentials, paging."""
 
-import json
 import math
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from flask import request
+from flask import current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug.exceptions import BadRequest
 
@@ -40,8 +39,8 @@ def session(customer_id: str) -> magic_links.Session:
 def read_body() -> dict:
     """The JSON object of the body; no body, or null (what the SDK sends with a GET), is {}."""
     raw = request.get_data(cache=True)
-    try:
-        body = json.loads(raw) if raw.strip() else None
+    try:  # the app's JSON: it refuses a body nested too deep before parsing it (inputs.py)
+        body = current_app.json.loads(raw) if raw.strip() else None
     except ValueError:
         raise BadRequest("The body is not valid JSON.") from None
     if body is None:

@@ -5,19 +5,31 @@ from authlib.oauth2.rfc6749 import InvalidGrantError
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from freshcom_customers.errors import Unavailable
+from freshcom_customers.inputs import UnreadableText
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def render(error: Exception):
-    if isinstance(error, HTTPException) and error.code < 500:
-        response = jsonify(error="invalid_request", error_description=error.description)
-        response.status_code = error.code
-    else:
-        if not isinstance(error, HTTPException):
-            current_app.logger.exception("Unhandled error", exc_info=error)
-        response = jsonify(error="server_error", error_description="Internal Server Error")
-        response.status_code = 500
+    if isinstance(error, UnreadableText):
+        return _error(400, "invalid_request", error.title)
+    if isinstance(error, Unavailable):
+        return _error(503, "temporarily_unavailable", str(error), [("Retry-After", str(error.retry_after))])
+    if isinstance(error, HTTPException) and (error.code < 500 or error.code == 503):
+        code = "temporarily_unavailable" if error.code == 503 else "invalid_request"
+        headers = [(k, v) for k, v in error.get_response().headers if k == "Retry-After"]
+        return _error(error.code, code, error.description, headers)
+    if not isinstance(error, HTTPException):
+        current_app.logger.exception("Unhandled error", exc_info=error)
+    return _error(500, "server_error", "Internal Server Error")
+
+
+def _error(status: int, code: str, description: str, headers=()):
+    response = jsonify(error=code, error_description=description)
+    response.status_code = status
     response.headers.update(NO_STORE)
+    response.headers.extend(headers)
     return response
 
 

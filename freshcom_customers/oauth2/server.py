@@ -2,7 +2,7 @@
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import request as flask_request
@@ -84,7 +84,10 @@ class AuthorizationServer(FlaskAuthorizationServer):
         the default public client of the account the token belongs to. Introspection always
         needs a client. A stale Bearer header is not a client credential.
         """
-        basic_id, _ = extract_basic_authorization(request.headers)
+        try:
+            basic_id, _ = extract_basic_authorization(request.headers)
+        except ValueError:  # not ASCII base64, or not UTF-8 once decoded
+            raise InvalidClientError(status_code=401, description="Malformed Basic credentials.") from None
         if not request.payload.client_id and not basic_id and endpoint in CLIENTLESS_ENDPOINTS:
             return None
         return super().authenticate_client(request, methods, endpoint)

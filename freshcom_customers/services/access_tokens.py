@@ -9,23 +9,30 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer, RefreshToken, User
+from freshcom_customers.models import Account, AccountMembership, Customer, RefreshToken, User
 from freshcom_customers.services import refresh_tokens
 
 ALGORITHM = "RS256"
 # Every authenticated request runs this: the account, the user, the user's customer in the
-# account (if any) and the first token of the family (none when family_id is NULL), built
-# once. The token's columns are read, not its object, so a revocation shows even when the
-# session already holds that token.
+# account (if any), the user's membership of the account (a standard user's) and the first
+# token of the family (none when family_id is NULL), built once. The token's columns are
+# read, not its object, so a revocation shows even when the session already holds that token.
 CALLER = (
-    select(Account, User, Customer, RefreshToken.id, RefreshToken.revoked_at)
+    select(Account, User, Customer, AccountMembership.id, RefreshToken.id, RefreshToken.revoked_at)
     .select_from(Account)
     .join(User, User.id == bindparam("user_id"))
     .outerjoin(Customer, and_(Customer.user_id == User.id, Customer.account_id == Account.id))
+    .outerjoin(
+        AccountMembership,
+        and_(
+            AccountMembership.user_id == User.id,
+            AccountMembership.account_id == func.coalesce(Account.live_account_id, Account.id),
+        ),
+    )
     .outerjoin(RefreshToken, RefreshToken.id == bindparam("family_id"))
     .where(Account.id == bindparam("account_id"))
 )
@@ -159,9 +166,12 @@ def principal_of(claims: dict) -> Principal:
     row = db.session.execute(CALLER, ids).one_or_none()
     if row is None:
         raise InvalidToken()
-    account, user, customer, first_id, first_revoked_at = row
+    account, user, customer, membership_id, first_id, first_revoked_at = row
     # A suspension or a revocation bumps token_generation: older tokens die at once.
     if not user.is_active or claims.get("gen") != user.token_generation:
+        raise InvalidToken()
+    # Signed by us or not, a token may only name an account its user belongs to.
+    if not _belongs(user, account, membership_id):
         raise InvalidToken()
     # Logout, reuse detection and a password change revoke refresh token families; the
     # access tokens issued from a revoked family die with it.
@@ -169,6 +179,13 @@ def principal_of(claims: dict) -> Principal:
         raise InvalidToken()
     customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
     return Principal(account, claims["role"], user, customer_id, family_id, customer)
+
+
+def _belongs(user: User, account: Account, membership_id) -> bool:
+    """Whether the user is a managed user of the account (or of its live twin) or a member of it."""
+    if user.is_managed:
+        return user.account_id in (account.id, account.live_account_id)
+    return membership_id is not None
 
 
 def _family_is_live(family_id: uuid.UUID, first_id, first_revoked_at) -> bool:

@@ -4,11 +4,18 @@ import re
 import uuid
 
 from sqlalchemy import Index, UniqueConstraint
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from freshcom_customers.errors import NotFound, Taken
 from freshcom_customers.extensions import db
 
+# Raised when the database cannot be reached, dropped the connection, is shutting down or out
+# of resources, or gave up on a lock or a statement (SQLSTATE classes 08, 40, 53, 55, 57 and 58
+# arrive as OperationalError): none says the request was wrong, and a retry may well succeed.
+OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+# Columns that hold another field's canonical form (freshcom_customers/identifiers.py).
+_KEY_OF = {"email_key": "email"}
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
 
 
@@ -29,6 +36,11 @@ def get_in_account(model, account, row_id, name: str):
     if row is None or row.account_id != account.id:
         raise NotFound(name)
     return row
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether the error says the database is unavailable, rather than that a statement is wrong."""
+    return isinstance(error, OUTAGES) or (isinstance(error, DBAPIError) and error.connection_invalidated)
 
 
 def flush() -> None:
@@ -61,7 +73,9 @@ def _unique_keys():
         for item in [*table.constraints, *table.indexes]:
             if isinstance(item, UniqueConstraint) or (isinstance(item, Index) and item.unique):
                 columns = [c.name for c in item.columns]
-                field = columns[-1]  # the others scope it: (account_id, email) guards email
+                # The others scope it: (account_id, code) guards code. A comparison key is
+                # reported on the field it is made from: (account_id, email_key) guards email.
+                field = _KEY_OF.get(columns[-1], columns[-1])
                 by_name[item.name] = field
                 by_columns[tuple(f"{table.name}.{c}" for c in columns)] = field
     return by_name, by_columns

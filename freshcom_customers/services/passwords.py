@@ -4,6 +4,7 @@ import functools
 
 from flask import current_app
 from passlib.context import CryptContext
+from passlib.utils import MAX_PASSWORD_SIZE  # bytes; passlib refuses to hash more
 
 from freshcom_customers.errors import invalid
 
@@ -67,7 +68,14 @@ def hash_password(password: str) -> str:
 
 
 def verify(password: str, password_hash: str) -> tuple[bool, str | None]:
-    """Check a password; return (ok, new_hash) where new_hash is set when the cost changed."""
+    """Check a password; return (ok, new_hash) where new_hash is set when the cost changed.
+
+    A password too long to hash is wrong, after the work of one verify: the same answer at
+    the same cost as an unknown user's (dummy_verify), so its length tells nothing.
+    """
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_SIZE:
+        dummy_verify()
+        return False, None
     return _context().verify_and_update(password, password_hash)
 
 

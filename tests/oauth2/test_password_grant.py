@@ -106,6 +106,11 @@ BAD_CREDENTIALS = [
     pytest.param(
         {"username": "ROY@example.com ", "password": "ROY-PASSWORD-1"}, id="password is case-sensitive"
     ),
+    # Too long to hash: a wrong password, not a 500 that would say the user exists.
+    pytest.param({"password": "x" * 4097}, id="password of 4097 characters"),
+    pytest.param({"password": "é" * 2049}, id="password of 4098 bytes"),
+    pytest.param({"password": "x" * 1_000_000}, id="password of a million characters"),
+    pytest.param({"username": "nobody@example.com", "password": "x" * 4097}, id="unknown, too long"),
 ]
 
 
@@ -199,6 +204,18 @@ def test_unknown_user_costs_a_hash_verify_like_a_wrong_password(auth, account, m
     monkeypatch.setattr(passwords, "dummy_verify", lambda: calls.append("dummy"))
     auth.token(expect=400, grant_type="password", username="nobody@acme.test", password="whatever-1")
     auth.token(expect=400, grant_type="password", username="x", password="y", scope="aid:no-such-handle")
+    assert calls == ["dummy", "dummy"]
+
+
+def test_an_over_long_password_costs_one_verify_like_an_unknown_user(auth, account, register, monkeypatch):
+    from freshcom_customers.services import passwords
+
+    register()
+    calls = []
+    monkeypatch.setattr(passwords, "dummy_verify", lambda: calls.append("dummy"))
+    scope = f"aid:{account.live.id}"
+    for username in ("roy@example.com", "nobody@example.com"):
+        auth.token(expect=400, grant_type="password", username=username, password="x" * 5000, scope=scope)
     assert calls == ["dummy", "dummy"]
 
 

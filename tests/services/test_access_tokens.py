@@ -105,3 +105,34 @@ def test_a_customers_principal_carries_its_customer_from_the_same_query(session,
 
 def test_a_staff_principal_has_no_customer(login):
     assert access_tokens.authenticate(login()[0]).customer is None
+
+
+def test_a_signed_token_naming_an_account_its_user_is_not_in_is_refused(session, app, account, other_account):
+    """Defence in depth: our own signature does not make a user a member of another account."""
+    roy = users.create_managed_user(account.live, username="roy", password="roy-password-1", role="customer")
+    session.flush()
+    forged = [
+        (other_account.live, account.owner, "owner"),  # a standard user, not a member
+        (other_account.test, account.owner, "owner"),
+        (other_account.live, roy, "customer"),  # a managed user of another account
+        (other_account.test, roy, "customer"),
+    ]
+    for target, user, role in forged:
+        token, _ = access_tokens.issue(target, role, user=user)
+        with pytest.raises(InvalidToken):
+            access_tokens.authenticate(token)
+
+
+def test_a_token_for_the_test_twin_of_the_users_account_is_accepted(session, account):
+    roy = users.create_managed_user(account.live, username="roy", password="roy-password-1", role="customer")
+    session.flush()
+    for user, role in ((account.owner, "owner"), (roy, "customer")):
+        token, _ = access_tokens.issue(account.test, role, user=user)
+        assert access_tokens.authenticate(token).account.id == account.test.id
+
+
+def test_a_foreign_account_token_is_401_on_the_wire(client, app, session, account, other_account):
+    token, _ = access_tokens.issue(other_account.live, "owner", user=account.owner)
+    response = client.get("/v1/account", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
