@@ -1,0 +1,107 @@
+"""Real callers of every operation of /openapi.json: credentials fetched as clients fetch them.
+
+Shared by the Schemathesis run (tests/test_openapi_fuzz.py) and the hostile-input suite
+(tests/test_hostile_inputs.py): a guest token from the publishable key, customer and staff
+tokens from the password grant, a Chec JWT from a magic link sent by email and exchanged, a
+confidential client's secret from the CLI, and the ids of real rows, so that a request gets
+past authentication and the lookup of its path's ids.
+"""
+
+import base64
+import uuid
+
+from freshcom_customers.chec import ids
+from freshcom_customers.openapi import BEARER, CHEC_BEARER, CLIENT_BASIC, PUBLISHABLE_KEY
+from freshcom_customers.services import users
+from tests.chec.conftest import Chec, link_of, token_of
+from tests.conftest import REGISTRATION, create_client
+
+# Who calls each native operation (the rest: the account's owner, a standard user).
+ROLES = {
+    ("POST", "/v1/customers"): "guest",
+    ("GET", "/v1/customer"): "customer",
+    ("GET", "/v1/user"): "customer",
+    ("PATCH", "/v1/user"): "customer",
+    ("GET", "/v1/orders"): "customer",
+}
+
+
+def fetch_credentials(client, auth, account, runner, register, mailbox, session) -> dict:
+    """Real credentials and ids of one account (the fixtures' values), fetched as clients fetch them."""
+    customer, _ = register()
+    owner = auth.owner(account)
+    order = client.post(
+        "/v1/orders",
+        json={
+            "data": {
+                "type": "Order",
+                "attributes": {"code": "FUZZ-1", "currency": "USD"},
+                "relationships": {"customer": {"data": {"type": "Customer", "id": customer["id"]}}},
+            }
+        },
+        headers=auth.headers(owner),
+    )
+    assert order.status_code == 201, order.get_json()
+    chec = Chec(client, account.prt)
+    before = len(mailbox.messages)
+    assert chec.email_token(REGISTRATION["email"]).get_json() == {"success": True}
+    link = link_of(mailbox, mailbox.wait_for(before + 1)[-1])
+    exchanged = chec.exchange(token_of(link))
+    assert exchanged.status_code == 200, exchanged.get_json()
+    staff_user = users.create_managed_user(
+        account.live, username="fuzz-support", password="support-password", role="support_specialist"
+    )
+    session.commit()
+    confidential = create_client(runner, account, "Fuzzing backend", "--confidential")
+    basic = f"{confidential['clientId']}:{confidential['clientSecret']}"
+    login = auth.login(account, REGISTRATION["email"], REGISTRATION["password"])
+    return {
+        "prt": account.prt,
+        "guest": auth.guest(account),
+        "customer": login["access_token"],
+        "customer_refresh": login["refresh_token"],
+        "owner": owner,
+        "chec": exchanged.get_json()["jwt"],
+        "client_id": confidential["clientId"],
+        "client_secret": confidential["clientSecret"],
+        "basic": "Basic " + base64.b64encode(basic.encode()).decode(),
+        # Real ids for positive cases, so that they reach past the lookup.
+        "native_ids": {
+            "customer_id": customer["id"],
+            "order_id": order.get_json()["data"]["id"],
+            "user_id": str(staff_user.id),
+        },
+        "chec_ids": {
+            "customer_id": exchanged.get_json()["customer_id"],
+            "order_id": ids.order_id(uuid.UUID(order.get_json()["data"]["id"])),
+        },
+    }
+
+
+def schemes_of(definition: dict) -> set[str]:
+    """The security schemes an operation of the document names."""
+    return {name for requirement in definition.get("security", []) for name in requirement}
+
+
+def auth_headers(method: str, path: str, definition: dict, credentials: dict, role: str | None = None):
+    """The headers that carry the credential an operation's security names (none where it is optional).
+
+    Bearer operations are called as ROLES says, or as role when given.
+    """
+    schemes = schemes_of(definition)
+    optional = any(not requirement for requirement in definition.get("security", []))
+    if PUBLISHABLE_KEY in schemes:
+        return {"X-Authorization": credentials["prt"]}
+    if CHEC_BEARER in schemes:
+        return {"Authorization": f"Bearer {credentials['chec']}"}
+    if CLIENT_BASIC in schemes and not optional:
+        return {"Authorization": credentials["basic"]}
+    if BEARER in schemes:
+        role = role or ROLES.get((method.upper(), path), "owner")
+        return {"Authorization": f"Bearer {credentials[role]}"}
+    return {}
+
+
+def real_ids(path: str, credentials: dict) -> dict:
+    """The ids of real rows, by path parameter name, in the face's own form."""
+    return credentials["chec_ids"] if path.startswith("/chec/") else credentials["native_ids"]
