@@ -9,7 +9,7 @@ import requests
 
 from tests.timing import compare
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_a_link_for_an_unknown_email_takes_as_long_as_for_a_customers(server):

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from tests.timing import compare
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_a_reset_for_an_unknown_user_takes_as_long_as_for_a_known_one(server):
