@@ -318,7 +318,7 @@ def figures(seed, tokens) -> list[dict]:
             [],
             None,
         ),
-        ("GET /health (SELECT 1)", "GET", "/health", [], None),
+        ("GET /health (one query)", "GET", "/health", [], None),
         ("GET /v1/customer (customer token)", "GET", "/v1/customer", bearer("customer"), None),
         ("refresh grant, rotation", "POST", "/v1/token", form, seed["rotating"]),
         ("refresh grant, no rotation", "POST", "/v1/token", form, (seed["kept"], seed["kept"])),
