@@ -39,7 +39,7 @@ from freshcom_customers.app import create_app  # noqa: E402
 from freshcom_customers.config import DEFAULTS  # noqa: E402
 from freshcom_customers.extensions import db  # noqa: E402
 from freshcom_customers.models import Customer, User  # noqa: E402
-from freshcom_customers.orm import utcnow  # noqa: E402
+from freshcom_customers.models.base import utcnow  # noqa: E402
 from freshcom_customers.services import passwords  # noqa: E402
 from freshcom_customers.services.customer_import import BATCH_SIZE  # noqa: E402
 

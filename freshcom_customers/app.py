@@ -8,10 +8,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from freshcom_customers import cors, http_headers, inputs, logs, oauth2, proxy, schema, throttling
+from freshcom_customers import oauth2
 from freshcom_customers.config import load_config
 from freshcom_customers.errors import Unavailable
 from freshcom_customers.extensions import db, mail, migrate
+from freshcom_customers.http import cors, headers, inputs, proxy, schema, throttling
+from freshcom_customers.observability import logs
 from freshcom_customers.services import database, passwords
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -42,7 +44,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from freshcom_customers import api, chec, health, openapi
+    from freshcom_customers import api, chec
+    from freshcom_customers.http import health, openapi
     from freshcom_customers.oauth2 import views as token_views
 
     app.register_blueprint(health.bp)
@@ -98,7 +101,7 @@ def register_http_posture(app: Flask) -> None:
     store (inputs.py); security headers on every answer."""
     proxy.init_app(app)
     inputs.init_app(app)
-    http_headers.init_app(app)
+    headers.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -165,7 +165,7 @@ def _storage_uri(value: str) -> str:
 
 
 def _proxy_hops(value) -> None:
-    from freshcom_customers import proxy  # not at the top: proxy imports ConfigError from here
+    from freshcom_customers.http import proxy  # not at the top: proxy imports ConfigError from here
 
     proxy.parse(value)
 
@@ -246,7 +246,7 @@ SETTINGS = {
     # comma-separated list of the storefronts' origins, which production should set.
     "MAGIC_LINK_ORIGINS": Setting(ORIGINS, "*"),
     # Production posture (docs/decisions.md): the X-Forwarded-* headers to trust, "x_for=1,x_proto=1"
-    # behind one TLS proxy (freshcom_customers/proxy.py); HSTS on https answers (http_headers.py);
+    # behind one TLS proxy (freshcom_customers/proxy.py); HSTS on https answers (headers.py);
     # json or text (default: json in production, text elsewhere) and the app's level (logs.py).
     "PROXY_FIX": Setting(PROXY_HOPS, ""),
     "HSTS": Setting(TEXT, "max-age=31536000; includeSubDomains"),

@@ -1,11 +1,15 @@
-"""Extensions, created unbound and bound in the app factory."""
+"""Extensions, created unbound and bound in the app factory.
+
+The database's ``db`` is made beside the models' base class (models/base.py), where the
+models can import it without importing this module.
+"""
 
 from flask_mail import Mail
 from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
 
-from freshcom_customers.orm import Base
+from freshcom_customers.models.base import db
 
-db = SQLAlchemy(model_class=Base)
+__all__ = ["db", "mail", "migrate"]
+
 migrate = Migrate()
 mail = Mail()

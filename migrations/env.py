@@ -5,7 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
-from freshcom_customers import logs
+from freshcom_customers.observability import logs
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

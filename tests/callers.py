@@ -11,7 +11,7 @@ import base64
 import uuid
 
 from freshcom_customers.chec import ids
-from freshcom_customers.openapi import BEARER, CHEC_BEARER, CLIENT_BASIC, PUBLISHABLE_KEY
+from freshcom_customers.http.openapi import BEARER, CHEC_BEARER, CLIENT_BASIC, PUBLISHABLE_KEY
 from freshcom_customers.services import users
 from tests.chec.conftest import Chec, link_of, token_of
 from tests.conftest import REGISTRATION, create_client

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
-from freshcom_customers import logs
 from freshcom_customers.app import create_app
+from freshcom_customers.observability import logs
 
 # The test's own SMTP server (aiosmtpd) logs the mail it receives, links included, at DEBUG.
 TEST_SERVER_LOGGERS = ("mail.log", "asyncio")

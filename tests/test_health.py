@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, event, text
 
 from freshcom_customers.app import MIGRATIONS
 from freshcom_customers.extensions import db
-from freshcom_customers.schema import RETRY_AFTER
+from freshcom_customers.http.schema import RETRY_AFTER
 
 BEHIND = {"status": "unavailable", "database": "ok", "schema": "behind"}
 

@@ -39,7 +39,7 @@ from urllib.parse import quote
 import pytest
 from flask import Response
 
-from freshcom_customers.openapi import CLIENT_BASIC
+from freshcom_customers.http.openapi import CLIENT_BASIC
 from freshcom_customers.services import (
     customers,
     email_verifications,

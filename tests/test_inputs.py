@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from freshcom_customers.inputs import MAX_JSON_DEPTH, find_unreadable, json_depth, problem
+from freshcom_customers.http.inputs import MAX_JSON_DEPTH, find_unreadable, json_depth, problem
 from tests.conftest import customer_document
 
 NUL = "a\u0000b"

@@ -10,9 +10,9 @@ from gunicorn.config import Config as GunicornConfig
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from freshcom_customers import logs, security_events
 from freshcom_customers.config import ConfigError
 from freshcom_customers.extensions import db
+from freshcom_customers.observability import logs, security_events
 from tests.conftest import customer_document
 from tests.logcapture import access_line, app_factory, events, json_lines
 

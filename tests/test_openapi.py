@@ -3,9 +3,9 @@
 import jsonschema_rs  # schemathesis's own JSON Schema validator
 import pytest
 
-from freshcom_customers import openapi
 from freshcom_customers.api import customers, jsonapi, passwords
 from freshcom_customers.chec import customers as chec_customers
+from freshcom_customers.http import openapi
 from tests.chec.conftest import Chec
 
 

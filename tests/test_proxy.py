@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from freshcom_customers.config import ConfigError
-from freshcom_customers.proxy import parse
+from freshcom_customers.http.proxy import parse
 from tests.logcapture import access_line, app_factory, events, json_lines
 
 CLIENT_IP = "203.0.113.7"

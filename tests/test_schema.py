@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import event, text
 
 from freshcom_customers.extensions import db
-from freshcom_customers.schema import RETRY_AFTER
+from freshcom_customers.http.schema import RETRY_AFTER
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from freshcom_customers import http_headers
+from freshcom_customers.http import headers
 from freshcom_customers.services import accounts
 from tests.logcapture import app_factory
 
@@ -81,7 +81,7 @@ def test_a_route_overrides_the_policy_where_it_lives(make_app):
     docs_csp = "default-src 'self'; frame-ancestors 'none'"
 
     @app.get("/help")  # not /docs: the app has that route (openapi.py, with an override of its own)
-    @http_headers.override({"Content-Security-Policy": docs_csp, "Cache-Control": None})
+    @headers.override({"Content-Security-Policy": docs_csp, "Cache-Control": None})
     def help_page():
         return "<!doctype html><title>Help</title>"
 
@@ -90,7 +90,7 @@ def test_a_route_overrides_the_policy_where_it_lives(make_app):
     assert "Cache-Control" not in response.headers
     assert response.headers["X-Frame-Options"] == "DENY"
     with app.app_context():
-        assert http_headers.policy_for("health.health") == STRICT  # other routes keep the policy
+        assert headers.policy_for("health.health") == STRICT  # other routes keep the policy
 
 
 def test_a_header_a_view_sets_itself_is_kept(make_app):

@@ -4,13 +4,13 @@ from flask import request, url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
-from freshcom_customers import throttling
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import orders as orders_api
 from freshcom_customers.api import users as users_api
 from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, is_guest
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
+from freshcom_customers.http import throttling
 from freshcom_customers.models import CUSTOMER_STATUSES
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import customers, orders

@@ -12,7 +12,7 @@ from freshcom_customers.errors import (
     Unavailable,
     ValidationFailed,
 )
-from freshcom_customers.inputs import UnreadableText
+from freshcom_customers.http.inputs import UnreadableText
 
 HTTP_CODES = {
     400: "invalid_request",

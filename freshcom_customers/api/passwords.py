@@ -5,9 +5,9 @@ from flask import request
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
-from freshcom_customers import throttling
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.extensions import db
+from freshcom_customers.http import throttling
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import password_resets
 

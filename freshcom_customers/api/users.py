@@ -6,10 +6,10 @@ from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
-from freshcom_customers import throttling
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller, is_guest
 from freshcom_customers.extensions import db
+from freshcom_customers.http import throttling
 from freshcom_customers.models import MANAGED_ROLES
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import users

@@ -3,9 +3,9 @@
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
-from freshcom_customers import throttling
 from freshcom_customers.chec import bp, ids, shapes, wire
 from freshcom_customers.extensions import db
+from freshcom_customers.http import throttling
 from freshcom_customers.services import customers, magic_links
 
 

@@ -15,7 +15,7 @@ from freshcom_customers.errors import (
     Unavailable,
     ValidationFailed,
 )
-from freshcom_customers.inputs import UnreadableText
+from freshcom_customers.http.inputs import UnreadableText
 
 REALM = "freshcom"
 TYPES = {

@@ -5,8 +5,7 @@ import uuid
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from freshcom_customers.extensions import db
-from freshcom_customers.orm import Timestamped
+from freshcom_customers.models.base import Timestamped, db
 
 
 class Account(Timestamped, db.Model):

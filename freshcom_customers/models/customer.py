@@ -15,9 +15,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from freshcom_customers import identifiers
-from freshcom_customers.extensions import db
+from freshcom_customers.models.base import Timestamped, db
 from freshcom_customers.models.user import User
-from freshcom_customers.orm import Timestamped
 
 CUSTOMER_STATUSES = ("guest", "registered", "suspended")
 

@@ -22,7 +22,7 @@ import uuid
 from sqlalchemy import ForeignKey, Index, SmallInteger, Text, delete, event, insert, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from freshcom_customers.extensions import db
+from freshcom_customers.models.base import db
 from freshcom_customers.models.customer import Customer
 
 SEARCHED_FIELDS = ("code", "name", "email", "phone_number")

@@ -8,10 +8,9 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from freshcom_customers.extensions import db
 from freshcom_customers.models.account import Account
+from freshcom_customers.models.base import db, utcnow
 from freshcom_customers.models.user import User
-from freshcom_customers.orm import utcnow
 
 
 def hash_secret(value: str) -> str:

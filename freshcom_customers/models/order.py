@@ -7,9 +7,8 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from freshcom_customers.extensions import db
+from freshcom_customers.models.base import JSONType, Timestamped, db
 from freshcom_customers.models.customer import Customer
-from freshcom_customers.orm import JSONType, Timestamped
 
 ORDER_STATUSES = ("cart", "opened", "closed", "cancelled")
 PAYMENT_STATUSES = ("pending", "authorized", "partially_paid", "paid", "partially_refunded", "refunded")

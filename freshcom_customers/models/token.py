@@ -6,10 +6,9 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from freshcom_customers.extensions import db
+from freshcom_customers.models.base import db, utcnow
 from freshcom_customers.models.customer import Customer
 from freshcom_customers.models.user import User
-from freshcom_customers.orm import utcnow
 
 TOKEN_PURPOSES = ("password_reset", "email_verification", "magic_link")
 

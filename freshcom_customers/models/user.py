@@ -7,9 +7,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from freshcom_customers import identifiers
-from freshcom_customers.extensions import db
 from freshcom_customers.models.account import Account
-from freshcom_customers.orm import Timestamped
+from freshcom_customers.models.base import Timestamped, db
 
 STAFF_ROLES = (
     "read_only",

@@ -6,7 +6,7 @@ from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from freshcom_customers.errors import Unavailable
-from freshcom_customers.inputs import UnreadableText
+from freshcom_customers.http.inputs import UnreadableText
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -7,8 +7,8 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant, ResourceOwnerPasswordCredentialsGrant
 
-from freshcom_customers import throttling
 from freshcom_customers.errors import InvalidCredentials, NotFound
+from freshcom_customers.http import throttling
 from freshcom_customers.oauth2.errors import LockedOutError, TooManyRequestsError
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
 from freshcom_customers.oauth2.server import AUTH_METHODS

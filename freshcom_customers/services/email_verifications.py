@@ -7,7 +7,7 @@ from sqlalchemy import select
 from freshcom_customers.errors import NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Customer, User
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import mail, one_time_tokens
 
 PURPOSE = "email_verification"

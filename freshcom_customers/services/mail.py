@@ -21,8 +21,8 @@ from flask_mail import Message
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from freshcom_customers import logs
 from freshcom_customers.extensions import db, mail
+from freshcom_customers.observability import logs
 
 _PENDING = "freshcom_mail_pending"
 SHUTDOWN_TIMEOUT = 10

@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.models import TOKEN_PURPOSES, Customer, OneTimeToken, User, hash_secret
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services.database import flush
 
 

@@ -13,11 +13,11 @@ from flask import current_app
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import joinedload
 
-from freshcom_customers import security_events
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Client, RefreshToken, User, hash_secret
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
+from freshcom_customers.observability import security_events
 
 
 class Issued(NamedTuple):

@@ -3,10 +3,10 @@
 import uuid
 from dataclasses import dataclass, field
 
-from freshcom_customers import security_events
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, RefreshToken, User
+from freshcom_customers.observability import security_events
 from freshcom_customers.services import access_tokens, refresh_tokens
 
 

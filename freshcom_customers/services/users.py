@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import select
 
-from freshcom_customers import identifiers, security_events
+from freshcom_customers import identifiers
 from freshcom_customers.errors import (
     AccessDenied,
     FieldError,
@@ -25,7 +25,8 @@ from freshcom_customers.models import (
     RefreshToken,
     User,
 )
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
+from freshcom_customers.observability import security_events
 from freshcom_customers.services import accounts, customers, one_time_tokens, passwords
 from freshcom_customers.services.database import flush, get_in_account
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from freshcom_customers.models import OneTimeToken, User
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services.mail import outbox
 from tests.conftest import assert_no_content, errors_of
 

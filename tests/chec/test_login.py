@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 
 from freshcom_customers.models import OneTimeToken
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import access_tokens, customers
 from tests.chec.conftest import BASE_URL, chec_id, link_of, token_of
 from tests.logcapture import app_factory, json_lines

@@ -46,7 +46,11 @@ class LoggedServer:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}"]
-        command += [*GUNICORN_OPTIONS, "--logger-class", "freshcom_customers.logs.GunicornLogger"]
+        command += [
+            *GUNICORN_OPTIONS,
+            "--logger-class",
+            "freshcom_customers.observability.logs.GunicornLogger",
+        ]
         with open(log, "wb") as output:
             self.process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import access_tokens
 from tests.conftest import create_client
 from tests.oauth2.conftest import (

@@ -8,7 +8,7 @@ from sqlalchemy import event, select
 
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, ValidationFailed
 from freshcom_customers.models import OneTimeToken
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import access_tokens, customers, magic_links, users
 
 BASE_URL = "https://shop.example.test/login?token={token}"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Customer, OneTimeToken
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import one_time_tokens
 
 HOUR = timedelta(hours=1)

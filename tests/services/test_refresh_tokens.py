@@ -8,7 +8,7 @@ from sqlalchemy import event, select
 
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.models import RefreshToken, hash_secret
-from freshcom_customers.orm import utcnow
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import accounts, refresh_tokens
 
 

@@ -7,10 +7,10 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from freshcom_customers import schema
-from freshcom_customers.cli_customers import customers_cli
+from freshcom_customers.cli.customers import customers_cli
 from freshcom_customers.errors import NotFound, ValidationFailed
 from freshcom_customers.extensions import db
+from freshcom_customers.http import schema
 from freshcom_customers.models import Account, User
 from freshcom_customers.services import accounts, passwords
 

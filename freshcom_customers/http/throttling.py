@@ -29,8 +29,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 from werkzeug.exceptions import TooManyRequests
 
-from freshcom_customers import identifiers, security_events
+from freshcom_customers import identifiers
 from freshcom_customers.errors import InvalidCredentials, WrongPassword
+from freshcom_customers.observability import security_events
 from freshcom_customers.services import accounts
 from freshcom_customers.services.lockouts import Lockouts, Policy
 

@@ -20,7 +20,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import OneOf
 from werkzeug.routing import Rule
 
-from freshcom_customers import chec, http_headers
+from freshcom_customers import chec
 from freshcom_customers.api import (
     account,
     customers,
@@ -32,6 +32,7 @@ from freshcom_customers.api import (
 )
 from freshcom_customers.chec import customers as chec_customers
 from freshcom_customers.chec import wire
+from freshcom_customers.http import headers
 
 bp = Blueprint("openapi", __name__)
 
@@ -896,6 +897,6 @@ def document():
 
 
 @bp.get("/docs")
-@http_headers.override({"Content-Security-Policy": DOCS_CSP, "Cache-Control": "no-cache"})
+@headers.override({"Content-Security-Policy": DOCS_CSP, "Cache-Control": "no-cache"})
 def docs():
     return Response(DOCS_PAGE, mimetype="text/html")

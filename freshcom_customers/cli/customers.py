@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from freshcom_customers import schema
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
+from freshcom_customers.http import schema
 from freshcom_customers.services import accounts, customer_export, customer_import
 
 customers_cli = click.Group("customers", help="Import and export the customers of an account.")

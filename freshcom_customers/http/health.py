@@ -6,7 +6,7 @@ One query: the schema's revision, which also shows that the database answers.
 from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
-from freshcom_customers import schema
+from freshcom_customers.http import schema
 
 bp = Blueprint("health", __name__)
 
