@@ -3,6 +3,7 @@
 import jsonschema_rs  # schemathesis's own JSON Schema validator
 import pytest
 
+from freshcom_customers import schemas
 from freshcom_customers.api import customers, jsonapi, passwords
 from freshcom_customers.chec import customers as chec_customers
 from freshcom_customers.http import openapi
@@ -42,7 +43,7 @@ def test_request_bodies_come_from_the_views_schemas(document):
     body = document["paths"]["/v1/customers"]["post"]["requestBody"]["content"][jsonapi.MEDIA_TYPE]
     attributes = body["schema"]["properties"]["data"]["properties"]["attributes"]["properties"]
     loaded = {
-        jsonapi.camelize(name) for name, f in customers.CustomerSchema().fields.items() if not f.dump_only
+        schemas.camelize(name) for name, f in customers.CustomerSchema().fields.items() if not f.dump_only
     }
     assert set(attributes) == loaded
     assert attributes["code"]["maxLength"] == 64

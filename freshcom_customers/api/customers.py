@@ -4,6 +4,7 @@ from flask import request, url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
+from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import orders as orders_api
 from freshcom_customers.api import users as users_api
@@ -73,7 +74,7 @@ def _document(customer, include: set[str]):
 @throttling.limit_per_ip("registration", only_if=is_guest)
 def create_customer():
     principal = caller("guest", *CUSTOMER_MANAGERS)
-    attrs = jsonapi.load(SCHEMA, jsonapi.read_attributes("Customer"))
+    attrs = schemas.load(SCHEMA, jsonapi.read_attributes("Customer"))
     customer = customers.create_customer(principal.account, attrs, by_guest=principal.role == "guest")
     db.session.commit()
     location = url_for("api.get_customer", customer_id=customer.id)
@@ -88,7 +89,7 @@ GUEST_IDENTIFIERS = ("email", "first_name", "last_name", "phone_number")
 def get_current_customer():
     principal = caller("customer", "guest")
     if principal.role == "guest":
-        identifiers = {f: request.args.get(jsonapi.camelize(f)) for f in GUEST_IDENTIFIERS}
+        identifiers = {f: request.args.get(schemas.camelize(f)) for f in GUEST_IDENTIFIERS}
         customer = customers.find_guest(principal.account, request.args.get("code"), identifiers)
     else:
         # Authentication read the customer with the user; the service's query says NotFound.
@@ -127,7 +128,7 @@ def get_customer(customer_id):
 @require_oauth()
 def update_customer(customer_id):
     customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
-    attrs = jsonapi.load(SCHEMA, jsonapi.read_attributes("Customer", customer_id), partial=True)
+    attrs = schemas.load(SCHEMA, jsonapi.read_attributes("Customer", customer_id), partial=True)
     by_customer = caller(*STAFF, "customer").role == "customer"
     customers.update_customer(customer, attrs, by_customer=by_customer)
     db.session.commit()

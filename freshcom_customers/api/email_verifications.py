@@ -3,6 +3,7 @@
 from flask import request
 from marshmallow import Schema, fields
 
+from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller
 from freshcom_customers.extensions import db
@@ -34,7 +35,7 @@ def create_email_verification_token():
 @bp.post("/email_verifications")
 def create_email_verification():
     """Any caller: the token in the body is the whole credential."""
-    attrs = jsonapi.load(EmailVerificationSchema(), jsonapi.read_attributes("EmailVerification"))
+    attrs = schemas.load(EmailVerificationSchema(), jsonapi.read_attributes("EmailVerification"))
     email_verifications.verify_email(attrs["token"])
     db.session.commit()
     return jsonapi.no_content()

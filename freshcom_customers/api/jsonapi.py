@@ -1,13 +1,13 @@
 """The JSON:API envelope of the native face: documents, key casing, paging and errors."""
 
-import functools
 import re
 from datetime import UTC
 
 from flask import Response, json, request
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import Schema, fields
 
 from freshcom_customers.errors import FieldError, ValidationFailed
+from freshcom_customers.schemas import camelize, underscore
 
 MEDIA_TYPE = "application/vnd.api+json"
 BODY_TYPES = (MEDIA_TYPE, "application/json")
@@ -23,16 +23,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, title: str, source: dict | None = None):
         super().__init__(title)
         self.status, self.code, self.title, self.source = status, code, title, source
-
-
-@functools.cache
-def camelize(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(word.capitalize() for word in rest)
-
-
-def underscore(key: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
 # Reading requests
@@ -100,32 +90,6 @@ def read_relationship(name: str, resource_type: str) -> dict:
             FieldError(f"{underscore(name)}_id", "invalid", f"{name} must name a {resource_type}.")
         )
     return {name: linkage["id"]}
-
-
-def load(schema: Schema, attributes: dict, *, partial: bool = False) -> dict:
-    """Check attributes' shape and types; unknown and read-only ones are dropped."""
-    try:
-        return schema.load(attributes, unknown=EXCLUDE, partial=partial)
-    except ValidationError as e:
-        raise ValidationFailed(*_field_errors(e.messages)) from e
-
-
-_MESSAGE_CODES = (
-    ("Missing data for required field", "required"),
-    ("Field may not be null", "required"),
-    ("Length must be", "length"),
-    ("Shorter than minimum length", "length"),
-    ("Longer than maximum length", "length"),
-    ("Must be one of", "inclusion"),
-    ("Not a valid email", "format"),
-)
-
-
-def _field_errors(messages: dict):
-    for field, problems in messages.items():
-        for message in problems if isinstance(problems, list) else ["Invalid value."]:
-            code = next((c for prefix, c in _MESSAGE_CODES if str(message).startswith(prefix)), "invalid")
-            yield FieldError(field, code, str(message))
 
 
 def page_params() -> tuple[int, int]:

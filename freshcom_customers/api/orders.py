@@ -6,6 +6,7 @@ from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
+from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
 from freshcom_customers.errors import AccessDenied
@@ -22,10 +23,10 @@ class LineItems(fields.List):
 
     def _deserialize(self, value, attr, data, **kwargs):
         items = super()._deserialize(value, attr, data, **kwargs)
-        return [{jsonapi.underscore(k): v for k, v in item.items()} for item in items]
+        return [{schemas.underscore(k): v for k, v in item.items()} for item in items]
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return [{jsonapi.camelize(k): v for k, v in item.items()} for item in value or []]
+        return [{schemas.camelize(k): v for k, v in item.items()} for item in value or []]
 
 
 class PlacedAt(jsonapi.Timestamp):
@@ -70,7 +71,7 @@ def serialize(order) -> dict:
 @require_oauth()
 def create_order():
     principal = caller(*CUSTOMER_MANAGERS)
-    attrs = jsonapi.load(OrderSchema(), jsonapi.read_attributes("Order"))
+    attrs = schemas.load(OrderSchema(), jsonapi.read_attributes("Order"))
     order = orders.create_order(principal.account, attrs, **_customer(principal.account))
     db.session.commit()
     location = url_for("api.get_order", order_id=order.id)
@@ -103,7 +104,7 @@ def get_order(order_id):
 def update_order(order_id):
     principal = caller(*CUSTOMER_MANAGERS)
     order = orders.get_order(principal.account, order_id)
-    attrs = jsonapi.load(OrderSchema(), jsonapi.read_attributes("Order", order_id), partial=True)
+    attrs = schemas.load(OrderSchema(), jsonapi.read_attributes("Order", order_id), partial=True)
     orders.update_order(order, attrs, **_customer(principal.account))
     db.session.commit()
     return jsonapi.document(serialize(order))

@@ -5,6 +5,7 @@ from flask import request
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
+from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
@@ -26,7 +27,7 @@ class PasswordSchema(Schema):
 @require_oauth(optional=True)
 def create_password_reset_token():
     """204 whether or not the user exists. A token selects its account's managed users."""
-    attrs = jsonapi.load(PasswordResetTokenSchema(), jsonapi.read_attributes("PasswordResetToken"))
+    attrs = schemas.load(PasswordResetTokenSchema(), jsonapi.read_attributes("PasswordResetToken"))
     password_resets.request_reset(_token_account(), attrs["username"])
     db.session.commit()
     return jsonapi.no_content()
@@ -34,7 +35,7 @@ def create_password_reset_token():
 
 @bp.patch("/password")
 def reset_password():
-    attrs = jsonapi.load(PasswordSchema(), jsonapi.read_attributes("Password"))
+    attrs = schemas.load(PasswordSchema(), jsonapi.read_attributes("Password"))
     token = request.args.get("resetToken") or request.args.get("reset_token") or attrs.get("reset_token")
     password_resets.reset_password(token, attrs["value"])
     db.session.commit()

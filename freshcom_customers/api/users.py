@@ -6,6 +6,7 @@ from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
+from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller, is_guest
 from freshcom_customers.extensions import db
@@ -26,7 +27,7 @@ class Role(fields.String):
     """A role; Freshcom's clients may send it camelCased (supportSpecialist)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return jsonapi.underscore(super()._deserialize(value, attr, data, **kwargs))
+        return schemas.underscore(super()._deserialize(value, attr, data, **kwargs))
 
 
 class UserSchema(Schema):
@@ -61,7 +62,7 @@ def serialize(user, role: str | None = None) -> dict:
 @throttling.limit_per_ip("registration", only_if=is_guest)
 def create_user():
     principal = caller("guest", *USER_MANAGERS)
-    attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User"))
+    attrs = schemas.load(UserSchema(), jsonapi.read_attributes("User"))
     user = users.create_user(principal.account, attrs, by_role=principal.role)
     db.session.commit()
     location = url_for("api.get_user", user_id=user.id)
@@ -79,7 +80,7 @@ def get_current_user():
 @require_oauth()
 def update_current_user():
     principal = caller("customer", *STAFF)
-    attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User", principal.user.id), partial=True)
+    attrs = schemas.load(UserSchema(), jsonapi.read_attributes("User", principal.user.id), partial=True)
     with throttling.current_password_attempt(principal.user) if "password" in attrs else nullcontext():
         users.update_own_user(principal.user, attrs, role=principal.role, session_family=principal.family_id)
     db.session.commit()
@@ -98,7 +99,7 @@ def get_user(user_id):
 def update_user(user_id):
     principal = caller(*USER_MANAGERS)
     user = users.get_managed_user(principal.account, user_id)
-    attrs = jsonapi.load(UserSchema(), jsonapi.read_attributes("User", user_id), partial=True)
+    attrs = schemas.load(UserSchema(), jsonapi.read_attributes("User", user_id), partial=True)
     users.update_user(user, attrs, by_role=principal.role)
     db.session.commit()
     return jsonapi.document(serialize(user))

@@ -3,6 +3,7 @@
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
+from freshcom_customers import schemas
 from freshcom_customers.chec import bp, ids, shapes, wire
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
@@ -38,7 +39,7 @@ class CustomerSchema(Schema):
 def issue_email_token():
     """{"success": true} whether or not a customer has the email: an email goes only to one that does."""
     account = wire.publishable_account()
-    body = wire.load(EmailTokenSchema(), wire.read_body())
+    body = schemas.load(EmailTokenSchema(), wire.read_body())
     magic_links.send_login_link(account, body["email"], body["base_url"])
     db.session.commit()
     return {"success": True}
@@ -47,7 +48,7 @@ def issue_email_token():
 @bp.post("/customers/exchange-token")
 def exchange_token():
     account = wire.publishable_account()
-    body = wire.load(ExchangeTokenSchema(), wire.read_body())
+    body = schemas.load(ExchangeTokenSchema(), wire.read_body())
     customer = magic_links.exchange(account, body["token"])
     customer_id = ids.customer_id(customer.id)
     jwt, expires = magic_links.start_session(customer, customer_id)
@@ -63,7 +64,7 @@ def get_customer(customer_id):
 @bp.put("/customers/<customer_id>")
 def update_customer(customer_id):
     customer = wire.session(customer_id).customer
-    attrs = wire.load(CustomerSchema(), wire.read_body(), partial=True)
+    attrs = schemas.load(CustomerSchema(), wire.read_body(), partial=True)
     customers.update_customer(customer, attrs, by_customer=True)
     db.session.commit()
     return shapes.customer(customer)

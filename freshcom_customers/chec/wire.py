@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import current_app, request
-from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug.exceptions import BadRequest
 
 from freshcom_customers.chec import ids
@@ -48,20 +47,6 @@ def read_body() -> dict:
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     return body
-
-
-def load(schema: Schema, body: dict, *, partial: bool = False) -> dict:
-    """Check the body's shape and types; unknown fields are dropped."""
-    try:
-        return schema.load(body, unknown=EXCLUDE, partial=partial)
-    except ValidationError as e:
-        raise ValidationFailed(*_field_errors(e.messages)) from e
-
-
-def _field_errors(messages: dict):
-    for field, problems in messages.items():
-        for message in problems if isinstance(problems, list) else ["Invalid value."]:
-            yield FieldError(field, "invalid", str(message))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import OneOf
 from werkzeug.routing import Rule
 
-from freshcom_customers import chec
+from freshcom_customers import chec, schemas
 from freshcom_customers.api import (
     account,
     customers,
@@ -166,7 +166,7 @@ def _include(*names: str) -> dict:
 
 
 def _filters(keys: tuple[str, ...]) -> tuple[dict, ...]:
-    return tuple(_q(f"filter[{jsonapi.camelize(key)}]") for key in keys)
+    return tuple(_q(f"filter[{schemas.camelize(key)}]") for key in keys)
 
 
 # Error statuses of the native face: every route with a token, every route with a body.
@@ -234,7 +234,7 @@ OPERATIONS: dict[str, Operation] = {
             LOCALE,
             _include("user", "orders"),
             _q("code"),
-            *(_q(jsonapi.camelize(key)) for key in customers.GUEST_IDENTIFIERS),
+            *(_q(schemas.camelize(key)) for key in customers.GUEST_IDENTIFIERS),
         ),
     ),
     "api.list_customers": Operation(
@@ -643,7 +643,7 @@ class Converter:
         for name, schema_field in schema.fields.items():
             if (side == "load" and schema_field.dump_only) or (side == "dump" and schema_field.load_only):
                 continue
-            key = schema_field.data_key or (name if wire_names else jsonapi.camelize(name))
+            key = schema_field.data_key or (name if wire_names else schemas.camelize(name))
             prop = self.converter.field2property(schema_field)
             prop.pop("readOnly", None)
             prop.pop("writeOnly", None)
@@ -658,7 +658,7 @@ class Converter:
 def _camel_case_roles(self, schema_field, ret, **kwargs) -> dict:
     """users.Role reads supportSpecialist as support_specialist: both spellings are valid."""
     if isinstance(schema_field, users.Role) and "enum" in ret:
-        return {"enum": list(dict.fromkeys([*ret["enum"], *map(jsonapi.camelize, ret["enum"])]))}
+        return {"enum": list(dict.fromkeys([*ret["enum"], *map(schemas.camelize, ret["enum"])]))}
     return {}
 
 

@@ -11,7 +11,6 @@ import csv
 import functools
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from marshmallow.validate import Length, OneOf
 from sqlalchemy import event, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from freshcom_customers import identifiers
+from freshcom_customers import identifiers, schemas
 from freshcom_customers.errors import FieldError, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import CUSTOMER_STATUSES, Account, Customer
@@ -136,12 +135,12 @@ def _read_jsonl(stream: IO[str]) -> Iterator[Row]:
         if not isinstance(record, dict):
             yield Row(line, {}, unreadable="A line must be a JSON object.")
             continue
-        yield Row(line, {_snake(key): value for key, value in record.items()})
+        yield Row(line, {schemas.underscore(key): value for key, value in record.items()})
 
 
 def _read_csv(stream: IO[str]) -> Iterator[Row]:
     reader = csv.reader(stream)
-    header = [_snake(name.strip()) for name in next(reader, [])]
+    header = [schemas.underscore(name.strip()) for name in next(reader, [])]
     _check_header(header)
     read_so_far = reader.line_num
     for values in _csv_records(reader):
@@ -166,11 +165,11 @@ def _check_header(header: list[str]) -> None:
     unknown = [name for name in header if name not in FIELDS + READ_ONLY_FIELDS]
     if unknown:
         raise ImportFileError(
-            f"Unknown columns: {', '.join(unknown)}. Known: {', '.join(_camel(f) for f in FIELDS)}."
+            f"Unknown columns: {', '.join(unknown)}. Known: {', '.join(schemas.camelize(f) for f in FIELDS)}."
         )
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
-        raise ImportFileError(f"Repeated columns: {', '.join(_camel(f) for f in repeated)}.")
+        raise ImportFileError(f"Repeated columns: {', '.join(schemas.camelize(f) for f in repeated)}.")
 
 
 def _csv_row(line: int, values: dict) -> Row:
@@ -186,19 +185,6 @@ def _csv_row(line: int, values: dict) -> Row:
 
 def _json_problem(error: json.JSONDecodeError) -> str:
     return f"Not valid JSON: {error.msg} at character {error.pos + 1}."
-
-
-def _snake(key: str) -> str:
-    """Column names as the API reads attributes: lowerCamelCase or snake_case."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(word.capitalize() for word in rest)
-
-
-# Importing
 
 
 def import_customers(
@@ -241,7 +227,7 @@ def _checked(row: Row, seen: "_FileKeys") -> dict:
     try:
         attrs = _schema(frozenset(values)).load(values, unknown=RAISE)
     except ValidationError as e:
-        errors += _field_errors(e.messages)
+        errors += schemas.field_errors(e.messages)
         attrs = {}
     if errors:
         raise ValidationFailed(*errors)
@@ -409,14 +395,6 @@ def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-def _field_errors(messages: dict) -> list[FieldError]:
-    return [
-        FieldError(name, "invalid", str(message))
-        for name, problems in messages.items()
-        for message in (problems if isinstance(problems, list) else ["Invalid value."])
-    ]
-
-
 def _reason(error: ValidationFailed) -> str:
     """field: title; … with fields named as in the API (camelCase)."""
-    return "; ".join(f"{_camel(e.field)}: {e.title}" for e in error.errors)
+    return "; ".join(f"{schemas.camelize(e.field)}: {e.title}" for e in error.errors)

@@ -1,0 +1,58 @@
+"""Reading values off the wire, for every face and the CLI's files: key casing and schema loading.
+
+Keys are lowerCamelCase on the wire (JSON:API attributes, CSV columns) and snake_case inside;
+input takes either. A marshmallow schema checks shape and types only, and what it refuses
+becomes one FieldError per problem, coded as API.md 3 lists the codes.
+"""
+
+import functools
+import re
+
+from marshmallow import EXCLUDE, Schema, ValidationError
+
+from freshcom_customers.errors import FieldError, ValidationFailed
+
+_CAPITAL = re.compile(r"(?<!^)(?=[A-Z])")
+# marshmallow's messages, by how they start, and the API's code for each.
+_MESSAGE_CODES = (
+    ("Missing data for required field", "required"),
+    ("Field may not be null", "required"),
+    ("Length must be", "length"),
+    ("Shorter than minimum length", "length"),
+    ("Longer than maximum length", "length"),
+    ("Must be one of", "inclusion"),
+    ("Not a valid email", "format"),
+)
+
+
+@functools.cache
+def camelize(key: str) -> str:
+    """snake_case (or camelCase) to lowerCamelCase."""
+    head, *rest = key.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def underscore(key: str) -> str:
+    """lowerCamelCase (or snake_case) to snake_case."""
+    return _CAPITAL.sub("_", key).lower()
+
+
+def load(schema: Schema, data: dict, *, partial: bool = False) -> dict:
+    """Check data's shape and types with schema; unknown and read-only keys are dropped."""
+    try:
+        return schema.load(data, unknown=EXCLUDE, partial=partial)
+    except ValidationError as e:
+        raise ValidationFailed(*field_errors(e.messages)) from e
+
+
+def field_errors(messages: dict) -> list[FieldError]:
+    """marshmallow's messages, by field, as FieldErrors with the API's codes."""
+    return [
+        FieldError(field, _code(str(message)), str(message))
+        for field, problems in messages.items()
+        for message in (problems if isinstance(problems, list) else ["Invalid value."])
+    ]
+
+
+def _code(message: str) -> str:
+    return next((code for prefix, code in _MESSAGE_CODES if message.startswith(prefix)), "invalid")
