@@ -1,5 +1,6 @@
 # make run   set up, migrate, seed the demo account and serve it on http://127.0.0.1:8000
-# make test  set up and run the linter and the whole test suite
+# make test  set up, run the linter, migrate a new database and check it matches the models
+#            (flask db upgrade + db check), then run the whole test suite
 #            (FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://... make test runs it on PostgreSQL)
 # make bench serve it with gunicorn on PostgreSQL and measure it with wrk (bench/run.py,
 #            docs/benchmarks.md); installs wrk if missing, seeds a million customers once
@@ -20,6 +21,7 @@ run: $(VENV)/installed
 
 test: $(VENV)/installed
 	$(BIN)/ruff check .
+	$(BIN)/python -m tests.check_migrations
 	$(BIN)/pytest
 
 bench: $(VENV)/installed

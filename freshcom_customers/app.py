@@ -7,12 +7,14 @@ from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import ServiceUnavailable
 
 from freshcom_customers import oauth2
 from freshcom_customers.config import load_config
 from freshcom_customers.errors import Unavailable
 from freshcom_customers.extensions import db, mail, migrate
 from freshcom_customers.http import cors, headers, inputs, proxy, schema, throttling
+from freshcom_customers.http import errors as http_errors
 from freshcom_customers.observability import logs
 from freshcom_customers.services import database, passwords
 
@@ -57,32 +59,38 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_error_handlers(app: Flask) -> None:
-    from freshcom_customers import chec
+    """Answer every error in the format of the face whose prefix the path is under."""
+    from freshcom_customers import api, chec
     from freshcom_customers.api import errors as api_errors
     from freshcom_customers.chec import errors as chec_errors
     from freshcom_customers.oauth2 import errors as oauth2_errors
+    from freshcom_customers.oauth2 import views as token_views
 
-    chec_prefix = chec.url_prefix(app)
+    faces = http_errors.Faces(
+        [
+            (token_views.TOKEN_PATH, oauth2_errors.render),
+            (chec.url_prefix(app), chec_errors.render),
+            (api.bp.url_prefix, api_errors.render),
+        ],
+        default=api_errors.render,
+    )
 
     @app.errorhandler(Exception)
     def handle_error(error):
-        error = _rolled_back(error)
-        if request.path.startswith("/v1/token"):
-            return oauth2_errors.render(error)
-        if chec.serves(request.path, chec_prefix):
-            return chec_errors.render(error)
-        return api_errors.render(error)
+        return faces.renderer(request.path)(_rolled_back(error))
 
 
 def _rolled_back(error: Exception) -> Exception:
-    """Roll back the request's writes (never half a write); a database outage becomes Unavailable."""
+    """Roll back the request's writes (never half a write); a dependency that is down is a 503."""
     with suppress(SQLAlchemyError):  # a lost connection took its transaction; the pool replaces it
         db.session.rollback()
     if database.is_outage(error):
         cause = getattr(error, "orig", None) or error
         first_line = next(iter(str(cause).splitlines()), type(cause).__name__)
         current_app.logger.warning("Database unavailable, answering 503: %s", first_line)
-        return Unavailable()
+        error = Unavailable()
+    if isinstance(error, Unavailable):
+        return ServiceUnavailable(str(error), retry_after=error.retry_after)
     return error
 
 

@@ -1,6 +1,6 @@
 """Real callers of every operation of /openapi.json: credentials fetched as clients fetch them.
 
-Shared by the Schemathesis run (tests/test_openapi_fuzz.py) and the hostile-input suite
+Shared by the Schemathesis run (tests/http/test_openapi_fuzz.py) and the hostile-input suite
 (tests/test_hostile_inputs.py): a guest token from the publishable key, customer and staff
 tokens from the password grant, a Chec JWT from a magic link sent by email and exchanged, a
 confidential client's secret from the CLI, and the ids of real rows, so that a request gets

@@ -41,8 +41,8 @@ LOOSE_THROTTLING = {
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print how many cases tests/test_openapi_fuzz.py sent, when it ran (CI's log shows it)."""
-    fuzzing = sys.modules.get("tests.test_openapi_fuzz")
+    """Print how many cases tests/http/test_openapi_fuzz.py sent, when it ran (CI's log shows it)."""
+    fuzzing = sys.modules.get("tests.http.test_openapi_fuzz")
     cases = fuzzing.CASES if fuzzing else {}
     if cases:
         kinds = ", ".join(f"{count} {mode}" for mode, count in sorted(cases.items()))
@@ -82,7 +82,7 @@ def app_config(database_uri, jwt_key_file):
         "SECRET_KEY": "test-secret-key-of-at-least-32-bytes",  # production refuses shorter ones
         "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
         "PASSWORD_HASH_PARAMS": TEST_HASH_PARAMS,
-        # The suite logs in many times from one address; tests/test_throttling.py turns it on.
+        # The suite logs in many times from one address; tests/http/test_throttling.py turns it on.
         "RATELIMIT_ENABLED": False,
     }
 

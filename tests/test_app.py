@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account
+from freshcom_customers.oauth2.grants import PasswordGrant, RefreshGrant
 
 
 def test_sqlite_savepoints_roll_back_alone_and_foreign_keys_hold(tmp_path, app_config):
@@ -95,3 +96,15 @@ def test_a_database_that_cannot_be_reached_makes_health_503(unreachable):
     response = unreachable.get("/health")
     assert response.status_code == 503
     assert response.get_json()["database"] == "unavailable"
+
+
+def test_the_token_grants_and_endpoints_are_registered_once_for_any_number_of_apps(app_config, app_on):
+    from freshcom_customers.oauth2 import authorization
+
+    for _ in range(3):
+        app_on(app_config["SQLALCHEMY_DATABASE_URI"])
+    assert [grant for grant, _ in authorization._token_grants] == [PasswordGrant, RefreshGrant]
+    assert {name: len(endpoints) for name, endpoints in authorization._endpoints.items()} == {
+        "revocation": 1,
+        "introspection": 1,
+    }

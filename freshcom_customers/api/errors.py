@@ -1,7 +1,5 @@
 """Every error of the native face in JSON:API form."""
 
-from flask import current_app
-from werkzeug.exceptions import HTTPException
 
 from freshcom_customers.api import jsonapi
 from freshcom_customers.errors import (
@@ -9,9 +7,9 @@ from freshcom_customers.errors import (
     InvalidCredentials,
     InvalidToken,
     NotFound,
-    Unavailable,
     ValidationFailed,
 )
+from freshcom_customers.http import errors as http_errors
 from freshcom_customers.http.inputs import UnreadableText
 
 HTTP_CODES = {
@@ -26,8 +24,6 @@ HTTP_CODES = {
     429: "too_many_requests",
     503: "service_unavailable",
 }
-# Headers of an HTTP error that its JSON:API answer keeps (Retry-After: a 429 or a 503).
-PASSED_HEADERS = ("WWW-Authenticate", "Allow", "Retry-After")
 DOMAIN_ERRORS = {
     NotFound: (404, "not_found", "Not found."),
     AccessDenied: (403, "access_denied", "Access denied."),
@@ -43,23 +39,14 @@ def render(error: Exception):
         return _unreadable(error)
     if isinstance(error, jsonapi.ApiError):
         return _errors(error.status, error.code, error.title, source=error.source)
-    if isinstance(error, Unavailable):
-        retry = [("Retry-After", str(error.retry_after))]
-        return _errors(503, "service_unavailable", "Service Unavailable", detail=str(error), headers=retry)
     for kind, (status, code, title) in DOMAIN_ERRORS.items():
         if isinstance(error, kind):
             return _errors(status, code, title, detail=str(error) or None)
-    if isinstance(error, HTTPException) and (error.code < 500 or error.code == 503):
-        headers = [(k, v) for k, v in error.get_response().headers if k in PASSED_HEADERS]
-        return _errors(
-            error.code,
-            HTTP_CODES.get(error.code, "invalid_request"),
-            error.name,
-            detail=error.description,
-            headers=headers,
-        )
-    if not isinstance(error, HTTPException):
-        current_app.logger.exception("Unhandled error", exc_info=error)
+    passed = http_errors.passed_through(error)
+    if passed:
+        code = HTTP_CODES.get(passed.status, "invalid_request")
+        return _errors(passed.status, code, passed.name, detail=passed.description, headers=passed.headers)
+    http_errors.log_unexpected(error)
     return _errors(500, "internal_error", "Internal Server Error")
 
 

@@ -20,10 +20,5 @@ def url_prefix(app: Flask) -> str:
     return "/" + app.config["CHEC_URL_PREFIX"].strip("/")
 
 
-def serves(path: str, prefix: str) -> bool:
-    """Whether the path is the face's, under prefix (url_prefix's)."""
-    return path == prefix or path.startswith(prefix + "/")
-
-
 # Importing the route modules registers their routes on bp.
 from freshcom_customers.chec import customers, orders  # noqa: E402,F401

@@ -4,17 +4,16 @@ Commerce.js with debug on reads error.type, error.message and error.errors of an
 body, and throws a TypeError on any other shape.
 """
 
-from flask import current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import jsonify, request
 
 from freshcom_customers.errors import (
     AccessDenied,
     InvalidCredentials,
     InvalidToken,
     NotFound,
-    Unavailable,
     ValidationFailed,
 )
+from freshcom_customers.http import errors as http_errors
 from freshcom_customers.http.inputs import UnreadableText
 
 REALM = "freshcom"
@@ -44,7 +43,6 @@ FIELD_NAMES = {
     "code": "external_id",
     "custom_data": "meta",
 }
-PASSED_HEADERS = ("Allow", "Retry-After")
 
 
 def render(error: Exception):
@@ -57,8 +55,6 @@ def render(error: Exception):
         if error.location in ("body", "query") and error.name:
             return _error(422, "The given data was invalid.", errors={error.name: [error.title]})
         return _error(400, error.title)
-    if isinstance(error, Unavailable):
-        return _error(503, str(error), headers=[("Retry-After", str(error.retry_after))])
     if isinstance(error, NotFound):
         return _error(404, NOT_FOUND.get(str(error), "Not found."))
     if isinstance(error, InvalidToken):
@@ -68,11 +64,10 @@ def render(error: Exception):
         return _error(401, "Send the account's public key in X-Authorization.")
     if isinstance(error, AccessDenied):
         return _error(403, "This customer's token is good for that customer only.")
-    if isinstance(error, HTTPException) and (error.code < 500 or error.code == 503):
-        headers = [(k, v) for k, v in error.get_response().headers if k in PASSED_HEADERS]
-        return _error(error.code, error.description, headers=headers)
-    if not isinstance(error, HTTPException):
-        current_app.logger.exception("Unhandled error", exc_info=error)
+    passed = http_errors.passed_through(error)
+    if passed:
+        return _error(passed.status, passed.description, headers=passed.headers)
+    http_errors.log_unexpected(error)
     return _error(500, "Something went wrong on our side; try again later.")
 
 

@@ -4,8 +4,8 @@ The routes come from the app's URL map and the request bodies from the marshmall
 the views load them with (apispec's MarshmallowPlugin converts each field), so neither can
 drift from the code. What no schema of the views describes (the JSON:API envelope, error
 objects, the Chec shapes, the token endpoint's RFC 6749 parameters) is written here once,
-and tests check it against real responses (tests/test_openapi.py) and fuzz every operation
-against it (tests/test_openapi_fuzz.py). A route the table below does not describe fails
+and tests check it against real responses (tests/http/test_openapi.py) and fuzz every operation
+against it (tests/http/test_openapi_fuzz.py). A route the table below does not describe fails
 those tests, so a new route cannot go undocumented.
 """
 

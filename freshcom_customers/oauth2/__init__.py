@@ -11,8 +11,15 @@ from freshcom_customers.oauth2.resource import JWTBearerValidator, ResourceProte
 from freshcom_customers.oauth2.server import AuthorizationServer
 from freshcom_customers.services.access_tokens import Signer
 
+# One server and one protector for the process, bound to each app by init_app; what they serve
+# is registered here, once (registering per app would add the grants again for every app).
 authorization = AuthorizationServer()
+authorization.register_grant(PasswordGrant)
+authorization.register_grant(RefreshGrant)
+authorization.register_endpoint(Revocation)
+authorization.register_endpoint(Introspection)
 require_oauth = ResourceProtector()
+require_oauth.register_token_validator(JWTBearerValidator(realm="freshcom"))
 
 
 def query_client(client_id):
@@ -29,12 +36,6 @@ def init_app(app):
     )
     _check_issuer(app)
     authorization.init_app(app, query_client=query_client, save_token=None)
-    authorization.register_grant(PasswordGrant)
-    authorization.register_grant(RefreshGrant)
-    authorization.register_endpoint(Revocation)
-    authorization.register_endpoint(Introspection)
-    if not require_oauth._token_validators:
-        require_oauth.register_token_validator(JWTBearerValidator(realm="freshcom"))
 
 
 def _check_issuer(app):

@@ -2,10 +2,9 @@
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidGrantError
-from flask import current_app, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import jsonify
 
-from freshcom_customers.errors import Unavailable
+from freshcom_customers.http import errors as http_errors
 from freshcom_customers.http.inputs import UnreadableText
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -14,14 +13,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def render(error: Exception):
     if isinstance(error, UnreadableText):
         return _error(400, "invalid_request", error.title)
-    if isinstance(error, Unavailable):
-        return _error(503, "temporarily_unavailable", str(error), [("Retry-After", str(error.retry_after))])
-    if isinstance(error, HTTPException) and (error.code < 500 or error.code == 503):
-        code = "temporarily_unavailable" if error.code == 503 else "invalid_request"
-        headers = [(k, v) for k, v in error.get_response().headers if k == "Retry-After"]
-        return _error(error.code, code, error.description, headers)
-    if not isinstance(error, HTTPException):
-        current_app.logger.exception("Unhandled error", exc_info=error)
+    passed = http_errors.passed_through(error)
+    if passed:
+        code = "temporarily_unavailable" if passed.status == 503 else "invalid_request"
+        return _error(passed.status, code, passed.description, passed.headers)
+    http_errors.log_unexpected(error)
     return _error(500, "server_error", "Internal Server Error")
 
 

@@ -10,9 +10,11 @@ from freshcom_customers.oauth2.endpoints import CONFIDENTIAL_AUTH_METHODS
 from freshcom_customers.oauth2.server import AUTH_METHODS
 
 bp = Blueprint("oauth2", __name__)
+# The token endpoints' errors are RFC 6749's (app.register_error_handlers dispatches on it).
+TOKEN_PATH = "/v1/token"
 
 
-@bp.post("/v1/token")
+@bp.post(TOKEN_PATH)
 def issue_token():
     response = authorization.create_token_response()
     # Also on failures: a detected refresh token reuse revokes its family, and that must stick.
@@ -20,14 +22,14 @@ def issue_token():
     return response
 
 
-@bp.post("/v1/token/revoke")
+@bp.post(f"{TOKEN_PATH}/revoke")
 def revoke_token():
     response = authorization.create_endpoint_response("revocation")
     db.session.commit()
     return response
 
 
-@bp.post("/v1/token/introspect")
+@bp.post(f"{TOKEN_PATH}/introspect")
 def introspect_token():
     return authorization.create_endpoint_response("introspection")
 
