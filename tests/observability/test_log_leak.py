@@ -72,6 +72,7 @@ class Scenario:
         self.secrets: dict[str, str] = {}
         self.responses: dict[str, object] = {}
         self.cli_log = ""
+        self.emails_read = 0
 
     def keep(self, name: str, value: str) -> str:
         self.secrets[name] = value
@@ -96,8 +97,13 @@ class Scenario:
         return body
 
     def email_token(self) -> str:
-        """The token of the next email's link (and the link is a secret too)."""
-        message = self.mailbox.wait_for(len(self.mailbox.messages) + 1)[-1]
+        """The token of the next email's link (and the link is a secret too).
+
+        Emails are counted as the scenario reads them, not when it asks: an email that arrives
+        before the request's answer is read must not make it wait for one more.
+        """
+        self.emails_read += 1
+        message = self.mailbox.wait_for(self.emails_read)[self.emails_read - 1]
         link = self.keep(f"link #{len(self.secrets)}", self.mailbox.link(message))
         return self.keep(f"one-time token #{len(self.secrets)}", link.rpartition("token=")[2])
 
