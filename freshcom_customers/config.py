@@ -219,8 +219,9 @@ SETTINGS = {
     # Where the links in emails point: the storefront's /reset-password and /verify-email pages.
     "STOREFRONT_URL": Setting(HTTP_URL, "http://localhost:3000"),
     "RATELIMIT_STORAGE_URI": Setting(STORAGE, "memory://", secret=True),
-    # Brute-force protection (throttling.py, services/lockouts.py; docs/decisions.md). Limits are
-    # "N per minute; M per hour"; RATELIMIT_* also reaches Flask-Limiter (STRATEGY, KEY_PREFIX).
+    # Brute-force protection (http/throttling.py, services/logins.py and lockouts.py;
+    # docs/decisions.md). Limits are "N per minute; M per hour"; RATELIMIT_* also reaches
+    # Flask-Limiter (STRATEGY, KEY_PREFIX).
     "RATELIMIT_ENABLED": Setting(BOOLEAN, True),
     "RATELIMIT_KEY_PREFIX": Setting(TEXT, "freshcom"),
     "RATELIMIT_STRATEGY": Setting(choice(*STRATEGIES), "moving-window"),

@@ -2,15 +2,18 @@
 
 Keys are lowerCamelCase on the wire (JSON:API attributes, CSV columns) and snake_case inside;
 input takes either. A marshmallow schema checks shape and types only, and what it refuses
-becomes one FieldError per problem, coded as API.md 3 lists the codes.
+becomes one FieldError per problem, coded as API.md 3 lists the codes. The customer's
+writable attributes are declared here once, for the API and the import's files alike.
 """
 
 import functools
 import re
 
-from marshmallow import EXCLUDE, Schema, ValidationError
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow.validate import Length, OneOf
 
 from freshcom_customers.errors import FieldError, ValidationFailed
+from freshcom_customers.models import CUSTOMER_STATUSES
 
 _CAPITAL = re.compile(r"(?<!^)(?=[A-Z])")
 # marshmallow's messages, by how they start, and the API's code for each.
@@ -56,3 +59,25 @@ def field_errors(messages: dict) -> list[FieldError]:
 
 def _code(message: str) -> str:
     return next((code for prefix, code in _MESSAGE_CODES if message.startswith(prefix)), "invalid")
+
+
+def _text(max_length: int):
+    return fields.String(allow_none=True, validate=Length(max=max_length))
+
+
+class CustomerInputSchema(Schema):
+    """The attributes a client may write of a customer: api/customers.py and the import extend it."""
+
+    status = fields.String(validate=OneOf(CUSTOMER_STATUSES))
+    code = _text(64)
+    name = _text(255)
+    first_name = _text(255)
+    last_name = _text(255)
+    email = fields.Email(allow_none=True, validate=Length(max=254))
+    phone_number = _text(32)
+    label = _text(64)
+    caption = _text(255)
+    description = _text(10_000)
+    custom_data = fields.Dict(keys=fields.String())
+    username = fields.String(load_only=True, validate=Length(min=3, max=254))
+    password = fields.String(load_only=True)

@@ -4,6 +4,8 @@ from marshmallow import Schema, fields
 
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller
+from freshcom_customers.api.jsonapi import TOKEN_ERRORS
+from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import accounts
 
@@ -27,7 +29,14 @@ class RefreshTokenSchema(Schema):
     prefixed_id = fields.String()
 
 
+ACCOUNT, _ = jsonapi.documents("Account", AccountSchema())
+REFRESH_TOKEN, _ = jsonapi.documents("RefreshToken", RefreshTokenSchema())
+
+
 @bp.get("/account")
+@jsonapi.contract(
+    "The token's account", tag="Account", responses={200: ACCOUNT, **TOKEN_ERRORS}, security=BEARER
+)
 @require_oauth()
 def get_account():
     principal = caller("guest", "customer", *STAFF)
@@ -35,6 +44,12 @@ def get_account():
 
 
 @bp.get("/refresh_token")
+@jsonapi.contract(
+    "The account's publishable key (developer, administrator, owner)",
+    tag="Account",
+    responses={200: REFRESH_TOKEN, **TOKEN_ERRORS},
+    security=BEARER,
+)
 @require_oauth()
 def get_refresh_token():
     principal = caller(*KEY_READERS)

@@ -1,47 +1,33 @@
 """Customers: /v1/customers and /v1/customer."""
 
-from flask import request, url_for
-from marshmallow import Schema, fields
-from marshmallow.validate import Length, OneOf
+from flask import url_for
+from marshmallow import fields
 
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import orders as orders_api
 from freshcom_customers.api import users as users_api
 from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, is_guest
+from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
-from freshcom_customers.http import throttling
-from freshcom_customers.models import CUSTOMER_STATUSES
+from freshcom_customers.http import contracts, throttling
+from freshcom_customers.http.contracts import BEARER, Param
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import customers, orders
 
 
-def _text(max_length: int):
-    return fields.String(allow_none=True, validate=Length(max=max_length))
+class CustomerSchema(schemas.CustomerInputSchema):
+    """The writable attributes, shared with the import's files, and what the API adds when it answers."""
 
-
-class CustomerSchema(Schema):
-    status = fields.String(validate=OneOf(CUSTOMER_STATUSES))
-    code = _text(64)
-    name = _text(255)
-    first_name = _text(255)
-    last_name = _text(255)
-    email = fields.Email(allow_none=True, validate=Length(max=254))
-    phone_number = _text(32)
-    label = _text(64)
-    caption = _text(255)
-    description = _text(10_000)
-    custom_data = fields.Dict(keys=fields.String())
     email_verified = fields.Boolean(dump_only=True)
     inserted_at = jsonapi.Timestamp(dump_only=True)
     updated_at = jsonapi.Timestamp(dump_only=True)
-    username = fields.String(load_only=True, validate=Length(min=3, max=254))
-    password = fields.String(load_only=True)
 
 
 # Schemas keep no per-call state; building one costs more than dumping a customer.
 SCHEMA = CustomerSchema()
+DOCUMENT, LIST = jsonapi.documents("Customer", SCHEMA)
 
 
 INCLUDED_ORDERS = 100  # the most recent; the related link pages through them all
@@ -70,11 +56,18 @@ def _document(customer, include: set[str]):
 
 
 @bp.post("/customers")
+@jsonapi.contract(
+    "Create a customer (guest: guest or registered only)",
+    tag="Customers",
+    responses={201: DOCUMENT, 429: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("Customer", SCHEMA),
+)
 @require_oauth()
 @throttling.limit_per_ip("registration", only_if=is_guest)
 def create_customer():
     principal = caller("guest", *CUSTOMER_MANAGERS)
-    attrs = schemas.load(SCHEMA, jsonapi.read_attributes("Customer"))
+    attrs = jsonapi.load()
     customer = customers.create_customer(principal.account, attrs, by_guest=principal.role == "guest")
     db.session.commit()
     location = url_for("api.get_customer", customer_id=customer.id)
@@ -85,29 +78,48 @@ GUEST_IDENTIFIERS = ("email", "first_name", "last_name", "phone_number")
 
 
 @bp.get("/customer")
+@jsonapi.contract(
+    "The caller's customer; a guest finds a guest customer by code and an identifier",
+    tag="Customers",
+    responses={200: DOCUMENT, 400: ERRORS, 404: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+    include=("user", "orders"),
+    query=(Param("code"), *(Param(schemas.camelize(key)) for key in GUEST_IDENTIFIERS)),
+)
 @require_oauth()
 def get_current_customer():
     principal = caller("customer", "guest")
     if principal.role == "guest":
-        identifiers = {f: request.args.get(schemas.camelize(f)) for f in GUEST_IDENTIFIERS}
-        customer = customers.find_guest(principal.account, request.args.get("code"), identifiers)
+        identifiers = {f: contracts.arg(schemas.camelize(f)) for f in GUEST_IDENTIFIERS}
+        customer = customers.find_guest(principal.account, contracts.arg("code"), identifiers)
     else:
         # Authentication read the customer with the user; the service's query says NotFound.
         customer = principal.customer or customers.customer_of_user(principal.account, principal.user)
-    return _document(customer, jsonapi.include_params(("user", "orders")))
+    return _document(customer, jsonapi.include_params())
 
 
 @bp.get("/customers")
+@jsonapi.contract(
+    "List the account's customers (staff)",
+    tag="Customers",
+    responses={200: LIST, 400: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+    include=("user",),
+    sort=customers.LIST_SORTS,
+    filters=customers.LIST_FILTERS,
+    search=True,
+    paged=True,
+)
 @require_oauth()
 def list_customers():
     principal = caller(*STAFF)
     number, size = jsonapi.page_params()
-    include = jsonapi.include_params(("user",))
+    include = jsonapi.include_params()
     rows, total, all_count = customers.list_customers(
         principal.account,
-        filters=jsonapi.filter_params(customers.LIST_FILTERS),
+        filters=jsonapi.filter_params(),
         search=jsonapi.search_param(),
-        sort=jsonapi.sort_params(customers.LIST_SORTS),
+        sort=jsonapi.sort_params(),
         page=number,
         size=size,
         with_users="user" in include,
@@ -118,17 +130,31 @@ def list_customers():
 
 
 @bp.get("/customers/<customer_id>")
+@jsonapi.contract(
+    "Read a customer (staff; the customer itself)",
+    tag="Customers",
+    responses={200: DOCUMENT, 400: ERRORS, 404: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+    include=("user", "orders"),
+)
 @require_oauth()
 def get_customer(customer_id):
-    include = jsonapi.include_params(("user", "orders"))
+    include = jsonapi.include_params()
     return _document(_visible_customer(customer_id), include)
 
 
 @bp.patch("/customers/<customer_id>")
+@jsonapi.contract(
+    "Update a customer (staff; the customer itself, not its status)",
+    tag="Customers",
+    responses={200: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("Customer", SCHEMA, partial=True),
+)
 @require_oauth()
 def update_customer(customer_id):
     customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
-    attrs = schemas.load(SCHEMA, jsonapi.read_attributes("Customer", customer_id), partial=True)
+    attrs = jsonapi.load(customer_id)
     by_customer = caller(*STAFF, "customer").role == "customer"
     customers.update_customer(customer, attrs, by_customer=by_customer)
     db.session.commit()
@@ -136,6 +162,12 @@ def update_customer(customer_id):
 
 
 @bp.delete("/customers/<customer_id>")
+@jsonapi.contract(
+    "Delete a customer and its user; its orders are kept",
+    tag="Customers",
+    responses={204: None, 404: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+)
 @require_oauth()
 def delete_customer(customer_id):
     principal = caller(*CUSTOMER_MANAGERS)

@@ -3,10 +3,11 @@
 from flask import request
 from marshmallow import Schema, fields
 
-from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller
+from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
+from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import email_verifications, users
 
@@ -18,7 +19,23 @@ class EmailVerificationSchema(Schema):
     token = fields.String(required=True)
 
 
+class EmailVerificationTokenSchema(Schema):
+    """No attributes: a relationship names the user, or the caller means themselves."""
+
+
 @bp.post("/email_verification_tokens")
+@jsonapi.contract(
+    "Email a verification token to the caller, or (staff) to the user named",
+    tag="Email verification",
+    responses={204: None, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body(
+        "EmailVerificationToken",
+        EmailVerificationTokenSchema(),
+        relationships=(("user", "User"),),
+        required=False,
+    ),
+)
 @require_oauth()
 def create_email_verification_token():
     principal = caller(*STAFF, "customer")
@@ -33,9 +50,15 @@ def create_email_verification_token():
 
 
 @bp.post("/email_verifications")
+@jsonapi.contract(
+    "Verify an email with the token it was sent",
+    tag="Email verification",
+    responses={204: None, **BODY_ERRORS},
+    body=jsonapi.body("EmailVerification", EmailVerificationSchema()),
+)
 def create_email_verification():
     """Any caller: the token in the body is the whole credential."""
-    attrs = schemas.load(EmailVerificationSchema(), jsonapi.read_attributes("EmailVerification"))
+    attrs = jsonapi.load()
     email_verifications.verify_email(attrs["token"])
     db.session.commit()
     return jsonapi.no_content()
@@ -45,6 +68,6 @@ def _named_user_id() -> str | None:
     """The id in data.relationships.user, lower case; None when the request names no user."""
     if not request.content_length:
         return None  # no body: the caller means themselves
-    jsonapi.read_attributes("EmailVerificationToken")  # the envelope's checks: 415, 400, 409
-    user_id = jsonapi.read_relationship("user", "User").get("user")
+    jsonapi.load()  # the envelope's checks: 415, 400, 409
+    user_id = jsonapi.read_relationship("user").get("user")
     return user_id.lower() if user_id else None

@@ -1,6 +1,5 @@
 """Every error of the native face in JSON:API form."""
 
-
 from freshcom_customers.api import jsonapi
 from freshcom_customers.errors import (
     AccessDenied,
@@ -11,6 +10,8 @@ from freshcom_customers.errors import (
 )
 from freshcom_customers.http import errors as http_errors
 from freshcom_customers.http.inputs import UnreadableText
+from freshcom_customers.http.throttling import Throttled
+from freshcom_customers.services.logins import LockedOut
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -33,6 +34,8 @@ DOMAIN_ERRORS = {
 
 
 def render(error: Exception):
+    if isinstance(error, LockedOut):  # this face answers a lockout as it answers a rate limit
+        error = Throttled(error.retry_after)
     if isinstance(error, ValidationFailed):
         return jsonapi.validation_errors(error)
     if isinstance(error, UnreadableText):

@@ -1,15 +1,19 @@
 """The JSON:API envelope of the native face: documents, key casing, paging and errors."""
 
 import re
+from dataclasses import dataclass
 from datetime import UTC
 
 from flask import Response, json, request
 from marshmallow import Schema, fields
 
+from freshcom_customers import schemas
 from freshcom_customers.errors import FieldError, ValidationFailed
+from freshcom_customers.http import contracts
+from freshcom_customers.http.contracts import OBJECT, STRING, Param, Shape, object_schema
 from freshcom_customers.schemas import camelize, underscore
 
-MEDIA_TYPE = "application/vnd.api+json"
+MEDIA_TYPE = contracts.JSONAPI
 BODY_TYPES = (MEDIA_TYPE, "application/json")
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -25,7 +29,128 @@ class ApiError(Exception):
         self.status, self.code, self.title, self.source = status, code, title, source
 
 
+# Declaring routes (http/contracts.py): the query parameters, bodies and documents of the face
+
+ERRORS = contracts.ERRORS
+# Error statuses of the native face: every route with a token, every route with a body.
+TOKEN_ERRORS = {401: ERRORS, 403: ERRORS}
+BODY_ERRORS = {400: ERRORS, 409: ERRORS, 415: ERRORS, 422: ERRORS}
+DEFAULT_SORT = "-insertedAt"
+LOCALE = Param("locale", description="Accepted and ignored: nothing is translated.", ignored=True)
+PAGE = (
+    Param("page[number]", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER}),
+    Param("page[size]", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}),
+)
+SEARCH = Param("search")
+
+
+def contract(
+    summary: str, *, include=(), sort=(), filters=(), search=False, paged=False, query=(), **details
+):
+    """Declare a native route's contract with the list parameters it reads; locale goes with every route."""
+    parameters = (
+        LOCALE,
+        *(PAGE if paged else ()),
+        *(Param(f"filter[{camelize(key)}]") for key in filters),
+        *((SEARCH,) if search else ()),
+        *((_sort_param(sort),) if sort else ()),
+        *((_include_param(include),) if include else ()),
+        *query,
+    )
+    return contracts.contract(summary, query=parameters, **details)
+
+
+def _sort_param(allowed: tuple[str, ...]) -> Param:
+    names = ", ".join(camelize(f) for f in allowed)
+    description = f"{DEFAULT_SORT} (default), {names}; comma-separated."
+    return Param("sort", description=description, values=allowed)
+
+
+def _include_param(allowed: tuple[str, ...]) -> Param:
+    description = "Comma-separated: " + ", ".join(camelize(name) for name in allowed) + "."
+    return Param("include", description=description, values=allowed)
+
+
+@dataclass(frozen=True, eq=False)
+class DocumentBody(contracts.Body):
+    """A JSON:API request document of one resource type, its attributes read with schema."""
+
+    resource_type: str = ""
+    relationships: tuple[tuple[str, str], ...] = ()  # (name, type) of the to-one relationships read
+
+    def json_schema(self, fields: contracts.Fields) -> dict:
+        attributes, required = fields.properties(self.schema, side="load", camel_case=True)
+        required = [] if self.partial else required
+        data = {
+            "type": {"const": self.resource_type, "description": "Defaults to the route's type."},
+            # null reads as no attributes.
+            "attributes": object_schema(attributes, required)
+            | {"type": ["object", "null"] if not required else "object"},
+        }
+        if self.partial:  # an update may name the resource it updates
+            data["id"] = {"type": "string", "description": "The id in the URL, if sent."}
+        if self.relationships:
+            data["relationships"] = object_schema(
+                {name: object_schema({"data": _linkage(type_)}) for name, type_ in self.relationships}
+            )
+        return object_schema({"data": object_schema(data, ("attributes",) if required else ())}, ("data",))
+
+
+def _linkage(resource_type: str) -> dict:
+    identifier = object_schema({"type": {"const": resource_type}, "id": STRING}, ("id",))
+    return {"anyOf": [{"type": "null"}, identifier]}
+
+
+def body(
+    resource_type: str, schema: Schema, *, partial=False, relationships=(), required=True
+) -> DocumentBody:
+    """Declare a request document of resource_type; partial for an update (PATCH)."""
+    return DocumentBody(schema, BODY_TYPES, partial, required, resource_type, tuple(relationships))
+
+
+RESOURCE = Shape(
+    "Resource", object_schema({"id": STRING, "type": STRING, "attributes": OBJECT}, ("id", "type"))
+)
+
+
+def documents(resource_type: str, schema: Schema) -> tuple[Shape, Shape]:
+    """The shapes of a document of one resource_type and of a list of them, attributes as schema writes."""
+    resource = Shape(resource_type, lambda fields: _resource_schema(fields, resource_type, schema))
+    included = {"type": "array", "items": RESOURCE}
+    one = object_schema({"data": resource, "included": included, "meta": OBJECT}, ("data",))
+    counts = {"totalCount": {"type": "integer"}, "allCount": {"type": "integer"}}
+    many = object_schema(
+        {
+            "data": {"type": "array", "items": resource},
+            "included": included,
+            "meta": object_schema(counts, tuple(counts)),
+        },
+        ("data", "meta"),
+    )
+    return Shape(f"{resource_type}Document", one, MEDIA_TYPE), Shape(f"{resource_type}List", many, MEDIA_TYPE)
+
+
+def _resource_schema(fields: contracts.Fields, resource_type: str, schema: Schema) -> dict:
+    attributes, _ = fields.properties(schema, side="dump", camel_case=True)
+    return object_schema(
+        {
+            "id": STRING,
+            "type": {"const": resource_type},
+            "attributes": object_schema(attributes),
+            "relationships": OBJECT,
+        },
+        ("id", "type", "attributes"),
+    )
+
+
 # Reading requests
+
+
+def load(resource_id=None) -> dict:
+    """Load data.attributes with the view's declared body: its schema, resource type and partial."""
+    declared = contracts.current().declared_body()
+    attributes = read_attributes(declared.resource_type, resource_id)
+    return schemas.load(declared.schema, attributes, partial=declared.partial)
 
 
 def read_attributes(resource_type: str, resource_id=None) -> dict:
@@ -52,13 +177,14 @@ def read_attributes(resource_type: str, resource_id=None) -> dict:
     return {underscore(k): v for k, v in attributes.items()}
 
 
-def read_relationship(name: str, resource_type: str) -> dict:
-    """Read the to-one data.relationships.<name> of the request document as {name: id or None}.
+def read_relationship(name: str) -> dict:
+    """Read the declared to-one data.relationships.<name> of the request document as {name: id or None}.
 
     Empty when the document does not send it (or sends only links or meta), so a partial
     update can tell "unchanged" from "none". A linkage that is not a resource identifier is
     400; one of another type is 422 on the relationship.
     """
+    resource_type = dict(contracts.current().declared_body().relationships)[name]
     body = request.get_json(silent=True)
     data = body.get("data") if isinstance(body, dict) else None
     relationships = data.get("relationships") if isinstance(data, dict) else None
@@ -94,18 +220,19 @@ def read_relationship(name: str, resource_type: str) -> dict:
 
 def page_params() -> tuple[int, int]:
     """Read page[number] (from 1) and page[size] (1 to 100)."""
-    return _positive_int("page[number]", 1, MAX_PAGE_NUMBER), _positive_int(
-        "page[size]", PAGE_SIZE, MAX_PAGE_SIZE
-    )
+    return _positive_int("page[number]", 1), _positive_int("page[size]", PAGE_SIZE)
 
 
 _FILTER = re.compile(r"^filter\[(?P<key>[^\]]+)\]$")
 
 
-def filter_params(allowed: tuple[str, ...]) -> dict:
-    """Read filter[<key>] parameters, keys snake_case; an unknown key is 400, not ignored."""
+def filter_params() -> dict:
+    """Read the declared filter[<key>] parameters, keys snake_case; an unknown key is 400, not ignored."""
+    allowed = [
+        underscore(_FILTER.match(param.name)["key"]) for param in contracts.current().params("filter[")
+    ]
     filters = {}
-    for name, value in request.args.items():
+    for name, value in contracts.args().items():
         match = _FILTER.match(name)
         if match is None:
             continue
@@ -119,10 +246,12 @@ def filter_params(allowed: tuple[str, ...]) -> dict:
     return filters
 
 
-def sort_params(allowed: tuple[str, ...], default: str = "-insertedAt") -> list[tuple[str, bool]]:
+def sort_params() -> list[tuple[str, bool]]:
     """Read sort= (JSON:API syntax: comma-separated, - for descending) as [(field, descending)]."""
+    allowed = contracts.current().param("sort").values
     order = []
-    for term in request.args.get("sort", default).split(","):
+    sort = contracts.arg("sort")
+    for term in (DEFAULT_SORT if sort is None else sort).split(","):
         descending = term.startswith("-")
         field = underscore(term.removeprefix("-").strip())
         if field not in allowed:
@@ -134,9 +263,10 @@ def sort_params(allowed: tuple[str, ...], default: str = "-insertedAt") -> list[
     return order
 
 
-def include_params(allowed: tuple[str, ...]) -> set[str]:
-    """Read include= (comma-separated relationship names); an unknown one is 400."""
-    names = {underscore(name.strip()) for name in request.args.get("include", "").split(",") if name.strip()}
+def include_params() -> set[str]:
+    """Read include= (comma-separated relationship names); one the view does not declare is 400."""
+    allowed = contracts.current().param("include").values
+    names = {underscore(name.strip()) for name in (contracts.arg("include") or "").split(",") if name.strip()}
     if names - set(allowed):
         known = ", ".join(camelize(name) for name in allowed) or "nothing"
         raise ApiError(400, "invalid_request", f"include may name {known}.", {"parameter": "include"})
@@ -145,18 +275,20 @@ def include_params(allowed: tuple[str, ...]) -> set[str]:
 
 def search_param(max_length: int = 256, max_words: int = 8) -> str | None:
     """Read search=: a few words, as an admin types them, so a query never grows with the input."""
-    search = request.args.get("search")
+    search = contracts.arg("search")
     if search is not None and (len(search) > max_length or len(search.split()) > max_words):
         title = f"search may have at most {max_words} words and {max_length} characters."
         raise ApiError(400, "invalid_request", title, {"parameter": "search"})
     return search
 
 
-def _positive_int(name: str, default: int, most: int) -> int:
-    """A whole number from 1 to most; ASCII digits only (int() refuses some digits isdigit() takes)."""
-    raw = request.args.get(name)
+def _positive_int(name: str, default: int) -> int:
+    """A whole number from 1 to the declared maximum."""
+    most = contracts.current().param(name).schema["maximum"]
+    raw = contracts.arg(name)
     if raw is None:
         return default
+    # ASCII digits only: int() refuses some digits isdigit() takes.
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
         raise ApiError(
             400, "invalid_request", f"{name} must be a whole number from 1 to {most}.", {"parameter": name}

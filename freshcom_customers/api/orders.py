@@ -9,8 +9,10 @@ from marshmallow.validate import Length
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
+from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.errors import AccessDenied
 from freshcom_customers.extensions import db
+from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import orders
 
@@ -67,11 +69,22 @@ def serialize(order) -> dict:
     )
 
 
+DOCUMENT, LIST = jsonapi.documents("Order", OrderSchema())
+CUSTOMER = (("customer", "Customer"),)  # the relationship a written order may name
+
+
 @bp.post("/orders")
+@jsonapi.contract(
+    "Create an order (staff)",
+    tag="Orders",
+    responses={201: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("Order", OrderSchema(), relationships=CUSTOMER),
+)
 @require_oauth()
 def create_order():
     principal = caller(*CUSTOMER_MANAGERS)
-    attrs = schemas.load(OrderSchema(), jsonapi.read_attributes("Order"))
+    attrs = jsonapi.load()
     order = orders.create_order(principal.account, attrs, **_customer(principal.account))
     db.session.commit()
     location = url_for("api.get_order", order_id=order.id)
@@ -79,11 +92,19 @@ def create_order():
 
 
 @bp.get("/orders")
+@jsonapi.contract(
+    "List orders (staff: all; customer: its own)",
+    tag="Orders",
+    responses={200: LIST, 400: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+    filters=orders.LIST_FILTERS,
+    paged=True,
+)
 @require_oauth()
 def list_orders():
     principal = caller(*STAFF, "customer")
     number, size = jsonapi.page_params()
-    filters = jsonapi.filter_params(orders.LIST_FILTERS)
+    filters = jsonapi.filter_params()
     rows, total, all_count = orders.list_orders(
         principal.account, **filters, visible_to=_own_customer_id(principal), page=number, size=size
     )
@@ -92,6 +113,12 @@ def list_orders():
 
 
 @bp.get("/orders/<order_id>")
+@jsonapi.contract(
+    "Read an order (staff; the owning customer)",
+    tag="Orders",
+    responses={200: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+)
 @require_oauth()
 def get_order(order_id):
     principal = caller(*STAFF, "customer")
@@ -100,17 +127,30 @@ def get_order(order_id):
 
 
 @bp.patch("/orders/<order_id>")
+@jsonapi.contract(
+    "Update an order (staff)",
+    tag="Orders",
+    responses={200: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("Order", OrderSchema(), partial=True, relationships=CUSTOMER),
+)
 @require_oauth()
 def update_order(order_id):
     principal = caller(*CUSTOMER_MANAGERS)
     order = orders.get_order(principal.account, order_id)
-    attrs = schemas.load(OrderSchema(), jsonapi.read_attributes("Order", order_id), partial=True)
+    attrs = jsonapi.load(order_id)
     orders.update_order(order, attrs, **_customer(principal.account))
     db.session.commit()
     return jsonapi.document(serialize(order))
 
 
 @bp.delete("/orders/<order_id>")
+@jsonapi.contract(
+    "Delete an order (staff)",
+    tag="Orders",
+    responses={204: None, 404: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+)
 @require_oauth()
 def delete_order(order_id):
     principal = caller(*CUSTOMER_MANAGERS)
@@ -121,7 +161,7 @@ def delete_order(order_id):
 
 def _customer(account) -> dict:
     """The request's customer relationship as the service's keyword: {} when it is not sent."""
-    linkage = jsonapi.read_relationship("customer", "Customer")
+    linkage = jsonapi.read_relationship("customer")
     return {"customer": orders.find_customer(account, linkage["customer"])} if linkage else {}
 
 

@@ -5,10 +5,11 @@ from flask import request
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
-from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS
 from freshcom_customers.extensions import db
-from freshcom_customers.http import throttling
+from freshcom_customers.http import contracts, throttling
+from freshcom_customers.http.contracts import BEARER, Param
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import password_resets
 
@@ -23,20 +24,36 @@ class PasswordSchema(Schema):
 
 
 @bp.post("/password_reset_tokens")
+@jsonapi.contract(
+    "Email a password reset token; 204 whether or not the user exists",
+    tag="Passwords",
+    responses={204: None, 401: ERRORS, 429: ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    optional_auth=True,
+    body=jsonapi.body("PasswordResetToken", PasswordResetTokenSchema()),
+    description="A guest token selects its account's managed users; no token, standard users.",
+)
 @throttling.limit_per_ip("password_reset")
 @require_oauth(optional=True)
 def create_password_reset_token():
     """204 whether or not the user exists. A token selects its account's managed users."""
-    attrs = schemas.load(PasswordResetTokenSchema(), jsonapi.read_attributes("PasswordResetToken"))
+    attrs = jsonapi.load()
     password_resets.request_reset(_token_account(), attrs["username"])
     db.session.commit()
     return jsonapi.no_content()
 
 
 @bp.patch("/password")
+@jsonapi.contract(
+    "Set a new password with a reset token",
+    tag="Passwords",
+    responses={204: None, **BODY_ERRORS},
+    body=jsonapi.body("Password", PasswordSchema()),
+    query=(Param("resetToken", aliases=("reset_token",)),),
+)
 def reset_password():
-    attrs = schemas.load(PasswordSchema(), jsonapi.read_attributes("Password"))
-    token = request.args.get("resetToken") or request.args.get("reset_token") or attrs.get("reset_token")
+    attrs = jsonapi.load()
+    token = contracts.arg("resetToken") or attrs.get("reset_token")
     password_resets.reset_password(token, attrs["value"])
     db.session.commit()
     return jsonapi.no_content()

@@ -9,11 +9,13 @@ from marshmallow.validate import Length, OneOf
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api.access import STAFF, caller, is_guest
+from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
+from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.models import MANAGED_ROLES
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import users
+from freshcom_customers.services import logins, user_management, users
 
 # Who manages an account's managed users (API.md 5; owners too, as they outrank both).
 USER_MANAGERS = ("developer", "administrator", "owner")
@@ -24,7 +26,11 @@ def _text(max_length: int):
 
 
 class Role(fields.String):
-    """A role; Freshcom's clients may send it camelCased (supportSpecialist)."""
+    """A role; Freshcom's clients may send it camelCased (supportSpecialist), so both are documented."""
+
+    def __init__(self, roles: tuple[str, ...], **kwargs):
+        spellings = list(dict.fromkeys([*roles, *map(schemas.camelize, roles)]))
+        super().__init__(validate=OneOf(roles), metadata={"enum": spellings}, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         return schemas.underscore(super()._deserialize(value, attr, data, **kwargs))
@@ -38,7 +44,7 @@ class UserSchema(Schema):
     first_name = _text(255)
     last_name = _text(255)
     phone_number = _text(32)
-    role = Role(validate=OneOf(MANAGED_ROLES))
+    role = Role(MANAGED_ROLES)
     email_verified = fields.Boolean(dump_only=True)
     email_verified_at = jsonapi.Timestamp(dump_only=True)
     inserted_at = jsonapi.Timestamp(dump_only=True)
@@ -57,19 +63,32 @@ def serialize(user, role: str | None = None) -> dict:
     return data
 
 
+DOCUMENT, _ = jsonapi.documents("User", UserSchema())
+
+
 @bp.post("/users")
+@jsonapi.contract(
+    "Create a managed user (staff) or a customer user (guest)",
+    tag="Users",
+    responses={201: DOCUMENT, 429: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("User", UserSchema()),
+)
 @require_oauth()
 @throttling.limit_per_ip("registration", only_if=is_guest)
 def create_user():
     principal = caller("guest", *USER_MANAGERS)
-    attrs = schemas.load(UserSchema(), jsonapi.read_attributes("User"))
-    user = users.create_user(principal.account, attrs, by_role=principal.role)
+    attrs = jsonapi.load()
+    user = user_management.create_user(principal.account, attrs, by_role=principal.role)
     db.session.commit()
     location = url_for("api.get_user", user_id=user.id)
     return jsonapi.document(serialize(user), status=201, headers={"Location": location})
 
 
 @bp.get("/user")
+@jsonapi.contract(
+    "The caller's user", tag="Users", responses={200: DOCUMENT, **TOKEN_ERRORS}, security=BEARER
+)
 @require_oauth()
 def get_current_user():
     principal = caller("customer", *STAFF)
@@ -77,17 +96,33 @@ def get_current_user():
 
 
 @bp.patch("/user")
+@jsonapi.contract(
+    "Update the caller's user; a new password needs currentPassword",
+    tag="Users",
+    responses={200: DOCUMENT, 429: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("User", UserSchema(), partial=True),
+)
 @require_oauth()
 def update_current_user():
     principal = caller("customer", *STAFF)
-    attrs = schemas.load(UserSchema(), jsonapi.read_attributes("User", principal.user.id), partial=True)
-    with throttling.current_password_attempt(principal.user) if "password" in attrs else nullcontext():
-        users.update_own_user(principal.user, attrs, role=principal.role, session_family=principal.family_id)
+    attrs = jsonapi.load(principal.user.id)
+    login = logins.Login(throttling.current(), throttling.client_ip())
+    with login.current_password(principal.user) if "password" in attrs else nullcontext():
+        user_management.update_own_user(
+            principal.user, attrs, role=principal.role, session_family=principal.family_id
+        )
     db.session.commit()
     return jsonapi.document(serialize(principal.user, principal.role))
 
 
 @bp.get("/users/<user_id>")
+@jsonapi.contract(
+    "Read a managed user of the account",
+    tag="Users",
+    responses={200: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+)
 @require_oauth()
 def get_user(user_id):
     principal = caller(*USER_MANAGERS)
@@ -95,20 +130,33 @@ def get_user(user_id):
 
 
 @bp.patch("/users/<user_id>")
+@jsonapi.contract(
+    "Update a managed user of the account",
+    tag="Users",
+    responses={200: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=jsonapi.body("User", UserSchema(), partial=True),
+)
 @require_oauth()
 def update_user(user_id):
     principal = caller(*USER_MANAGERS)
     user = users.get_managed_user(principal.account, user_id)
-    attrs = schemas.load(UserSchema(), jsonapi.read_attributes("User", user_id), partial=True)
-    users.update_user(user, attrs, by_role=principal.role)
+    attrs = jsonapi.load(user_id)
+    user_management.update_user(user, attrs, by_role=principal.role)
     db.session.commit()
     return jsonapi.document(serialize(user))
 
 
 @bp.delete("/users/<user_id>")
+@jsonapi.contract(
+    "Delete a managed user of the account",
+    tag="Users",
+    responses={204: None, 404: ERRORS, 422: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+)
 @require_oauth()
 def delete_user(user_id):
     principal = caller(*USER_MANAGERS)
-    users.delete_user(users.get_managed_user(principal.account, user_id), by_role=principal.role)
+    user_management.delete_user(users.get_managed_user(principal.account, user_id), by_role=principal.role)
     db.session.commit()
     return jsonapi.no_content()

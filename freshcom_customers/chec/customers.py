@@ -3,10 +3,19 @@
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
-from freshcom_customers import schemas
 from freshcom_customers.chec import bp, ids, shapes, wire
+from freshcom_customers.chec.errors import ERROR, SESSION_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
+from freshcom_customers.http.contracts import (
+    CHEC_BEARER,
+    PUBLISHABLE_KEY,
+    STRING,
+    Body,
+    Shape,
+    contract,
+    object_schema,
+)
 from freshcom_customers.services import customers, magic_links
 
 
@@ -34,21 +43,47 @@ class CustomerSchema(Schema):
     custom_data = fields.Dict(data_key="meta", keys=fields.String())
 
 
+SUCCESS = Shape("ChecSuccess", object_schema({"success": {"const": True}}, ("success",)))
+SESSION = Shape(
+    "ChecSession",
+    object_schema(
+        {"customer_id": STRING, "jwt": STRING, "expires": {"type": "integer"}},
+        ("customer_id", "jwt", "expires"),
+    ),
+)
+
+
 @bp.post("/customers/email-token")
+@contract(
+    "customer.login: email a login link; also 200 for an unknown email",
+    tag="Chec",
+    responses={200: SUCCESS, 400: ERROR, 401: ERROR, 422: ERROR, 429: ERROR},
+    security=PUBLISHABLE_KEY,
+    errors=ERROR,
+    body=Body(EmailTokenSchema()),
+)
 @throttling.limit_per_ip("magic_link")
 def issue_email_token():
     """{"success": true} whether or not a customer has the email: an email goes only to one that does."""
     account = wire.publishable_account()
-    body = schemas.load(EmailTokenSchema(), wire.read_body())
+    body = wire.load()
     magic_links.send_login_link(account, body["email"], body["base_url"])
     db.session.commit()
     return {"success": True}
 
 
 @bp.post("/customers/exchange-token")
+@contract(
+    "customer.getToken: exchange the link's token for a customer JWT",
+    tag="Chec",
+    responses={200: SESSION, 400: ERROR, 401: ERROR, 404: ERROR, 422: ERROR},
+    security=PUBLISHABLE_KEY,
+    errors=ERROR,
+    body=Body(ExchangeTokenSchema()),
+)
 def exchange_token():
     account = wire.publishable_account()
-    body = schemas.load(ExchangeTokenSchema(), wire.read_body())
+    body = wire.load()
     customer = magic_links.exchange(account, body["token"])
     customer_id = ids.customer_id(customer.id)
     jwt, expires = magic_links.start_session(customer, customer_id)
@@ -57,14 +92,29 @@ def exchange_token():
 
 
 @bp.get("/customers/<customer_id>")
+@contract(
+    "customer.about",
+    tag="Chec",
+    responses={200: shapes.CUSTOMER, **SESSION_ERRORS},
+    security=CHEC_BEARER,
+    errors=ERROR,
+)
 def get_customer(customer_id):
     return shapes.customer(wire.session(customer_id).customer)
 
 
 @bp.put("/customers/<customer_id>")
+@contract(
+    "customer.update",
+    tag="Chec",
+    responses={200: shapes.CUSTOMER, 400: ERROR, 422: ERROR, **SESSION_ERRORS},
+    security=CHEC_BEARER,
+    errors=ERROR,
+    body=Body(CustomerSchema(), partial=True),
+)
 def update_customer(customer_id):
     customer = wire.session(customer_id).customer
-    attrs = schemas.load(CustomerSchema(), wire.read_body(), partial=True)
+    attrs = wire.load()
     customers.update_customer(customer, attrs, by_customer=True)
     db.session.commit()
     return shapes.customer(customer)

@@ -14,6 +14,7 @@ from freshcom_customers.errors import (
     ValidationFailed,
 )
 from freshcom_customers.http import errors as http_errors
+from freshcom_customers.http.contracts import STRING, Shape, object_schema
 from freshcom_customers.http.inputs import UnreadableText
 
 REALM = "freshcom"
@@ -43,6 +44,28 @@ FIELD_NAMES = {
     "code": "external_id",
     "custom_data": "meta",
 }
+
+
+# What _error writes, for the document (http/contracts.py).
+ERROR = Shape(
+    "ChecError",
+    object_schema(
+        {
+            "status_code": {"type": "integer"},
+            "error": object_schema(
+                {
+                    "type": STRING,
+                    "message": STRING,
+                    "errors": {"type": "object", "additionalProperties": {"type": "array", "items": STRING}},
+                },
+                ("type", "message"),
+            ),
+        },
+        ("status_code", "error"),
+    ),
+)
+# The errors of any route that reads the customer's JWT.
+SESSION_ERRORS = {401: ERROR, 403: ERROR, 404: ERROR}
 
 
 def render(error: Exception):

@@ -1,9 +1,10 @@
-"""The Customer, Order and Price objects of the Chec face."""
+"""The Customer, Order and Price objects of the Chec face, and their JSON Schemas for the document."""
 
 from datetime import datetime
 from decimal import Decimal
 
 from freshcom_customers.chec import ids
+from freshcom_customers.http.contracts import NULLABLE_STRING, OBJECT, STRING, Shape, object_schema
 from freshcom_customers.models import Customer, Order
 
 SYMBOLS = {
@@ -105,3 +106,63 @@ def symbol(currency: str) -> str:
 
 def _unix(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+# JSON Schemas of what the functions above write (http/contracts.py).
+
+CUSTOMER = Shape(
+    "ChecCustomer",
+    object_schema(
+        {
+            "id": {"type": "string", "pattern": "^cstmr_"},
+            "external_id": NULLABLE_STRING,
+            "firstname": NULLABLE_STRING,
+            "lastname": NULLABLE_STRING,
+            "email": NULLABLE_STRING,
+            "phone": NULLABLE_STRING,
+            "meta": OBJECT,
+            "created": {"type": "integer"},
+            "updated": {"type": "integer"},
+        },
+        ("id", "external_id", "firstname", "lastname", "email", "phone", "meta", "created", "updated"),
+    ),
+)
+PRICE = Shape(
+    "ChecPrice",
+    object_schema(
+        {
+            "raw": {"type": "number"},
+            "formatted": STRING,
+            "formatted_with_symbol": STRING,
+            "formatted_with_code": STRING,
+        },
+        ("raw", "formatted", "formatted_with_symbol", "formatted_with_code"),
+    ),
+)
+ORDER = Shape(
+    "ChecOrder",
+    object_schema(
+        {
+            "id": {"type": "string", "pattern": "^ord_"},
+            "customer_reference": NULLABLE_STRING,
+            "created": {"type": "integer"},
+            "status": STRING,
+            "status_payment": STRING,
+            "status_fulfillment": STRING,
+            "currency": object_schema({"code": STRING, "symbol": STRING}, ("code", "symbol")),
+            "order_value": PRICE,
+            "order": object_schema(
+                {
+                    "subtotal": PRICE,
+                    "total": PRICE,
+                    "shipping": object_schema({"price": PRICE}),
+                    "line_items": {"type": "array", "items": OBJECT},
+                },
+                ("subtotal", "total", "line_items"),
+            ),
+            "tax": object_schema({"amount": PRICE}),
+            "customer": {"anyOf": [CUSTOMER, {"type": "null"}]},
+        },
+        ("id", "created", "status", "currency", "order_value", "order", "customer"),
+    ),
+)

@@ -1,4 +1,7 @@
-"""Reading Chec requests and writing Chec lists: bodies, credentials, paging."""
+"""Reading Chec requests and writing Chec lists: bodies, credentials, paging.
+
+Bodies and paging are read as the route's contract declares them (http/contracts.py).
+"""
 
 import math
 from dataclasses import dataclass
@@ -7,8 +10,11 @@ from urllib.parse import urlencode
 from flask import current_app, request
 from werkzeug.exceptions import BadRequest
 
+from freshcom_customers import schemas
 from freshcom_customers.chec import ids
 from freshcom_customers.errors import FieldError, InvalidToken, ValidationFailed
+from freshcom_customers.http import contracts
+from freshcom_customers.http.contracts import OBJECT, Param, Shape, object_schema
 from freshcom_customers.models import Account
 from freshcom_customers.services import accounts, magic_links
 
@@ -17,6 +23,17 @@ MAX_LIMIT = 200
 MAX_PAGE = 10**9
 SORT_FIELDS = ("created_at", "created")  # the SDK sends created_at, Chec's own tests created
 SORT_DIRECTIONS = ("asc", "desc")
+PAGING = (
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+    Param("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+    Param("sortBy", {"type": "string", "enum": list(SORT_FIELDS)}, values=SORT_FIELDS),
+    # Read case-insensitively.
+    Param(
+        "sortDirection",
+        {"type": "string", "pattern": "^([aA][sS][cC]|[dD][eE][sS][cC])$"},
+        values=SORT_DIRECTIONS,
+    ),
+)
 
 
 def publishable_account() -> Account:
@@ -33,6 +50,12 @@ def session(customer_id: str) -> magic_links.Session:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken()
     return magic_links.session_for(token.strip(), ids.decode(ids.CUSTOMER, customer_id))
+
+
+def load() -> dict:
+    """Load the body with the view's declared schema (all fields optional when it is partial)."""
+    declared = contracts.current().declared_body()
+    return schemas.load(declared.schema, read_body(), partial=declared.partial)
 
 
 def read_body() -> dict:
@@ -59,26 +82,48 @@ class Paging:
 def paging() -> Paging:
     """Read limit (1 to 200, default 20), page (from 1), sortBy and sortDirection (default desc)."""
     errors = []
-    limit = _whole("limit", DEFAULT_LIMIT, MAX_LIMIT, errors)
-    page = _whole("page", 1, MAX_PAGE, errors)
-    if request.args.get("sortBy", "created_at") not in SORT_FIELDS:
+    limit = _whole("limit", DEFAULT_LIMIT, errors)
+    page = _whole("page", 1, errors)
+    if _arg("sortBy", "created_at") not in contracts.current().param("sortBy").values:
         errors.append(FieldError("sortBy", "inclusion", "sortBy must be created_at or created."))
-    direction = request.args.get("sortDirection", "desc").lower()
-    if direction not in SORT_DIRECTIONS:
+    direction = _arg("sortDirection", "desc").lower()
+    if direction not in contracts.current().param("sortDirection").values:
         errors.append(FieldError("sortDirection", "inclusion", "sortDirection must be asc or desc."))
     if errors:
         raise ValidationFailed(*errors)
     return Paging(page, limit, direction == "desc")
 
 
-def _whole(name: str, default: int, most: int, errors: list) -> int:
-    raw = request.args.get(name)
+def _arg(name: str, default: str) -> str:
+    value = contracts.arg(name)
+    return default if value is None else value
+
+
+def _whole(name: str, default: int, errors: list) -> int:
+    most = contracts.current().param(name).schema["maximum"]
+    raw = contracts.arg(name)
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
         errors.append(FieldError(name, "invalid", f"{name} must be a whole number from 1 to {most}."))
         return default
     return int(raw)
+
+
+def page_shape(name: str, item: Shape) -> Shape:
+    """The shape of a list that page_of writes, of item."""
+    pagination = {
+        "total": {"type": "integer"},
+        "count": {"type": "integer"},
+        "per_page": {"type": "integer"},
+        "current_page": {"type": "integer"},
+        "total_pages": {"type": "integer"},
+        "links": OBJECT,
+    }
+    meta = object_schema({"pagination": object_schema(pagination, tuple(pagination))}, ("pagination",))
+    return Shape(
+        name, object_schema({"data": {"type": "array", "items": item}, "meta": meta}, ("data", "meta"))
+    )
 
 
 def page_of(data: list, total: int, paging: Paging) -> dict:
@@ -101,4 +146,4 @@ def page_of(data: list, total: int, paging: Paging) -> dict:
 
 
 def _page_url(page: int) -> str:
-    return f"{request.base_url}?{urlencode({**request.args.to_dict(), 'page': page})}"
+    return f"{request.base_url}?{urlencode({**contracts.args().to_dict(), 'page': page})}"

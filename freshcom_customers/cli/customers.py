@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from freshcom_customers.cli import customer_files
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
@@ -24,7 +25,10 @@ EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
     "--account", "account_id", required=True, help="The account id (a live account or its test twin)."
 )
 @click.option(
-    "--format", "file_format", type=click.Choice(customer_import.FORMATS), help="Default: from FILE's name."
+    "--format",
+    "file_format",
+    type=click.Choice(customer_files.READ_FORMATS),
+    help="Default: from FILE's name.",
 )
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Threads hashing plain passwords; default one per CPU."
@@ -43,14 +47,14 @@ def import_customers(ctx, file, account_id, file_format, workers):
     file_format = file_format or _format_of(file)
     counts = {"created": 0, "skipped": 0, "failed": 0}
     with _text_input(file) as stream, _progress(file) as bar:
-        rows = customer_import.read_rows(stream, file_format)
+        rows = customer_files.read_rows(stream, file_format)
         for batch in _file_errors(customer_import.import_customers(account, rows, workers=workers)):
             db.session.commit()
             counts["created"] += batch.created
             counts["skipped"] += batch.skipped
             counts["failed"] += len(batch.failures)
             for failure in batch.failures:
-                click.echo(f"{bar.clear_line}line {failure.line}: {failure.reason}", err=True)
+                click.echo(f"{bar.clear_line}line {failure.line}: {customer_files.reason(failure)}", err=True)
             bar.update(batch.last_line - bar.pos)
     click.echo(json.dumps(counts))
     if counts["failed"]:
@@ -61,7 +65,7 @@ def import_customers(ctx, file, account_id, file_format, workers):
 @click.option(
     "--account", "account_id", required=True, help="The account id (a live account or its test twin)."
 )
-@click.option("--format", "file_format", type=click.Choice(customer_export.FORMATS), default="jsonl")
+@click.option("--format", "file_format", type=click.Choice(customer_files.WRITE_FORMATS), default="jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 @click.option("--include-password-hashes", is_flag=True, help="Let an import elsewhere keep their logins.")
 @schema.required
@@ -72,14 +76,11 @@ def export_customers(account_id, file_format, output, include_password_hashes):
     --include-password-hashes (keep such a file like a database backup).
     """
     account = _account(account_id)
-    records = customer_export.export_customers(account, password_hashes=include_password_hashes)
+    customers = customer_export.export_customers(account, password_hashes=include_password_hashes)
     with _text_output(output) as stream:
-        if file_format == "csv":
-            count = customer_export.write_csv(
-                records, stream, customer_export.columns(password_hashes=include_password_hashes)
-            )
-        else:
-            count = customer_export.write_jsonl(records, stream)
+        count = customer_files.write_customers(
+            customers, stream, file_format, password_hashes=include_password_hashes
+        )
     click.echo(f"{count} customers exported", err=True)
 
 
@@ -101,7 +102,7 @@ def _file_errors(batches):
     """Stop cleanly, keeping the batches committed so far, when the file itself is unusable."""
     try:
         yield from batches
-    except customer_import.ImportFileError as e:
+    except customer_files.ImportFileError as e:
         db.session.rollback()
         raise click.BadParameter(str(e), param_hint="FILE") from None
     except UnicodeDecodeError:

@@ -7,11 +7,14 @@ from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from freshcom_customers.http import schema
+from freshcom_customers.http.contracts import STRING, Shape, contract, object_schema
 
 bp = Blueprint("health", __name__)
+HEALTH = Shape("Health", object_schema({"status": STRING, "database": STRING}, ("status", "database")))
 
 
 @bp.get("/health")
+@contract("The service and its database answer", tag="Discovery", responses={200: HEALTH, 503: HEALTH})
 def health():
     try:
         current = schema.check()

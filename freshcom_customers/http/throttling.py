@@ -1,6 +1,5 @@
-"""Brute-force protection: rate limits per client IP and per account+username, and the soft
-lockout of services.lockouts, on Flask-Limiter's storage (docs/decisions.md, "Brute-force
-protection").
+"""Rate limits per client IP on Flask-Limiter's storage, and the client's address: the HTTP side
+of brute-force protection (docs/decisions.md, "Brute-force protection").
 
 Flask-Limiter builds the storage from ``RATELIMIT_STORAGE_URI`` (``memory://`` for one process,
 ``redis://`` to share limits between processes) and the strategy from ``RATELIMIT_STRATEGY``.
@@ -8,8 +7,9 @@ The checks are explicit calls, not ``@limiter.limit``: the password grant's keys
 its body, only its failed passwords count per username, and each app gets its own limiter,
 so that tests can build apps with and without throttling side by side.
 
-Every face renders ``Throttled`` (a werkzeug 429 carrying ``Retry-After``) in its own error
-format; the token endpoint turns it and ``LockedOut`` into RFC 6749 errors.
+What a login counts, and the soft lockout, are services/logins.py's and services/lockouts.py's:
+the faces hand them this module's ``Throttle`` and ``client_ip()``. Every face renders
+``Throttled`` (a werkzeug 429 carrying ``Retry-After``) in its own error format.
 """
 
 import functools
@@ -18,8 +18,7 @@ import hmac
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -28,12 +27,6 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES
 from werkzeug.exceptions import TooManyRequests
-
-from freshcom_customers import identifiers
-from freshcom_customers.errors import InvalidCredentials, WrongPassword
-from freshcom_customers.observability import security_events
-from freshcom_customers.services import accounts
-from freshcom_customers.services.lockouts import Lockouts, Policy
 
 # Limit names and the settings that hold them ("20 per minute; 200 per hour").
 LIMITS = {
@@ -56,16 +49,8 @@ class Throttled(TooManyRequests):
         super().__init__("Too many requests; try again later.", retry_after=retry_after)
 
 
-class LockedOut(Exception):
-    """Too many failed passwords for this account+username: no password is checked until retry_after."""
-
-    def __init__(self, retry_after: int):
-        super().__init__(f"locked out for {retry_after} s")
-        self.retry_after = retry_after
-
-
 class Throttle:
-    """An app's limits and lockout policy over its limiter's storage."""
+    """An app's limits over its limiter's storage (services/logins.py keeps its lockout there too)."""
 
     def __init__(self, app: Flask):
         config = app.config
@@ -76,13 +61,6 @@ class Throttle:
         )
         self.limiter.init_app(app)
         self.limits = {name: sorted(parse_many(config[key])) for name, key in LIMITS.items()}
-        self.policy = Policy(
-            threshold=int(config["LOCKOUT_THRESHOLD"]),
-            base_delay=int(config["LOCKOUT_BASE_DELAY"]),
-            max_delay=int(config["LOCKOUT_MAX_DELAY"]),
-            window=int(config["LOCKOUT_WINDOW"]),
-            familiar_ip_lifetime=int(config["LOCKOUT_FAMILIAR_IP_LIFETIME"]),
-        )
         self.prefix = config["RATELIMIT_KEY_PREFIX"] or "freshcom"
         self.strategy = config["RATELIMIT_STRATEGY"]
         self.secret = str(config["SECRET_KEY"]).encode()
@@ -119,12 +97,12 @@ class Throttle:
 
 
 class Backend:
-    """Limits and lockouts on one storage."""
+    """Limits on one storage, and the storage itself for the lockout's counters."""
 
     def __init__(self, throttle: Throttle, strategy, storage):
         self.throttle = throttle
         self.strategy = strategy
-        self.lockouts = Lockouts(storage, throttle.policy, f"{throttle.prefix}/lockout", throttle.clock)
+        self.storage = storage
 
     def hit(self, name: str, identity: str) -> None:
         """Count one request under every limit of name; Throttled when one is used up."""
@@ -152,7 +130,8 @@ def init_app(app: Flask) -> None:
     app.extensions["freshcom_throttle"] = Throttle(app)
 
 
-def _throttle() -> Throttle | None:
+def current() -> Throttle | None:
+    """The app's throttle, or None when throttling is off."""
     throttle = current_app.extensions["freshcom_throttle"]
     return throttle if throttle.enabled else None
 
@@ -191,7 +170,7 @@ def limit_per_ip(route: str, *, only_if: Callable[[], bool] | None = None):
     def decorate(view):
         @functools.wraps(view)
         def limited(*args, **kwargs):
-            throttle = _throttle()
+            throttle = current()
             if throttle is not None and (only_if is None or only_if()):
                 ip = client_ip()
                 throttle.run(lambda backend: backend.hit(name, ip))
@@ -200,86 +179,3 @@ def limit_per_ip(route: str, *, only_if: Callable[[], bool] | None = None):
         return limited
 
     return decorate
-
-
-@contextmanager
-def password_attempt(
-    account_reference: str | None, username: str, *, failure: type[Exception] = InvalidCredentials
-) -> Iterator[None]:
-    """Guard one password check of the password grant.
-
-    Before it: Throttled when the client IP made too many attempts or the account+username
-    had too many failures; LockedOut while its delay runs. After it: an InvalidCredentials
-    raised inside (or `failure`) counts as a failure and is re-raised; a normal exit resets
-    the lockout.
-    Known and unknown usernames go through exactly the same steps.
-    """
-    throttle = _throttle()
-    account_id = _account_id(account_reference)
-    name = identifiers.canonical(username)
-    ip = client_ip()
-    subject = address = None
-    if throttle is not None:
-        subject = throttle.tag(_account_key(account_reference, account_id), name)
-        address = throttle.tag("ip", ip)
-        throttle.run(lambda backend: _before(backend, ip, subject, address))
-    try:
-        yield
-    except failure:
-        fields = {"account_id": account_id, "username": name, "ip": ip}
-        security_events.record("login_failed", **fields)
-        if throttle is not None:
-            delay = throttle.run(lambda backend: _failed(backend, subject, address))
-            if delay:
-                security_events.record("lockout", **fields, seconds=delay)
-        raise
-    if throttle is not None:
-        throttle.run(lambda backend: _succeeded(backend, subject, address))
-
-
-@contextmanager
-def current_password_attempt(user) -> Iterator[None]:
-    """Guard the current password a signed-in user gives to set a new one (PATCH /v1/user).
-
-    A wrong one counts against the same account+username as the password grant's failures,
-    so a stolen access token gains no extra guesses; while locked out, the answer is a 429.
-    """
-    reference = str(user.account_id) if user.is_managed else None
-    try:
-        with password_attempt(reference, user.username, failure=WrongPassword):
-            yield
-    except LockedOut as e:
-        raise Throttled(e.retry_after) from None
-
-
-def _before(backend: Backend, ip: str, subject: str, address: str) -> None:
-    backend.hit("login_per_ip", ip)
-    backend.check("login_per_username", subject)
-    wait = backend.lockouts.remaining(backend.lockouts.scope(subject, address))
-    if wait:
-        raise LockedOut(wait)
-
-
-def _failed(backend: Backend, subject: str, address: str) -> int:
-    backend.count("login_per_username", subject)
-    lockouts = backend.lockouts
-    return lockouts.failed(lockouts.scope(subject, address))
-
-
-def _succeeded(backend: Backend, subject: str, address: str) -> None:
-    lockouts = backend.lockouts
-    lockouts.succeeded(subject, address, lockouts.scope(subject, address))
-
-
-def _account_key(reference: str | None, account_id: str | None) -> str:
-    if account_id is not None:
-        return account_id
-    return "standard" if reference is None else f"unknown:{reference.lower()}"
-
-
-def _account_id(reference: str | None) -> str | None:
-    """The id of the referenced account (the same one under each spelling), None if unknown."""
-    if reference is None:
-        return None
-    account = accounts.find_by_reference(reference)
-    return str(account.id) if account else None

@@ -12,7 +12,7 @@ from freshcom_customers.http import throttling
 from freshcom_customers.oauth2.errors import LockedOutError, TooManyRequestsError
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
 from freshcom_customers.oauth2.server import AUTH_METHODS
-from freshcom_customers.services import access_tokens, accounts, customers, refresh_tokens, users
+from freshcom_customers.services import access_tokens, accounts, customers, logins, refresh_tokens, users
 
 
 class FreshcomGrant:
@@ -40,9 +40,13 @@ class FreshcomGrant:
             raise InvalidRequestError(f"Missing '{name}' in request.")
         return value
 
-    def token(self, account, refresh_token: str, user=None, family_id=None) -> dict:
-        """The token response; the access token names the client and the refresh token family."""
-        role = users.role_in(user, account) if user else "guest"
+    def token(self, account, refresh_token: str, user=None, family_id=None, role=None) -> dict:
+        """The token response; the access token names the client and the refresh token family.
+
+        role, when the grant knows it already, spares looking it up again.
+        """
+        if role is None:
+            role = users.role_in(user, account) if user else "guest"
         customer_id = None
         if role == "customer":
             try:
@@ -73,25 +77,25 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
         named = self.named_client()
         username, password = self.required("username"), self.required("password")
         reference = requested_account(self.request.payload.scope)
+        login = logins.Login(throttling.current(), throttling.client_ip())
         try:
-            with throttling.password_attempt(reference, username):
-                user, account = users.login(reference, username, password)
+            logged_in = login.with_password(reference, username, password)
         except InvalidCredentials:
             raise InvalidGrantError(GENERIC_FAILURE) from None
         except throttling.Throttled as e:
             raise TooManyRequestsError(e.retry_after) from None
-        except throttling.LockedOut as e:
+        except logins.LockedOut as e:
             raise LockedOutError(e.retry_after) from None
-        if users.role_in(user, account) is None:
-            raise InvalidGrantError(GENERIC_FAILURE)
-        self.request.client = self.client_for(named, account)
-        self.request.user = user
-        self.request.account = account
+        self.request.client = self.client_for(named, logged_in.account)
+        self.request.user = logged_in.user
+        self.request.account = logged_in.account
+        self.request.role = logged_in.role
 
     def create_token_response(self):
         user, account = self.request.user, self.request.account
         issued = refresh_tokens.issue(user, account, self.request.client)
-        return 200, self.token(account, issued.value, user, issued.family_id), self.TOKEN_RESPONSE_HEADER
+        response = self.token(account, issued.value, user, issued.family_id, self.request.role)
+        return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
 class RefreshGrant(FreshcomGrant, RefreshTokenGrant):

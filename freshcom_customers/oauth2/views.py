@@ -3,8 +3,20 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, request, url_for
+from marshmallow import Schema, fields
+from marshmallow.validate import OneOf
 
 from freshcom_customers.extensions import db
+from freshcom_customers.http.contracts import (
+    CLIENT_BASIC,
+    JSON,
+    OBJECT,
+    STRING,
+    Body,
+    Shape,
+    contract,
+    object_schema,
+)
 from freshcom_customers.oauth2 import authorization
 from freshcom_customers.oauth2.endpoints import CONFIDENTIAL_AUTH_METHODS
 from freshcom_customers.oauth2.server import AUTH_METHODS
@@ -14,7 +26,96 @@ bp = Blueprint("oauth2", __name__)
 TOKEN_PATH = "/v1/token"
 
 
+class TokenRequestSchema(Schema):
+    """RFC 6749's token request parameters as /v1/token reads them (form or JSON; Authlib parses)."""
+
+    grant_type = fields.String(
+        required=True,
+        validate=OneOf(("password", "refresh_token", "fresh_token")),
+        metadata={"description": "fresh_token is an alias of refresh_token (Freshcom's guide)."},
+    )
+    username = fields.String()
+    password = fields.String()
+    scope = fields.String(metadata={"description": "aid:<account id or handle>"})
+    refresh_token = fields.String(metadata={"description": "prt-… or urt-…"})
+    client_id = fields.String()
+    client_secret = fields.String()
+
+
+class IntrospectionRequestSchema(Schema):
+    """RFC 7662's request: the token (the client authenticates with HTTP Basic, or client_secret_post)."""
+
+    token = fields.String(required=True)
+    token_type_hint = fields.String(metadata={"description": "Read, and ignored: the token's shape tells."})
+
+
+class RevocationRequestSchema(IntrospectionRequestSchema):
+    """RFC 7009's request; a public client names itself by client_id, or not at all (the default one)."""
+
+    client_id = fields.String()
+    client_secret = fields.String()
+
+
+def _parameters(schema: Schema) -> Body:
+    """Token endpoint parameters: each a string, in a form or in a JSON object."""
+    return Body(schema, media_types=("application/x-www-form-urlencoded", JSON))
+
+
+# What Authlib answers (RFC 6749, 7009, 7662) and what the discovery routes write.
+OAUTH_ERROR = Shape("OAuthError", object_schema({"error": STRING, "error_description": STRING}, ("error",)))
+OAUTH_ERRORS = {400: OAUTH_ERROR, 401: OAUTH_ERROR, 429: OAUTH_ERROR}
+TOKEN = Shape(
+    "Token",
+    object_schema(
+        {
+            "access_token": STRING,
+            "token_type": {"type": "string", "enum": ["bearer", "Bearer"]},
+            "expires_in": {"type": "integer"},
+            "refresh_token": STRING,
+            "scope": STRING,
+        },
+        ("access_token", "token_type", "expires_in"),
+    ),
+)
+EMPTY = Shape("Empty", OBJECT)
+INTROSPECTION = Shape(
+    "Introspection",
+    object_schema(
+        {
+            "active": {"type": "boolean"},
+            "token_type": STRING,
+            "scope": STRING,
+            "client_id": STRING,
+            "username": STRING,
+            "sub": STRING,
+            "aid": STRING,
+            "iat": {"type": "integer"},
+            "exp": {"type": "integer"},
+        },
+        ("active",),
+    ),
+)
+JWKS = Shape("Jwks", object_schema({"keys": {"type": "array", "items": OBJECT}}, ("keys",)))
+METADATA = Shape(
+    "AuthorizationServerMetadata",
+    object_schema(
+        {"issuer": STRING, "token_endpoint": STRING, "jwks_uri": STRING},
+        ("issuer", "token_endpoint", "jwks_uri"),
+    ),
+)
+
+
 @bp.post(TOKEN_PATH)
+@contract(
+    "Issue an access token (password or refresh_token grant)",
+    tag="Token endpoint",
+    responses={200: TOKEN, **OAUTH_ERRORS},
+    security=CLIENT_BASIC,
+    optional_auth=True,
+    errors=OAUTH_ERROR,
+    body=_parameters(TokenRequestSchema()),
+    description="fresh_token is accepted as an alias of refresh_token (grant type and parameter).",
+)
 def issue_token():
     response = authorization.create_token_response()
     # Also on failures: a detected refresh token reuse revokes its family, and that must stick.
@@ -23,6 +124,15 @@ def issue_token():
 
 
 @bp.post(f"{TOKEN_PATH}/revoke")
+@contract(
+    "Revoke a refresh token or a user access token (RFC 7009)",
+    tag="Token endpoint",
+    responses={200: EMPTY, **OAUTH_ERRORS},
+    security=CLIENT_BASIC,
+    optional_auth=True,
+    errors=OAUTH_ERROR,
+    body=_parameters(RevocationRequestSchema()),
+)
 def revoke_token():
     response = authorization.create_endpoint_response("revocation")
     db.session.commit()
@@ -30,16 +140,28 @@ def revoke_token():
 
 
 @bp.post(f"{TOKEN_PATH}/introspect")
+@contract(
+    "Introspect a token (RFC 7662; confidential clients)",
+    tag="Token endpoint",
+    responses={200: INTROSPECTION, **OAUTH_ERRORS},
+    security=CLIENT_BASIC,
+    errors=OAUTH_ERROR,
+    body=_parameters(IntrospectionRequestSchema()),
+    description="client_secret_post (client_id and client_secret in the body) works as well as HTTP Basic; "
+    "a failed client authentication is 401 after Basic, 400 after client_secret_post.",
+)
 def introspect_token():
     return authorization.create_endpoint_response("introspection")
 
 
 @bp.get("/.well-known/jwks.json")
+@contract("The public keys that sign access tokens", tag="Discovery", responses={200: JWKS})
 def jwks():
     return current_app.extensions["freshcom_signer"].jwks()
 
 
 @bp.get("/.well-known/oauth-authorization-server")
+@contract("RFC 8414 authorization server metadata", tag="Discovery", responses={200: METADATA})
 def metadata():
     """RFC 8414. Scopes name accounts (aid:<id>), so scopes_supported cannot list them."""
     issuer = current_app.extensions["freshcom_signer"].issuer

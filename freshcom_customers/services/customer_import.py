@@ -1,190 +1,68 @@
-"""Import customers from CSV or JSON Lines: each row checked like the API checks a POST.
+"""Import customers: rows of plain values, checked by the import's rules and written in batches.
 
-A row is written whole (the customer and its user) or not at all, and a row whose email or
-code already belongs to a customer of the account is skipped, so running a file again
-creates nothing. Rows are written in batches, one flush each; a batch the database refuses
-is split until the refused rows stand alone, and those go through the API's own
-``customers.create_customer``. The caller commits after each batch it is given back.
+The caller reads the file and checks each row's shape and types (cli/customer_files.py); this
+module takes the rows with their line numbers. A row is written whole (the customer and its
+user) or not at all, and a row whose email or code already belongs to a customer of the
+account is skipped, so importing the same rows again creates nothing. Rows are written in
+batches, one flush each; a batch the database refuses is split until the refused rows stand
+alone, and those go through the API's own ``customers.create_customer``. The caller commits
+after each batch it is given back.
 """
 
-import csv
 import functools
-import json
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO
 
 from flask import current_app
-from marshmallow import RAISE, Schema, ValidationError, fields
-from marshmallow.validate import Length, OneOf
 from sqlalchemy import event, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from freshcom_customers import identifiers, schemas
+from freshcom_customers import identifiers
 from freshcom_customers.errors import FieldError, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import CUSTOMER_STATUSES, Account, Customer
+from freshcom_customers.models import Account, Customer
 from freshcom_customers.services import customers, passwords
 from freshcom_customers.services.database import flush
 
-FORMATS = ("csv", "jsonl")
 BATCH_SIZE = 500
-FIELDS = (
-    "status",
-    "code",
-    "name",
-    "first_name",
-    "last_name",
-    "email",
-    "phone_number",
-    "label",
-    "caption",
-    "description",
-    "custom_data",
-    "username",
-    "password",
-    "password_hash",
-)
-# Written by an export, ignored by an import, as the API ignores read-only attributes.
-READ_ONLY_FIELDS = ("id", "email_verified", "inserted_at", "updated_at")
 _LOGIN_FIELDS = ("username", "password", "password_hash")
-
-
-class ImportFileError(Exception):
-    """The file cannot be imported at all (an unknown column, a record the csv module cannot read)."""
 
 
 @dataclass(frozen=True)
 class Row:
-    """One record of the file: its first line, its fields (snake_case) and what was wrong reading it."""
+    """One record to import: the line it starts on and its values, snake_case, checked for shape and type.
+
+    A row the caller could not check carries what was wrong: field errors (its values are then
+    as read, and still claim their email and code in the file), or a problem when it is not a
+    record at all.
+    """
 
     line: int
-    fields: dict
-    unreadable: str | None = None  # the line is not a row at all
-    errors: tuple[FieldError, ...] = ()  # a cell that could not be read
+    values: dict
+    errors: tuple[FieldError, ...] = ()
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
 class Failure:
+    """A row not imported: its field errors, or a problem with the row as a whole."""
+
     line: int
-    reason: str
+    errors: tuple[FieldError, ...] = ()
+    problem: str | None = None
 
 
 @dataclass
 class BatchResult:
-    """What became of one batch of rows; last_line is the last line of the file it read."""
+    """What became of one batch of rows; last_line is the line of its last row."""
 
     last_line: int
     created: int = 0
     skipped: int = 0
     failures: list[Failure] = field(default_factory=list)
-
-
-def _text(max_length: int):
-    return fields.String(allow_none=True, validate=Length(max=max_length))
-
-
-class RowSchema(Schema):
-    """Types and lengths of a row: the API's CustomerSchema (a test keeps them equal), plus a hash."""
-
-    status = fields.String(validate=OneOf(CUSTOMER_STATUSES))
-    code = _text(64)
-    name = _text(255)
-    first_name = _text(255)
-    last_name = _text(255)
-    email = fields.Email(allow_none=True, validate=Length(max=254))
-    phone_number = _text(32)
-    label = _text(64)
-    caption = _text(255)
-    description = _text(10_000)
-    custom_data = fields.Dict(keys=fields.String())
-    username = fields.String(validate=Length(min=3, max=254))
-    password = fields.String()
-    password_hash = fields.String(validate=Length(max=255))
-
-
-@functools.lru_cache(maxsize=64)
-def _schema(names: frozenset[str]) -> RowSchema:
-    """A schema of only the fields a row has: marshmallow visits every declared field otherwise.
-
-    The rows of a file share a few sets of fields, so a handful of schemas serve them all.
-    """
-    return RowSchema(only=names & RowSchema._declared_fields.keys())
-
-
-# Reading files
-
-
-def read_rows(stream: IO[str], file_format: str) -> Iterator[Row]:
-    """Read the rows of a CSV (with a header) or JSON Lines text stream, with their line numbers."""
-    return _read_csv(stream) if file_format == "csv" else _read_jsonl(stream)
-
-
-def _read_jsonl(stream: IO[str]) -> Iterator[Row]:
-    for line, text in enumerate(stream, 1):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text.rstrip("\r\n"))
-        except json.JSONDecodeError as e:
-            yield Row(line, {}, unreadable=_json_problem(e))
-            continue
-        if not isinstance(record, dict):
-            yield Row(line, {}, unreadable="A line must be a JSON object.")
-            continue
-        yield Row(line, {schemas.underscore(key): value for key, value in record.items()})
-
-
-def _read_csv(stream: IO[str]) -> Iterator[Row]:
-    reader = csv.reader(stream)
-    header = [schemas.underscore(name.strip()) for name in next(reader, [])]
-    _check_header(header)
-    read_so_far = reader.line_num
-    for values in _csv_records(reader):
-        line, read_so_far = read_so_far + 1, reader.line_num
-        if not any(values):
-            continue
-        if len(values) != len(header):
-            yield Row(line, {}, unreadable=f"{len(values)} values for {len(header)} columns.")
-            continue
-        # An empty cell is an absent field.
-        yield _csv_row(line, {name: value for name, value in zip(header, values, strict=True) if value != ""})
-
-
-def _csv_records(reader) -> Iterator[list[str]]:
-    try:
-        yield from reader
-    except csv.Error as e:
-        raise ImportFileError(f"line {reader.line_num}: {e}") from e
-
-
-def _check_header(header: list[str]) -> None:
-    unknown = [name for name in header if name not in FIELDS + READ_ONLY_FIELDS]
-    if unknown:
-        raise ImportFileError(
-            f"Unknown columns: {', '.join(unknown)}. Known: {', '.join(schemas.camelize(f) for f in FIELDS)}."
-        )
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        raise ImportFileError(f"Repeated columns: {', '.join(schemas.camelize(f) for f in repeated)}.")
-
-
-def _csv_row(line: int, values: dict) -> Row:
-    """customData is JSON text in a CSV cell."""
-    if "custom_data" not in values:
-        return Row(line, values)
-    try:
-        values["custom_data"] = json.loads(values.pop("custom_data"))
-    except json.JSONDecodeError as e:
-        return Row(line, values, errors=(FieldError("custom_data", "invalid", _json_problem(e)),))
-    return Row(line, values)
-
-
-def _json_problem(error: json.JSONDecodeError) -> str:
-    return f"Not valid JSON: {error.msg} at character {error.pos + 1}."
 
 
 def import_customers(
@@ -204,13 +82,13 @@ def _import_batch(account: Account, batch: list[Row], seen: "_FileKeys", pool) -
     result = BatchResult(last_line=batch[-1].line)
     checked = []
     for row in batch:
-        if row.unreadable:
-            result.failures.append(Failure(row.line, row.unreadable))
+        if row.problem:
+            result.failures.append(Failure(row.line, problem=row.problem))
             continue
         try:
             checked.append((row.line, _checked(row, seen)))
         except ValidationFailed as e:
-            result.failures.append(Failure(row.line, _reason(e)))
+            result.failures.append(Failure(row.line, tuple(e.errors)))
     existing = _existing_keys(account, [attrs for _, attrs in checked])
     new = [(line, attrs) for line, attrs in checked if not (_keys(attrs) & existing)]
     result.skipped = len(checked) - len(new)
@@ -221,18 +99,12 @@ def _import_batch(account: Account, batch: list[Row], seen: "_FileKeys", pool) -
 
 
 def _checked(row: Row, seen: "_FileKeys") -> dict:
-    """The row's attributes, checked as the API checks them, or ValidationFailed."""
-    values = {k: v for k, v in row.fields.items() if v is not None and k not in READ_ONLY_FIELDS}
-    errors = [*seen.claim(row.line, values), *row.errors]
-    try:
-        attrs = _schema(frozenset(values)).load(values, unknown=RAISE)
-    except ValidationError as e:
-        errors += schemas.field_errors(e.messages)
-        attrs = {}
+    """A copy of the row's values (hashing replaces its password) once they pass the import's rules."""
+    errors = [*seen.claim(row.line, row.values), *row.errors]
     if errors:
         raise ValidationFailed(*errors)
-    _check_login(attrs)
-    return attrs
+    _check_login(row.values)
+    return dict(row.values)
 
 
 def _check_login(attrs: dict) -> None:
@@ -252,7 +124,7 @@ def _check_login(attrs: dict) -> None:
 
 
 class _FileKeys:
-    """The emails and codes of the file's rows so far, with their lines: a repeat is a duplicate.
+    """The emails and codes of the rows so far, with their lines: a repeat is a duplicate.
 
     Every row claims its keys, even one that fails, so a repeat fails the same way on every run.
     """
@@ -335,7 +207,7 @@ def _write(account: Account, rows: list[tuple[int, dict]]) -> tuple[int, list[Fa
                     customers.add_customer(account, attrs)
                 except ValidationFailed as e:
                     attached.forget()  # a refused row leaves nothing behind
-                    failures.append(Failure(line, _reason(e)))
+                    failures.append(Failure(line, tuple(e.errors)))
                 attached.clear()
             flush()
         return len(rows) - len(failures), failures
@@ -354,9 +226,9 @@ def _write_row(account: Account, line: int, attrs: dict) -> tuple[int, list[Fail
             customers.create_customer(account, attrs)
         return 1, []
     except ValidationFailed as e:
-        return 0, [Failure(line, _reason(e))]
+        return 0, [Failure(line, tuple(e.errors))]
     except (IntegrityError, DataError) as e:
-        return 0, [Failure(line, f"The database refused the row: {str(e.orig).splitlines()[0]}")]
+        return 0, [Failure(line, problem=f"The database refused the row: {str(e.orig).splitlines()[0]}")]
 
 
 class _Attached:
@@ -386,15 +258,7 @@ class _Attached:
         self.clear()
 
 
-# Helpers
-
-
 def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
     rows = iter(rows)
     while batch := list(islice(rows, size)):
         yield batch
-
-
-def _reason(error: ValidationFailed) -> str:
-    """field: title; … with fields named as in the API (camelCase)."""
-    return "; ".join(f"{schemas.camelize(e.field)}: {e.title}" for e in error.errors)

@@ -1,4 +1,11 @@
-"""Customers: registration, profile, status and deletion, with the user kept in step."""
+"""Customers: registration, profile, status and deletion, with the user kept in step.
+
+This module is in charge of the customer+user pair: a registered or suspended customer has
+one managed user, and every change to either row goes through here, whether it comes as a
+customer (/v1/customers) or as its user (/v1/users, /v1/user). The status sync is
+_change_status, the profile copy update_customer, and a user's statuses map onto the
+customer's through _CUSTOMER_STATUS.
+"""
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
@@ -12,6 +19,7 @@ from freshcom_customers.models import (
     CustomerCount,
     CustomerSearchTerm,
     Order,
+    User,
     customer_search,
 )
 from freshcom_customers.services import users
@@ -21,6 +29,8 @@ from freshcom_customers.services.database import flush, get_in_account
 PROFILE_FIELDS = ("email", "phone_number", "name", "first_name", "last_name")
 EDITABLE_FIELDS = (*PROFILE_FIELDS, "code", "label", "caption", "description", "custom_data")
 NAME_LENGTH = Customer.__table__.c.name.type.length
+# A customer's user status, as /v1/users names it, and the customer status that goes with it.
+_CUSTOMER_STATUS = {"active": "registered", "suspended": "suspended"}
 
 
 def create_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
@@ -84,6 +94,27 @@ def _update_login(customer: Customer, user, attrs: dict, old_email: str | None) 
         user.username = users.canonical_username(customer.email)
 
 
+def register_customer_user(account: Account, attrs: dict) -> User:
+    """Register a customer through its user (a guest's POST /v1/users); return the user."""
+    if attrs.get("role", "customer") != "customer":
+        raise AccessDenied("A guest may only create customer users.")
+    fields = {k: v for k, v in attrs.items() if k in (*PROFILE_FIELDS, "username", "password")}
+    status = _CUSTOMER_STATUS[attrs.get("status", "active")]
+    return create_customer(account, {**fields, "status": status}, by_guest=True).user
+
+
+def update_customer_user(customer: Customer, attrs: dict, *, by_customer: bool = False) -> None:
+    """Change a customer's user through its customer, which copies the profile back to the user."""
+    if attrs.get("role", "customer") != "customer":
+        raise invalid("role", "invalid", "A customer's user keeps the customer role.")
+    changes = {k: v for k, v in attrs.items() if k in (*PROFILE_FIELDS, "username")}
+    if "status" in attrs:
+        changes["status"] = _CUSTOMER_STATUS[attrs["status"]]
+    # Around the whole update: a suspension flushes before update_customer's own flush does.
+    with users.username_clash_on_email(attrs):
+        update_customer(customer, changes, by_customer=by_customer)
+
+
 def delete_customer(customer: Customer) -> None:
     """Delete the customer and its user, which frees the username; its orders stay, detached."""
     db.session.execute(
@@ -101,6 +132,11 @@ def delete_customer(customer: Customer) -> None:
 
 def get_customer(account: Account, customer_id) -> Customer:
     return get_in_account(Customer, account, customer_id, "customer")
+
+
+def of_user(user: User) -> Customer | None:
+    """The customer whose user this is; None for a staff or standard user."""
+    return db.session.scalar(select(Customer).where(Customer.user_id == user.id))
 
 
 def customer_of_user(account: Account, user) -> Customer:

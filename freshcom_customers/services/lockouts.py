@@ -12,8 +12,9 @@ address (IP, or IPv6 /64) that has logged in as a username is *familiar* to it f
 ``familiar_ip_lifetime``: its attempts count against a counter of their own, untouched by
 failures from elsewhere (Entra ID's smart lockout does the same with familiar locations).
 
-Subjects and addresses arrive here as opaque keys; nothing here knows whether a user exists,
-so an unknown username is locked exactly like a known one.
+services/logins.py applies the policy to each login. Subjects and addresses arrive here as
+opaque keys; nothing here knows whether a user exists, so an unknown username is locked
+exactly like a known one.
 """
 
 import math
@@ -31,6 +32,17 @@ class Policy:
     max_delay: int = 900
     window: int = 3600
     familiar_ip_lifetime: int = 30 * 86400
+
+    @classmethod
+    def from_config(cls, config) -> "Policy":
+        """The policy of an app's LOCKOUT_* settings."""
+        return cls(
+            threshold=int(config["LOCKOUT_THRESHOLD"]),
+            base_delay=int(config["LOCKOUT_BASE_DELAY"]),
+            max_delay=int(config["LOCKOUT_MAX_DELAY"]),
+            window=int(config["LOCKOUT_WINDOW"]),
+            familiar_ip_lifetime=int(config["LOCKOUT_FAMILIAR_IP_LIFETIME"]),
+        )
 
     def delay(self, failures: int) -> int:
         """Seconds the next check waits after the failures-th failure; 0 below the threshold."""

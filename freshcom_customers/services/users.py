@@ -1,4 +1,9 @@
-"""Users: creation, authentication, suspension. Standard users are staff; managed ones have one account."""
+"""User primitives: creation, authentication, roles, suspension, sessions and passwords.
+
+Standard users are staff (through memberships); managed users belong to one account. Who may
+create or change which user through the API is services/user_management.py; a customer's
+user is kept in step with its customer by services/customers.py.
+"""
 
 import uuid
 from contextlib import contextmanager
@@ -6,30 +11,15 @@ from contextlib import contextmanager
 from sqlalchemy import select
 
 from freshcom_customers import identifiers
-from freshcom_customers.errors import (
-    AccessDenied,
-    FieldError,
-    InvalidCredentials,
-    Taken,
-    ValidationFailed,
-    WrongPassword,
-    invalid,
-)
+from freshcom_customers.errors import InvalidCredentials, Taken, WrongPassword, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import (
-    MANAGED_ROLES,
-    STAFF_ROLES,
-    Account,
-    AccountMembership,
-    Customer,
-    RefreshToken,
-    User,
-)
+from freshcom_customers.models import Account, AccountMembership, RefreshToken, User
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
-from freshcom_customers.services import accounts, customers, one_time_tokens, passwords
+from freshcom_customers.services import one_time_tokens, passwords
 from freshcom_customers.services.database import flush, get_in_account
 
+USER_STATUSES = ("active", "suspended")
 # Both columns hold 254 characters, and NFKC or case folding can lengthen a value ("ß" → "ss").
 _STORED_LENGTH = User.__table__.c.username.type.length
 
@@ -152,104 +142,9 @@ def revoke_sessions(user: User) -> None:
     revoke_refresh_tokens(user)
 
 
-def login(account_reference: str | None, username: str, password: str) -> tuple[User, Account]:
-    """Authenticate for a token: a managed user of the referenced account, else a standard
-    user for their default account. Unknown accounts fail like wrong passwords, at equal cost.
-    """
-    account = None
-    if account_reference is not None:
-        account = accounts.find_by_reference(account_reference)
-        if account is None:
-            passwords.dummy_verify()
-            raise InvalidCredentials()
-    user = authenticate(account, username, password)
-    account = account or user.default_account
-    if account is None:
-        raise InvalidCredentials()
-    return user, account
-
-
-# Managing users through the API. A customer user is one face of its customer: its changes
-# go through services.customers, so both rows follow the same rules.
-
-USER_STATUSES = ("active", "suspended")
-# Owners are standard users made by `flask accounts create`; no one grants the role.
-ASSIGNABLE_ROLES = tuple(role for role in STAFF_ROLES if role != "owner")
-# customer < read_only < ... < administrator < owner: no one grants or manages a higher role.
-_RANK = {role: rank for rank, role in enumerate(MANAGED_ROLES)}
-_CUSTOMER_STATUS = {"active": "registered", "suspended": "suspended"}
-_PROFILE_FIELDS = ("name", "first_name", "last_name", "phone_number")
-
-
-def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
-    """Create a managed user: a guest registers a customer user (with its customer), staff a staff user."""
-    if by_role == "guest":
-        return _register_customer_user(account, attrs)
-    _require_staff_fields(attrs)
-    _check_grantable(attrs["role"], by_role)
-    user = create_managed_user(
-        account,
-        username=attrs.get("username") or attrs["email"],
-        password=attrs["password"],
-        role=attrs["role"],
-        status=attrs.get("status", "active"),
-        email=attrs.get("email"),
-        **{field: attrs[field] for field in _PROFILE_FIELDS if field in attrs},
-    )
-    _derive_name(user, attrs)
-    with username_clash_on_email(attrs):
-        flush()
-    return user
-
-
 def get_managed_user(account: Account, user_id) -> User:
     """The managed user of account with this id; NotFound for standard users and other accounts'."""
     return get_in_account(User, account, user_id, "user")
-
-
-def update_user(user: User, attrs: dict, *, by_role: str) -> User:
-    """Apply staff's partial update; a role or status change ends the user's access tokens."""
-    _check_outranked(user, by_role)
-    if "password" in attrs:
-        raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
-    customer = _customer_of(user)
-    if customer is not None:
-        _update_customer_user(customer, attrs)
-        return user
-    role = attrs.get("role", user.role)
-    if role != user.role:
-        _check_grantable(role, by_role)
-        user.role = role
-        user.token_generation += 1  # access tokens carry the role; refresh tokens read it afresh
-    if attrs.get("status", user.status) != user.status:
-        if attrs["status"] == "suspended":
-            suspend(user)
-        else:
-            reactivate(user)
-    _apply_profile(user, attrs)
-    with username_clash_on_email(attrs):
-        flush()
-    return user
-
-
-def update_own_user(user: User, attrs: dict, *, role: str, session_family: uuid.UUID | None = None) -> User:
-    """Apply the caller's partial update to their own user; role and status are staff's to change.
-
-    A new password needs the current one and ends the user's other sessions: every refresh
-    token family but session_family, the caller's own.
-    """
-    if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
-        raise AccessDenied("Your own role and status are changed by staff.")
-    customer = _customer_of(user)
-    if "password" in attrs:
-        change_password(user, attrs.get("current_password"), attrs["password"], keep_family=session_family)
-    if customer is not None:
-        _update_customer_user(customer, attrs, by_customer=True)
-        return user
-    _apply_profile(user, attrs)
-    with username_clash_on_email(attrs):
-        flush()
-    return user
 
 
 def change_password(
@@ -281,34 +176,10 @@ def revoke_refresh_tokens(user: User, *, except_family: uuid.UUID | None = None)
     db.session.execute(query.values(revoked_at=utcnow()))
 
 
-def delete_user(user: User, *, by_role: str) -> None:
-    """Delete a managed user; a customer user goes with its customer, whose orders are kept."""
-    _check_outranked(user, by_role)
-    customer = _customer_of(user)
-    if customer is not None:
-        customers.delete_customer(customer)
-        return
-    db.session.delete(user)
-    flush()
-
-
-def _register_customer_user(account: Account, attrs: dict) -> User:
-    if attrs.get("role", "customer") != "customer":
-        raise AccessDenied("A guest may only create customer users.")
-    fields = {k: v for k, v in attrs.items() if k in (*customers.PROFILE_FIELDS, "username", "password")}
-    status = _CUSTOMER_STATUS[attrs.get("status", "active")]
-    return customers.create_customer(account, {**fields, "status": status}, by_guest=True).user
-
-
-def _update_customer_user(customer: Customer, attrs: dict, *, by_customer: bool = False) -> None:
-    """Change a customer user through its customer, which copies the profile back to the user."""
-    if attrs.get("role", "customer") != "customer":
-        raise invalid("role", "invalid", "A customer's user keeps the customer role.")
-    changes = {k: v for k, v in attrs.items() if k in (*customers.PROFILE_FIELDS, "username")}
-    if "status" in attrs:
-        changes["status"] = _CUSTOMER_STATUS[attrs["status"]]
-    with username_clash_on_email(attrs):
-        customers.update_customer(customer, changes, by_customer=by_customer)
+def mark_email_unverified(user: User) -> None:
+    """A new address is unproven until its owner follows a verification link."""
+    user.email_verified = False
+    user.email_verified_at = None
 
 
 @contextmanager
@@ -320,57 +191,3 @@ def username_clash_on_email(attrs: dict):
         if e.errors[0].field == "username" and not attrs.get("username"):
             raise Taken("email") from e
         raise
-
-
-def _apply_profile(user: User, attrs: dict) -> None:
-    """Set a staff or standard user's profile; a username that was the email follows it."""
-    old_email = user.email
-    for field in _PROFILE_FIELDS:
-        if field in attrs:
-            setattr(user, field, attrs[field])
-    _derive_name(user, attrs)
-    if "email" in attrs:
-        user.email = email_address(attrs["email"])
-    if user.email != old_email:
-        mark_email_unverified(user)
-    if attrs.get("username"):
-        user.username = canonical_username(attrs["username"])
-    elif user.email and username_was_email(user, old_email):
-        user.username = canonical_username(user.email)
-
-
-def mark_email_unverified(user: User) -> None:
-    """A new address is unproven until its owner follows a verification link."""
-    user.email_verified = False
-    user.email_verified_at = None
-
-
-def _derive_name(user: User, attrs: dict) -> None:
-    if "name" not in attrs and ({"first_name", "last_name"} & attrs.keys()):
-        user.name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
-
-
-def _require_staff_fields(attrs: dict) -> None:
-    missing = [field for field in ("password", "role") if not attrs.get(field)]
-    if not (attrs.get("username") or attrs.get("email")):
-        missing.append("username")
-    if missing:
-        raise ValidationFailed(
-            *(FieldError(f, "required", f"{f.capitalize()} is required.") for f in missing)
-        )
-
-
-def _check_grantable(role: str, by_role: str) -> None:
-    if role not in ASSIGNABLE_ROLES:
-        raise invalid("role", "inclusion", f"Role must be one of: {', '.join(ASSIGNABLE_ROLES)}.")
-    if _RANK[role] > _RANK[by_role]:
-        raise AccessDenied(f"The {by_role} role may not grant the {role} role.")
-
-
-def _check_outranked(user: User, by_role: str) -> None:
-    if _RANK.get(user.role, 0) > _RANK[by_role]:
-        raise AccessDenied(f"The {by_role} role may not manage a user with the {user.role} role.")
-
-
-def _customer_of(user: User) -> Customer | None:
-    return db.session.scalar(select(Customer).where(Customer.user_id == user.id))

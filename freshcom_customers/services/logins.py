@@ -1,0 +1,207 @@
+"""Logging in with a password: the use case behind the password grant, and the current password
+a signed-in user gives to set a new one (docs/decisions.md, "Brute-force protection").
+
+A login resolves the account once, applies the rate limits and the soft lockout
+(services/lockouts.py) to its account+username and client address, verifies the password,
+records the attempt (security events ``login_failed`` and ``lockout``) and returns the user,
+the account and the role. Unknown accounts, unknown usernames and wrong passwords take the
+same steps at the same cost: one hash verify, one failure counted, one event.
+
+What depends on the request is passed in, as Warehouse's ``DatabaseUserService(session,
+ratelimiters=..., remote_addr=...)`` takes it: the app's throttle (http/throttling.Throttle,
+None when throttling is off), which raises its own 429 when a rate limit is used up, and the
+client's address.
+
+A second factor (two-factor, passkeys) slots into ``Login.with_password`` after the password
+is verified, inside the attempt.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import current_app
+
+from freshcom_customers import identifiers
+from freshcom_customers.errors import DomainError, InvalidCredentials, WrongPassword
+from freshcom_customers.models import Account, User
+from freshcom_customers.observability import security_events
+from freshcom_customers.services import accounts, passwords, users
+from freshcom_customers.services.lockouts import Lockouts, Policy
+
+
+class LockedOut(DomainError):
+    """Too many failed passwords for this account+username: no password is checked until retry_after."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"locked out for {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Throttle(Protocol):
+    """The app's rate limits over its shared storage; http/throttling.Throttle is the one in use.
+
+    run(operation) calls operation with a backend of hit, check and count (by limit name and
+    identity) and the limits' storage, where the lockout keeps its counters.
+    """
+
+    prefix: str
+    clock: Callable[[], float]
+
+    def run(self, operation: Callable): ...
+
+    def tag(self, *parts: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    user: User
+    account: Account
+    role: str
+
+
+class Login:
+    """Password logins from one client: client_ip is where its attempts count from."""
+
+    def __init__(self, throttle: Throttle | None, client_ip: str):
+        self.throttle = throttle
+        self.client_ip = client_ip
+
+    def with_password(self, account_reference: str | None, username: str, password: str) -> LoggedIn:
+        """Log in a managed user of the referenced account, else a standard user to their default account.
+
+        Every refusal is InvalidCredentials, or LockedOut while the account+username waits.
+        """
+        account = accounts.find_by_reference(account_reference) if account_reference is not None else None
+        with self._attempt(_account_id(account), _account_key(account_reference, account), username):
+            user, account = _password_verified(account_reference, account, username, password)
+            # The password is right and the account known: a second factor slots in here.
+        role = users.role_in(user, account)
+        if role is None:
+            raise InvalidCredentials()  # the password was right, so no failure is counted
+        return LoggedIn(user, account, role)
+
+    @contextmanager
+    def current_password(self, user: User) -> Iterator[None]:
+        """Guard the current password a signed-in user gives to set a new one (PATCH /v1/user).
+
+        A WrongPassword raised inside counts against the same account+username as failed logins,
+        so a stolen access token gains no extra guesses; LockedOut while it waits.
+        """
+        account_id = str(user.account_id) if user.is_managed else None
+        with self._attempt(account_id, account_id or "standard", user.username, failure=WrongPassword):
+            yield
+
+    @contextmanager
+    def _attempt(
+        self,
+        account_id: str | None,
+        account_key: str,
+        username: str,
+        failure: type[Exception] = InvalidCredentials,
+    ) -> Iterator[None]:
+        """Check the limits and the lockout, run the check inside, then count its failure or success."""
+        name = identifiers.canonical(username)
+        counters = self._counters(account_key, name)
+        counters.before()
+        try:
+            yield
+        except failure:
+            fields = {"account_id": account_id, "username": name, "ip": self.client_ip}
+            security_events.record("login_failed", **fields)
+            delay = counters.failed()
+            if delay:
+                security_events.record("lockout", **fields, seconds=delay)
+            raise
+        counters.succeeded()
+
+    def _counters(self, account_key: str, name: str) -> "_Counters | _Unthrottled":
+        if self.throttle is None:
+            return _Unthrottled()
+        return _Counters(self.throttle, account_key, name, self.client_ip)
+
+
+class _Counters:
+    """One attempt's counters in the throttle's storage: per IP, per account+username, and the lockout."""
+
+    def __init__(self, throttle: Throttle, account_key: str, name: str, ip: str):
+        self.throttle = throttle
+        self.ip = ip
+        # Opaque keys: the storage never holds a username (usually an email) in clear.
+        self.subject = throttle.tag(account_key, name)
+        self.address = throttle.tag("ip", ip)
+        self.policy = Policy.from_config(current_app.config)
+
+    def before(self) -> None:
+        """The throttle's 429 when the IP or the account+username is over a limit; LockedOut while locked."""
+        self.throttle.run(self._before)
+
+    def failed(self) -> int:
+        """Count a failure; return the lockout delay it starts (0 when none)."""
+        return self.throttle.run(self._failed)
+
+    def succeeded(self) -> None:
+        """Reset the lockout and make the address familiar to the account+username."""
+        self.throttle.run(self._succeeded)
+
+    def _before(self, backend) -> None:
+        backend.hit("login_per_ip", self.ip)
+        backend.check("login_per_username", self.subject)
+        lockouts = self._lockouts(backend)
+        wait = lockouts.remaining(lockouts.scope(self.subject, self.address))
+        if wait:
+            raise LockedOut(wait)
+
+    def _failed(self, backend) -> int:
+        backend.count("login_per_username", self.subject)
+        lockouts = self._lockouts(backend)
+        return lockouts.failed(lockouts.scope(self.subject, self.address))
+
+    def _succeeded(self, backend) -> None:
+        lockouts = self._lockouts(backend)
+        lockouts.succeeded(self.subject, self.address, lockouts.scope(self.subject, self.address))
+
+    def _lockouts(self, backend) -> Lockouts:
+        return Lockouts(backend.storage, self.policy, f"{self.throttle.prefix}/lockout", self.throttle.clock)
+
+
+class _Unthrottled:
+    """The counters while throttling is off: nothing is limited, nothing locks."""
+
+    def before(self) -> None:
+        pass
+
+    def failed(self) -> int:
+        return 0
+
+    def succeeded(self) -> None:
+        pass
+
+
+def _password_verified(
+    reference: str | None, account: Account | None, username: str, password: str
+) -> tuple[User, Account]:
+    """The active user these credentials name and the account they log in to, or InvalidCredentials.
+
+    An unknown account costs a hash verify, as an unknown user and a wrong password do.
+    """
+    if reference is not None and account is None:
+        passwords.dummy_verify()
+        raise InvalidCredentials()
+    user = users.authenticate(account, username, password)
+    account = account or user.default_account  # a standard user logs in to their default account
+    if account is None:
+        raise InvalidCredentials()
+    return user, account
+
+
+def _account_id(account: Account | None) -> str | None:
+    return str(account.id) if account is not None else None
+
+
+def _account_key(reference: str | None, account: Account | None) -> str:
+    """Whose usernames this one is counted among: the account, the same under each spelling."""
+    if account is not None:
+        return str(account.id)
+    return "standard" if reference is None else f"unknown:{reference.lower()}"

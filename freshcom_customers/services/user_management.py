@@ -1,0 +1,143 @@
+"""Managing users through the API (/v1/users, /v1/user): who may create, change or delete whom.
+
+A customer's user is one face of its customer: its changes go through services.customers,
+which keeps both rows in step. Staff and standard users are changed here, on the primitives
+of services.users.
+"""
+
+import uuid
+
+from freshcom_customers.errors import AccessDenied, FieldError, ValidationFailed, invalid
+from freshcom_customers.extensions import db
+from freshcom_customers.models import MANAGED_ROLES, STAFF_ROLES, Account, User
+from freshcom_customers.services import customers, users
+from freshcom_customers.services.database import flush
+
+# Owners are standard users made by `flask accounts create`; no one grants the role.
+ASSIGNABLE_ROLES = tuple(role for role in STAFF_ROLES if role != "owner")
+# customer < read_only < ... < administrator < owner: no one grants or manages a higher role.
+_RANK = {role: rank for rank, role in enumerate(MANAGED_ROLES)}
+_PROFILE_FIELDS = ("name", "first_name", "last_name", "phone_number")
+
+
+def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
+    """Create a managed user: a guest registers a customer user (with its customer), staff a staff user."""
+    if by_role == "guest":
+        return customers.register_customer_user(account, attrs)
+    _require_staff_fields(attrs)
+    _check_grantable(attrs["role"], by_role)
+    user = users.create_managed_user(
+        account,
+        username=attrs.get("username") or attrs["email"],
+        password=attrs["password"],
+        role=attrs["role"],
+        status=attrs.get("status", "active"),
+        email=attrs.get("email"),
+        **{field: attrs[field] for field in _PROFILE_FIELDS if field in attrs},
+    )
+    _derive_name(user, attrs)
+    with users.username_clash_on_email(attrs):
+        flush()
+    return user
+
+
+def update_user(user: User, attrs: dict, *, by_role: str) -> User:
+    """Apply staff's partial update; a role or status change ends the user's access tokens."""
+    _check_outranked(user, by_role)
+    if "password" in attrs:
+        raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
+    customer = customers.of_user(user)
+    if customer is not None:
+        customers.update_customer_user(customer, attrs)
+        return user
+    role = attrs.get("role", user.role)
+    if role != user.role:
+        _check_grantable(role, by_role)
+        user.role = role
+        user.token_generation += 1  # access tokens carry the role; refresh tokens read it afresh
+    if attrs.get("status", user.status) != user.status:
+        if attrs["status"] == "suspended":
+            users.suspend(user)
+        else:
+            users.reactivate(user)
+    _apply_profile(user, attrs)
+    with users.username_clash_on_email(attrs):
+        flush()
+    return user
+
+
+def update_own_user(user: User, attrs: dict, *, role: str, session_family: uuid.UUID | None = None) -> User:
+    """Apply the caller's partial update to their own user; role and status are staff's to change.
+
+    A new password needs the current one and ends the user's other sessions: every refresh
+    token family but session_family, the caller's own.
+    """
+    if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
+        raise AccessDenied("Your own role and status are changed by staff.")
+    customer = customers.of_user(user)
+    if "password" in attrs:
+        users.change_password(
+            user, attrs.get("current_password"), attrs["password"], keep_family=session_family
+        )
+    if customer is not None:
+        customers.update_customer_user(customer, attrs, by_customer=True)
+        return user
+    _apply_profile(user, attrs)
+    with users.username_clash_on_email(attrs):
+        flush()
+    return user
+
+
+def delete_user(user: User, *, by_role: str) -> None:
+    """Delete a managed user; a customer user goes with its customer, whose orders are kept."""
+    _check_outranked(user, by_role)
+    customer = customers.of_user(user)
+    if customer is not None:
+        customers.delete_customer(customer)
+        return
+    db.session.delete(user)
+    flush()
+
+
+def _apply_profile(user: User, attrs: dict) -> None:
+    """Set a staff or standard user's profile; a username that was the email follows it."""
+    old_email = user.email
+    for field in _PROFILE_FIELDS:
+        if field in attrs:
+            setattr(user, field, attrs[field])
+    _derive_name(user, attrs)
+    if "email" in attrs:
+        user.email = users.email_address(attrs["email"])
+    if user.email != old_email:
+        users.mark_email_unverified(user)
+    if attrs.get("username"):
+        user.username = users.canonical_username(attrs["username"])
+    elif user.email and users.username_was_email(user, old_email):
+        user.username = users.canonical_username(user.email)
+
+
+def _derive_name(user: User, attrs: dict) -> None:
+    if "name" not in attrs and ({"first_name", "last_name"} & attrs.keys()):
+        user.name = " ".join(p for p in (user.first_name, user.last_name) if p) or None
+
+
+def _require_staff_fields(attrs: dict) -> None:
+    missing = [field for field in ("password", "role") if not attrs.get(field)]
+    if not (attrs.get("username") or attrs.get("email")):
+        missing.append("username")
+    if missing:
+        raise ValidationFailed(
+            *(FieldError(f, "required", f"{f.capitalize()} is required.") for f in missing)
+        )
+
+
+def _check_grantable(role: str, by_role: str) -> None:
+    if role not in ASSIGNABLE_ROLES:
+        raise invalid("role", "inclusion", f"Role must be one of: {', '.join(ASSIGNABLE_ROLES)}.")
+    if _RANK[role] > _RANK[by_role]:
+        raise AccessDenied(f"The {by_role} role may not grant the {role} role.")
+
+
+def _check_outranked(user: User, by_role: str) -> None:
+    if _RANK.get(user.role, 0) > _RANK[by_role]:
+        raise AccessDenied(f"The {by_role} role may not manage a user with the {user.role} role.")

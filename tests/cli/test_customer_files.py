@@ -1,0 +1,235 @@
+"""The import's and export's files: CSV and JSON Lines, either casing, line numbers, rows checked.
+
+These run the files through the import service as the command does; the service's own rules
+are tested with plain rows in tests/services/test_customer_import.py.
+"""
+
+import io
+import json
+
+import pytest
+from argon2 import PasswordHasher
+from marshmallow import fields
+from sqlalchemy import func, select
+
+from freshcom_customers.api.customers import CustomerSchema
+from freshcom_customers.cli import customer_files
+from freshcom_customers.models import Customer, User
+from freshcom_customers.services import customer_export, customer_import, customers
+
+ARGON2ID = PasswordHasher(memory_cost=2048, time_cost=1, parallelism=2).hash("legacy-pass-2")
+BCRYPT = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+
+
+def run(account, text: str, file_format: str = "jsonl", **options) -> dict:
+    """Import text into account; return the counts and the failures as {line: reason}."""
+    rows = customer_files.read_rows(io.StringIO(text), file_format)
+    summary = {"created": 0, "skipped": 0, "failures": {}}
+    for batch in customer_import.import_customers(account.live, rows, **options):
+        summary["created"] += batch.created
+        summary["skipped"] += batch.skipped
+        summary["failures"].update({f.line: customer_files.reason(f) for f in batch.failures})
+    return summary
+
+
+def jsonl(*records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def customer(session, account, email) -> Customer | None:
+    return session.scalar(
+        select(Customer).where(Customer.account_id == account.live.id, Customer.email == email)
+    )
+
+
+def count(session, model, account) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(model.account_id == account.live.id))
+
+
+def test_columns_are_read_in_camel_or_snake_case(session, account):
+    text = 'email,firstName,last_name,phoneNumber,customData\nann@x.test,Ann,Lee,555,"{""vip"": true}"\n'
+    assert run(account, text, "csv") == {"created": 1, "skipped": 0, "failures": {}}
+    ann = customer(session, account, "ann@x.test")
+    assert (ann.name, ann.phone_number, ann.custom_data, ann.status) == (
+        "Ann Lee",
+        "555",
+        {"vip": True},
+        "guest",
+    )
+
+
+def test_empty_cells_and_nulls_are_absent(session, account):
+    run(account, "email,code,label\nann@x.test,,\n", "csv")
+    run(account, jsonl({"email": "bob@x.test", "code": None, "status": None}))
+    assert customer(session, account, "ann@x.test").code is None
+    assert customer(session, account, "bob@x.test").status == "guest"
+
+
+def test_read_only_fields_of_an_export_are_ignored(session, account):
+    record = {"id": "not-an-id", "email": "ann@x.test", "emailVerified": True, "insertedAt": "2020-01-01"}
+    assert run(account, jsonl(record))["created"] == 1
+    assert customer(session, account, "ann@x.test").email_verified is False
+
+
+def test_csv_lines_count_the_line_breaks_inside_quoted_cells(session, account):
+    text = 'email,description\na@x.test,"two\nlines"\nnot-an-email,x\n'
+    assert run(account, text, "csv")["failures"] == {4: "email: Not a valid email address."}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("email,shoeSize\n", "Unknown columns: shoe_size"),
+        ("email,Email\n", "Repeated columns: email"),
+    ],
+)
+def test_a_bad_csv_header_stops_the_import(session, account, text, message):
+    with pytest.raises(customer_files.ImportFileError, match=message):
+        run(account, text, "csv")
+
+
+def test_an_unknown_column_is_reported_with_the_known_ones(session, account):
+    with pytest.raises(customer_files.ImportFileError) as raised:
+        run(account, "email,shoeSize\n", "csv")
+    assert str(raised.value) == (
+        "Unknown columns: shoe_size. Known: status, code, name, firstName, lastName, email, phoneNumber, "
+        "label, caption, description, customData, username, password, passwordHash."
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"email": "nope"}, "email: Not a valid email address."),
+        ({"email": "a@x.test", "status": "vip"}, "status: Must be one of: guest, registered, suspended."),
+        ({"email": "a@x.test", "code": "C" * 65}, "code: Longer than maximum length 64."),
+        ({"email": "a@x.test", "customData": [1]}, "customData: Not a valid mapping type."),
+        ({"email": "a@x.test", "shoeSize": 44}, "shoeSize: Unknown field."),
+        (
+            {
+                "email": "a@x.test",
+                "status": "registered",
+                "password": "long enough 1",
+                "passwordHash": ARGON2ID,
+            },
+            "passwordHash: Give a password or its hash, not both.",
+        ),
+        (
+            {"email": "a@x.test", "status": "registered", "passwordHash": BCRYPT},
+            "passwordHash: Not an argon2 hash; bcrypt and other schemes are not accepted.",
+        ),
+        (
+            {"email": "a@x.test", "status": "registered", "passwordHash": "$argon2id$v=19$m=1024$nonsense"},
+            "passwordHash: Not an argon2 hash; bcrypt and other schemes are not accepted.",
+        ),
+    ],
+)
+def test_a_bad_row_is_reported_and_written_not_at_all(session, account, record, reason):
+    summary = run(account, jsonl({"email": "first@x.test"}, record))
+    assert summary["failures"] == {2: reason}
+    assert summary["created"] == 1
+    assert count(session, Customer, account) == 1
+    assert count(session, User, account) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"email": "a@x.test",\n', "Not valid JSON: Expecting property name enclosed in double quotes"),
+        ("[1, 2]\n", "A line must be a JSON object."),
+    ],
+)
+def test_an_unreadable_json_line_is_reported(session, account, text, reason):
+    summary = run(account, jsonl({"email": "first@x.test"}) + text + jsonl({"email": "third@x.test"}))
+    assert summary["failures"][2].startswith(reason)
+    assert summary["created"] == 2
+
+
+def test_csv_reports_bad_custom_data_and_a_short_row(session, account):
+    text = 'email,customData\na@x.test,{oops\nb@x.test,"[1]"\nc\nd@x.test,\n'
+    summary = run(account, text, "csv")
+    assert summary["failures"] == {
+        2: "customData: Not valid JSON: Expecting property name enclosed in double quotes at character 2.",
+        3: "customData: Not a valid mapping type.",
+        4: "1 values for 2 columns.",
+    }
+    assert summary["created"] == 1
+
+
+def test_an_invalid_email_still_counts_as_taken_in_the_file(session, account):
+    text = jsonl({"email": "nope", "status": "vip"}, {"email": "NOPE"})
+    assert run(account, text)["failures"] == {
+        1: "status: Must be one of: guest, registered, suspended.; email: Not a valid email address.",
+        2: "email: Also on line 1 of the file.; email: Not a valid email address.",
+    }
+
+
+def test_a_rows_errors_come_in_the_columns_declared_order_on_every_run(session, account):
+    """A report of a re-run is the report of the first run, whatever order a row gives its fields."""
+    text = jsonl({"customData": [1], "username": "a", "email": "nope", "shoeSize": 1, "code": "C" * 65})
+    assert run(account, text)["failures"] == {
+        1: "code: Longer than maximum length 64.; email: Not a valid email address.; "
+        "customData: Not a valid mapping type.; username: Length must be between 3 and 254.; "
+        "shoeSize: Unknown field."
+    }
+
+
+def test_the_row_schema_checks_what_the_api_checks():
+    api = {name: f for name, f in CustomerSchema().fields.items() if not f.dump_only}
+    rows = customer_files.RowSchema().fields
+    assert set(rows) == {*api, "password_hash"}
+    for name, api_field in api.items():
+        assert type(rows[name]) is type(api_field), name
+        assert rows[name].allow_none == api_field.allow_none, name
+        assert [repr(v) for v in rows[name].validators] == [repr(v) for v in api_field.validators], name
+    assert isinstance(rows["password_hash"], fields.String)
+
+
+# Export
+
+
+def test_export_streams_every_customer_oldest_first_without_hashes(session, account, other_account):
+    run(
+        account,
+        jsonl({"email": "a@x.test"}, {"email": "b@x.test", "status": "registered", "passwordHash": ARGON2ID}),
+    )
+    customers.create_customer(other_account.live, {"email": "not-ours@x.test"})
+    records = list(customer_files.records(customer_export.export_customers(account.live)))
+    assert [r["email"] for r in records] == ["a@x.test", "b@x.test"]
+    assert records[1]["username"] == "b@x.test"
+    assert all("passwordHash" not in r for r in records)
+    assert records[0]["insertedAt"].endswith("Z")
+    exported = customer_export.export_customers(account.live, password_hashes=True)
+    hashes = [r["passwordHash"] for r in customer_files.records(exported)]
+    assert hashes == [None, ARGON2ID]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_an_export_imports_into_another_account_as_the_same_customers(
+    session, account, other_account, file_format
+):
+    run(
+        account,
+        jsonl(
+            {
+                "email": "a@x.test",
+                "firstName": "Ann",
+                "customData": {"tier": 2, "tags": ["a"]},
+                "label": "vip",
+            },
+            {"code": "C-2", "description": 'line one\nline two, "quoted"', "phoneNumber": "+1 555"},
+            {"email": "c@x.test", "status": "registered", "passwordHash": ARGON2ID, "username": "cee"},
+            {"email": "d@x.test", "status": "suspended", "password": "long enough 1", "caption": "é ✓"},
+        ),
+    )
+    stream = io.StringIO()
+    exported = customer_export.export_customers(account.live, password_hashes=True)
+    assert customer_files.write_customers(exported, stream, file_format, password_hashes=True) == 4
+    assert run(other_account, stream.getvalue(), file_format) == {"created": 4, "skipped": 0, "failures": {}}
+    assert _comparable(other_account) == _comparable(account)
+
+
+def _comparable(account) -> list[dict]:
+    volatile = ("id", "insertedAt", "updatedAt")
+    records = customer_files.records(customer_export.export_customers(account.live, password_hashes=True))
+    return [{k: v for k, v in r.items() if k not in volatile} for r in records]
