@@ -1,16 +1,23 @@
 """GET /health: 200 when the service, its database and its schema are ready; 503 naming what is not.
 
-One query: the schema's revision, which also shows that the database answers.
+One query: the schema's revision, which also shows that the database answers. Both answers
+carry the version being served, so a rolling deploy shows which hosts run which release.
 """
 
 from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
+from freshcom_customers import __version__
 from freshcom_customers.http import schema
 from freshcom_customers.http.contracts import STRING, Shape, contract, object_schema
 
 bp = Blueprint("health", __name__)
-HEALTH = Shape("Health", object_schema({"status": STRING, "database": STRING}, ("status", "database")))
+HEALTH = Shape(
+    "Health",
+    object_schema(
+        {"status": STRING, "database": STRING, "version": STRING}, ("status", "database", "version")
+    ),
+)
 
 
 @bp.get("/health")
@@ -22,8 +29,12 @@ def health():
         return _unavailable(database="unavailable")
     if not current:
         return _unavailable(database="ok", schema="behind")
-    return {"status": "ok", "database": "ok", "schema": "ok"}
+    return {"status": "ok", "database": "ok", "schema": "ok", "version": __version__}
 
 
 def _unavailable(**parts: str):
-    return {"status": "unavailable", **parts}, 503, {"Retry-After": str(schema.RETRY_AFTER)}
+    return (
+        {"status": "unavailable", **parts, "version": __version__},
+        503,
+        {"Retry-After": str(schema.RETRY_AFTER)},
+    )

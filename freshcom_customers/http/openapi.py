@@ -1,4 +1,4 @@
-"""GET /openapi.json (OpenAPI 3.1 of every route) and GET /docs (the same, rendered for people).
+"""GET /openapi.json: the OpenAPI 3.1 document of every route (http/docs.py renders it at /docs).
 
 Each route declares its contract next to it (http/contracts.py); this module reads the
 declarations of the app's URL map and writes them as one document, importing no face.
@@ -13,7 +13,6 @@ and fuzz every operation against it (tests/http/test_openapi_fuzz.py).
 
 import re
 from collections.abc import Mapping
-from importlib import metadata
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -21,8 +20,8 @@ from flask import Blueprint, Flask, Response, current_app, json
 from marshmallow import Schema
 from werkzeug.routing import Rule
 
-from freshcom_customers import schemas
-from freshcom_customers.http import contracts, headers
+from freshcom_customers import __version__, schemas
+from freshcom_customers.http import contracts
 from freshcom_customers.http.contracts import BEARER as BEARER  # the schemes' names, for tests and callers
 from freshcom_customers.http.contracts import CHEC_BEARER as CHEC_BEARER
 from freshcom_customers.http.contracts import CLIENT_BASIC as CLIENT_BASIC
@@ -31,33 +30,9 @@ from freshcom_customers.http.contracts import PUBLISHABLE_KEY as PUBLISHABLE_KEY
 
 bp = Blueprint("openapi", __name__)
 
-# Redoc from a CDN, pinned to one version and checked with Subresource Integrity
-# (docs/decisions.md): the hash is of bundles/redoc.standalone.js in the npm package.
-REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2.5.0/bundles/redoc.standalone.js"
-REDOC_INTEGRITY = "sha384-4vOjrBu7SuDWXcAw1qFznVLA/sKL+0l4nn+J1HY8w7cpa6twQEYuh4b0Cwuo7CyX"
-DOCS_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net; style-src 'unsafe-inline'; "
-    "img-src 'self' data: https://cdn.redoc.ly; font-src data:; connect-src 'self'; "
-    "worker-src blob:; frame-ancestors 'none'"
-)
-DOCS_PAGE = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>freshcom_customers API</title>
-</head>
-<body>
-<redoc spec-url="openapi.json"></redoc>
-<script src="{REDOC_URL}" integrity="{REDOC_INTEGRITY}" crossorigin="anonymous"></script>
-</body>
-</html>
-"""
-
 OPENAPI = Shape(
     "OpenApi", contracts.object_schema({"openapi": STRING, "paths": OBJECT}, ("openapi", "paths"))
 )
-HTML = Shape("", STRING, "text/html")
 
 
 class Fields:
@@ -167,7 +142,7 @@ def build(app: Flask) -> dict:
     chec_prefix = "/" + app.config["CHEC_URL_PREFIX"].strip("/")
     spec = APISpec(
         title="freshcom_customers",
-        version=_version(),
+        version=__version__,
         openapi_version="3.1.0",
         plugins=[plugin],
         info={
@@ -244,13 +219,6 @@ _STATUS_TEXT = {
 }
 
 
-def _version() -> str:
-    try:
-        return metadata.version("freshcom_customers")
-    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
-        return "0.0.0"
-
-
 def document_of(app: Flask) -> dict:
     """The app's document, built once: routes do not change after the app is created."""
     if "freshcom_openapi" not in app.extensions:
@@ -263,10 +231,3 @@ def document_of(app: Flask) -> dict:
 def document():
     body = json.dumps(document_of(current_app._get_current_object()))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-cache"})
-
-
-@bp.get("/docs")
-@contract("This document, rendered for people", tag="Discovery", responses={200: HTML})
-@headers.override({"Content-Security-Policy": DOCS_CSP, "Cache-Control": "no-cache"})
-def docs():
-    return Response(DOCS_PAGE, mimetype="text/html")

@@ -1,21 +1,26 @@
-"""GET /health: the database and its schema, in one query."""
+"""GET /health: the database and its schema, in one query, and the version served."""
+
+import tomllib
+from importlib import metadata
 
 import flask_migrate
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 
+from freshcom_customers import __version__
 from freshcom_customers.app import MIGRATIONS
 from freshcom_customers.extensions import db
 from freshcom_customers.http.schema import RETRY_AFTER
 
-BEHIND = {"status": "unavailable", "database": "ok", "schema": "behind"}
+BEHIND = {"status": "unavailable", "database": "ok", "schema": "behind", "version": __version__}
+OK = {"status": "ok", "database": "ok", "schema": "ok", "version": __version__}
 
 
 def test_health_is_ok_when_the_database_answers_at_the_head(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "schema": "ok"}
+    assert response.get_json() == OK
 
 
 def test_health_reads_the_database_once(app_on, tmp_path):
@@ -42,7 +47,7 @@ def test_health_is_503_naming_the_database_when_it_cannot_be_reached(app_on, tmp
     unreachable = app_on(f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.sqlite'}")
     response = unreachable.test_client().get("/health")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "database": "unavailable"}
+    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "version": __version__}
     assert response.headers["Retry-After"] == str(RETRY_AFTER)
 
 
@@ -59,7 +64,7 @@ def test_health_is_503_while_the_schema_is_behind_then_ok_after_the_upgrade(app_
     assert response.headers["Retry-After"] == str(RETRY_AFTER)
     with new.app_context():
         flask_migrate.upgrade()
-    assert client.get("/health").get_json() == {"status": "ok", "database": "ok", "schema": "ok"}
+    assert client.get("/health").get_json() == OK
 
 
 def test_a_revision_newer_than_the_code_counts_as_current(app_on, tmp_path):
@@ -110,3 +115,11 @@ def test_jwks_serves_the_public_key_only(client):
     assert len(keys) == 1
     assert keys[0]["kty"] == "RSA" and keys[0]["alg"] == "RS256" and keys[0]["kid"]
     assert "d" not in keys[0] and "p" not in keys[0]
+
+
+def test_the_version_served_is_the_one_pyproject_toml_gives(client):
+    """One place for the version: pyproject.toml, read from the installed package's metadata."""
+    project = tomllib.loads((MIGRATIONS.parent / "pyproject.toml").read_text())["project"]
+    assert __version__ == metadata.version("freshcom_customers") == project["version"]
+    assert client.get("/health").get_json()["version"] == __version__
+    assert client.get("/openapi.json").get_json()["info"]["version"] == __version__

@@ -1,4 +1,4 @@
-"""GET /openapi.json and /docs: every route documented, from the schemas that read requests."""
+"""GET /openapi.json: every route documented, from the schemas that read requests."""
 
 import jsonschema_rs  # schemathesis's own JSON Schema validator
 import pytest
@@ -118,25 +118,3 @@ def test_documented_shapes_match_real_answers(client, auth, account, owner, regi
     check(auth.token(grant_type="refresh_token", refresh_token=account.prt), "Token")
     check(Chec(client, account.prt).email_token("nobody@example.com").get_json(), "ChecSuccess")
     check(Chec(client, account.prt).exchange("not-a-token").get_json(), "ChecError")
-
-
-def test_docs_renders_the_document_with_a_pinned_script_and_its_own_csp(client):
-    response = client.get("/docs")
-    assert response.status_code == 200
-    assert response.mimetype == "text/html"
-    page = response.get_data(as_text=True)
-    assert '<redoc spec-url="openapi.json">' in page
-    assert f'src="{openapi.REDOC_URL}" integrity="{openapi.REDOC_INTEGRITY}"' in page
-    assert "@2.5.0/" in openapi.REDOC_URL
-    csp = response.headers["Content-Security-Policy"]
-    assert "script-src https://cdn.jsdelivr.net;" in csp
-    assert "frame-ancestors 'none'" in csp
-    assert response.headers["X-Frame-Options"] == "DENY"
-
-
-def test_only_docs_gets_the_looser_csp(client):
-    for path in ("/openapi.json", "/health"):
-        assert (
-            client.get(path).headers["Content-Security-Policy"]
-            == "default-src 'none'; frame-ancestors 'none'"
-        )
