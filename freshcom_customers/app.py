@@ -12,11 +12,12 @@ from werkzeug.exceptions import ServiceUnavailable
 from freshcom_customers import oauth2
 from freshcom_customers.config import load_config
 from freshcom_customers.errors import Unavailable
-from freshcom_customers.extensions import db, mail, migrate
+from freshcom_customers.extensions import db, migrate
 from freshcom_customers.http import cors, headers, inputs, proxy, schema, throttling
 from freshcom_customers.http import errors as http_errors
-from freshcom_customers.observability import logs
+from freshcom_customers.observability import logs, metrics
 from freshcom_customers.services import database, passwords
+from freshcom_customers.services import mail as emails
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -37,9 +38,10 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own, registered above
+    metrics.init_app(app)  # its clock starts before the other hooks, which may answer a 503
     migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
     schema.init_app(app)  # 503 until the database is migrated
-    mail.init_app(app)
+    emails.init_app(app)  # and a warning when production has no mail server
     app.extensions["freshcom_passwords"] = passwords.build_context(app.config["PASSWORD_HASH_PARAMS"])
     oauth2.init_app(app)
     throttling.init_app(app)
@@ -47,11 +49,13 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from freshcom_customers import api, chec
-    from freshcom_customers.http import health, openapi
+    from freshcom_customers.http import docs, health, openapi
     from freshcom_customers.oauth2 import views as token_views
 
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(token_views.bp)
     app.register_blueprint(api.bp)
     chec.init_app(app)

@@ -109,6 +109,17 @@ def choice(*values: str, optional: bool = False) -> Kind:
     return Kind(parse, "one of " + ", ".join(values) + (" (or empty)" if optional else ""))
 
 
+def text_of_at_least(minimum: int) -> Kind:
+    """Text of at least minimum characters, spaces around it dropped: a token nobody can guess."""
+
+    def parse(value: str) -> str:
+        if len(value.strip()) < minimum:
+            raise ValueError(value)
+        return value.strip()
+
+    return Kind(parse, f"text of at least {minimum} characters (openssl rand -hex 32 makes one)")
+
+
 def read_elsewhere(check: Callable[[object], object], accepts: str) -> Kind:
     """A string the module that reads it parses: checked with that parser now, kept as it is."""
 
@@ -253,6 +264,9 @@ SETTINGS = {
     "HSTS": Setting(TEXT, "max-age=31536000; includeSubDomains"),
     "LOG_FORMAT": Setting(choice("json", "text", optional=True)),
     "LOG_LEVEL": Setting(LOG_LEVEL, "INFO"),
+    # The bearer token Prometheus sends to GET /metrics. Without one, /metrics is 404 in
+    # production and open elsewhere (observability/metrics.py, docs/decisions.md).
+    "METRICS_TOKEN": Setting(text_of_at_least(32), secret=True),
 }
 DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
 

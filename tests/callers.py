@@ -3,14 +3,15 @@
 Shared by the Schemathesis run (tests/http/test_openapi_fuzz.py) and the hostile-input suite
 (tests/test_hostile_inputs.py): a guest token from the publishable key, customer and staff
 tokens from the password grant, a Chec JWT from a magic link sent by email and exchanged, a
-confidential client's secret from the CLI, and the ids of real rows, so that a request gets
-past authentication and the lookup of its path's ids.
+confidential client's secret from the CLI, the configured metrics token, and the ids of real
+rows, so that a request gets past authentication and the lookup of its path's ids.
 """
 
 import base64
 import uuid
 
 from freshcom_customers.chec import ids
+from freshcom_customers.http.contracts import METRICS_TOKEN
 from freshcom_customers.http.openapi import BEARER, CHEC_BEARER, CLIENT_BASIC, PUBLISHABLE_KEY
 from freshcom_customers.services import users
 from tests.chec.conftest import Chec, link_of, token_of
@@ -65,11 +66,13 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
         "client_id": confidential["clientId"],
         "client_secret": confidential["clientSecret"],
         "basic": "Basic " + base64.b64encode(basic.encode()).decode(),
+        "metrics": client.application.config["METRICS_TOKEN"],
         # Real ids for positive cases, so that they reach past the lookup.
         "native_ids": {
             "customer_id": customer["id"],
             "order_id": order.get_json()["data"]["id"],
             "user_id": str(staff_user.id),
+            "name": "docs.js",  # /docs/{name}: a file the rendered document loads
         },
         "chec_ids": {
             "customer_id": exchanged.get_json()["customer_id"],
@@ -94,6 +97,8 @@ def auth_headers(method: str, path: str, definition: dict, credentials: dict, ro
         return {"X-Authorization": credentials["prt"]}
     if CHEC_BEARER in schemes:
         return {"Authorization": f"Bearer {credentials['chec']}"}
+    if METRICS_TOKEN in schemes:
+        return {"Authorization": f"Bearer {credentials['metrics']}"}
     if CLIENT_BASIC in schemes and not optional:
         return {"Authorization": credentials["basic"]}
     if BEARER in schemes:

@@ -84,6 +84,8 @@ def app_config(database_uri, jwt_key_file):
         "PASSWORD_HASH_PARAMS": TEST_HASH_PARAMS,
         # The suite logs in many times from one address; tests/http/test_throttling.py turns it on.
         "RATELIMIT_ENABLED": False,
+        # GET /metrics as production has it: behind a token (tests/callers.py sends it).
+        "METRICS_TOKEN": "test-metrics-token-of-at-least-32-characters",
     }
 
 

@@ -21,6 +21,7 @@ BEARER = "bearerAuth"
 PUBLISHABLE_KEY = "publishableKey"
 CHEC_BEARER = "checBearer"
 CLIENT_BASIC = "clientBasic"
+METRICS_TOKEN = "metricsToken"
 SECURITY_SCHEMES = {
     BEARER: {
         "type": "http",
@@ -45,6 +46,11 @@ SECURITY_SCHEMES = {
         "scheme": "basic",
         "description": "A confidential client's id and secret (client_secret_basic; "
         "client_secret_post sends them as client_id and client_secret in the body instead).",
+    },
+    METRICS_TOKEN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "FRESHCOM_METRICS_TOKEN, which the Prometheus server sends.",
     },
 }
 

@@ -5,7 +5,8 @@ migration is still running) would otherwise answer 500 to every request that mee
 table or column. Each request reads ``alembic_version`` while the schema is behind; once this
 process has seen it at the head it stops asking, so a request pays nothing from then on. A
 revision these migrations do not know is a newer deploy's, which migrated first: it counts as
-current. ``/health`` is not held back: it reads the revision on every call and says why.
+current. ``/health`` is not held back: it reads the revision on every call and says why; nor is
+``/metrics``, which reads no table and is most wanted while the database is down.
 """
 
 import functools
@@ -23,6 +24,7 @@ RETRY_AFTER = 5  # seconds: a migration or a restart is usually over by then
 UPGRADE = "flask --app wsgi db upgrade"
 _VERSIONS = text("SELECT version_num FROM alembic_version")
 _PROBE = text("SELECT 1")
+NOT_HELD_BACK = frozenset(("health.health", "metrics.metrics"))  # endpoints
 
 
 class SchemaBehind(ServiceUnavailable):
@@ -52,7 +54,7 @@ class Schema:
 
 
 def init_app(app: Flask) -> None:
-    """Answer every request but /health with a 503 while the schema is behind the migrations."""
+    """Answer every request but /health and /metrics with a 503 while the schema is behind the migrations."""
     app.extensions["freshcom_schema"] = Schema(app.extensions["migrate"].directory)
     app.before_request(_require_current)
 
@@ -81,7 +83,7 @@ def required(command):
 def _require_current() -> None:
     # A database that cannot be reached raises here, and each face renders that outage.
     schema = _schema()
-    if not schema.current and request.endpoint != "health.health" and not schema.check():
+    if not schema.current and request.endpoint not in NOT_HELD_BACK and not schema.check():
         raise SchemaBehind()
 
 

@@ -12,6 +12,7 @@ from freshcom_customers.http import throttling
 from freshcom_customers.oauth2.errors import LockedOutError, TooManyRequestsError
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
 from freshcom_customers.oauth2.server import AUTH_METHODS
+from freshcom_customers.observability import metrics
 from freshcom_customers.services import access_tokens, accounts, customers, logins, refresh_tokens, users
 
 
@@ -95,6 +96,7 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
         user, account = self.request.user, self.request.account
         issued = refresh_tokens.issue(user, account, self.request.client)
         response = self.token(account, issued.value, user, issued.family_id, self.request.role)
+        metrics.token_issued("password")
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
@@ -133,7 +135,9 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
     def create_token_response(self):
         token, account = self.request.refresh_token, self.request.account
         if token.is_publishable:
-            return 200, self.token(account, token.prefixed_id), self.TOKEN_RESPONSE_HEADER
+            response = self.token(account, token.prefixed_id)
+            metrics.token_issued("refresh_token_prt")
+            return 200, response, self.TOKEN_RESPONSE_HEADER
         if account.id != token.account_id:
             issued = refresh_tokens.branch(token, account)
         else:
@@ -142,4 +146,5 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
             except InvalidCredentials:
                 raise InvalidGrantError(GENERIC_FAILURE) from None
         response = self.token(account, issued.value, token.user, issued.family_id)
+        metrics.token_issued("refresh_token_urt")
         return 200, response, self.TOKEN_RESPONSE_HEADER

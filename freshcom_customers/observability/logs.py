@@ -255,8 +255,7 @@ class GunicornLogger(GunicornBaseLogger):
     """gunicorn's own logger, writing JSON lines when the service does.
 
     The app formats gunicorn's worker-side lines itself; the master's (start-up, workers
-    booting, signals, shutdown) need
-    ``gunicorn --logger-class freshcom_customers.observability.logs.GunicornLogger``.
+    booting, signals, shutdown) need this class, which gunicorn.conf.py names.
     It reads FRESHCOM_ENV and FRESHCOM_LOG_FORMAT from the environment, as the app does.
     Its access log is off: the app logs each request, without its query string's values.
     """

@@ -22,6 +22,7 @@ def send_verification(user: User) -> None:
     where = f" at {user.account.name}" if user.account else ""
     mail.send_link(
         user.email,
+        kind="email_verification",
         subject="Verify your email address",
         intro=f"Please confirm that {user.email} is your email address{where}.",
         action="Verify my email address",

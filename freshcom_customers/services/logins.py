@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flask import current_app
+from werkzeug.exceptions import TooManyRequests
 
 from freshcom_customers import identifiers
 from freshcom_customers.errors import DomainError, InvalidCredentials, WrongPassword
 from freshcom_customers.models import Account, User
-from freshcom_customers.observability import security_events
+from freshcom_customers.observability import metrics, security_events
 from freshcom_customers.services import accounts, passwords, users
 from freshcom_customers.services.lockouts import Lockouts, Policy
 
@@ -54,6 +55,14 @@ class Throttle(Protocol):
     def tag(self, *parts: str) -> str: ...
 
 
+# How a login ends, as metrics count it: the throttle's own 429 is werkzeug's TooManyRequests.
+OUTCOMES = (
+    (LockedOut, "locked_out"),
+    (InvalidCredentials, "invalid_credentials"),
+    (TooManyRequests, "throttled"),
+)
+
+
 @dataclass(frozen=True)
 class LoggedIn:
     user: User
@@ -73,14 +82,15 @@ class Login:
 
         Every refusal is InvalidCredentials, or LockedOut while the account+username waits.
         """
-        account = accounts.find_by_reference(account_reference) if account_reference is not None else None
-        with self._attempt(_account_id(account), _account_key(account_reference, account), username):
-            user, account = _password_verified(account_reference, account, username, password)
-            # The password is right and the account known: a second factor slots in here.
-        role = users.role_in(user, account)
-        if role is None:
-            raise InvalidCredentials()  # the password was right, so no failure is counted
-        return LoggedIn(user, account, role)
+        with metrics.outcome(metrics.LOGINS, OUTCOMES):
+            account = accounts.find_by_reference(account_reference) if account_reference is not None else None
+            with self._attempt(_account_id(account), _account_key(account_reference, account), username):
+                user, account = _password_verified(account_reference, account, username, password)
+                # The password is right and the account known: a second factor slots in here.
+            role = users.role_in(user, account)
+            if role is None:
+                raise InvalidCredentials()  # the password was right, so no failure is counted
+            return LoggedIn(user, account, role)
 
     @contextmanager
     def current_password(self, user: User) -> Iterator[None]:
@@ -113,6 +123,7 @@ class Login:
             delay = counters.failed()
             if delay:
                 security_events.record("lockout", **fields, seconds=delay)
+                metrics.lockout()
             raise
         counters.succeeded()
 

@@ -18,6 +18,7 @@ from freshcom_customers import identifiers, origins
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Customer
+from freshcom_customers.observability import metrics
 from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens
 
 PURPOSE = "magic_link"
@@ -58,6 +59,7 @@ def send_login_link(account: Account, email: str, base_url: str) -> None:
     token = one_time_tokens.issue(PURPOSE, customer=customer, email=customer.email, lifetime=LIFETIME)
     mail.send_link(
         customer.email,
+        kind="login_link",
         subject=f"Your login link for {account.name}",
         intro=f"Someone, hopefully you, asked to log in to {account.name} as {customer.email}.",
         action="Log in",
@@ -119,7 +121,9 @@ def start_session(customer: Customer, cid: str) -> tuple[str, int]:
     if customer.user is not None:
         claims["gen"] = customer.user.token_generation
     account = db.session.get(Account, customer.account_id)
-    return access_tokens.sign(account, claims, current_app.config["CHEC_JWT_LIFETIME"])
+    signed = access_tokens.sign(account, claims, current_app.config["CHEC_JWT_LIFETIME"])
+    metrics.token_issued("chec_magic_link")
+    return signed
 
 
 def authenticate(jwt: str) -> Session:

@@ -22,10 +22,22 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from freshcom_customers.extensions import db, mail
-from freshcom_customers.observability import logs
+from freshcom_customers.observability import logs, metrics
 
 _PENDING = "freshcom_mail_pending"
 SHUTDOWN_TIMEOUT = 10
+
+
+def init_app(app: Flask) -> None:
+    """Bind Flask-Mail; in production, warn at start when no mail server is set."""
+    mail.init_app(app)
+    if app.config["ENV"] == "production" and not app.config["MAIL_SERVER"]:
+        # Not a refusal: API.md 8 names what production refuses to start without.
+        app.logger.warning(
+            "FRESHCOM_MAIL_SERVER is not set: no email is sent (password resets, email "
+            "verification, login links); each is logged as an error, without its link, instead. "
+            "Set FRESHCOM_MAIL_SERVER (and FRESHCOM_MAIL_PORT) to an SMTP server."
+        )
 
 
 def storefront_link(path: str, **params: str) -> str:
@@ -34,7 +46,15 @@ def storefront_link(path: str, **params: str) -> str:
     return f"{base}/{path.lstrip('/')}?{urlencode(params)}"
 
 
-def send_link(to: str, *, subject: str, intro: str, action: str, link: str, outro: str) -> None:
+class LinkMessage(Message):
+    """A message and its kind (metrics.EMAIL_KINDS: password_reset, ...), by which metrics count it."""
+
+    def __init__(self, kind: str, **fields):
+        super().__init__(**fields)
+        self.kind = kind
+
+
+def send_link(to: str, *, kind: str, subject: str, intro: str, action: str, link: str, outro: str) -> None:
     """Send a short email around one link, as plain text and HTML, once the transaction commits."""
     text = f"{intro}\n\n{action}:\n{link}\n\n{outro}\n"
     html = (
@@ -43,14 +63,15 @@ def send_link(to: str, *, subject: str, intro: str, action: str, link: str, outr
         f"<p>If the button does not work, open this address:<br>{escape(link)}</p>\n"
         f"<p>{escape(outro)}</p>\n</body></html>\n"
     )
-    message = Message(subject=subject, recipients=[to], body=text, html=html)
+    message = LinkMessage(kind, subject=subject, recipients=[to], body=text, html=html)
     db.session.info.setdefault(_PENDING, []).append(message)
 
 
-def deliver(message: Message) -> None:
+def deliver(message: LinkMessage) -> None:
     """Send one message now over SMTP, or write it to the log when no mail server is set."""
     if current_app.extensions["mail"].server:
         mail.send(message)
+        metrics.email(message.kind, "sent")
     elif current_app.config["ENV"] == "production":
         # The body holds a one-time link: a log must never hold a working credential.
         current_app.logger.error(
@@ -58,6 +79,7 @@ def deliver(message: Message) -> None:
             message.subject,
             ", ".join(message.recipients),
         )
+        metrics.email(message.kind, "failed")
     else:
         current_app.logger.warning(
             "No mail server (FRESHCOM_MAIL_SERVER) is configured; this email was not sent.\n"
@@ -66,6 +88,7 @@ def deliver(message: Message) -> None:
             message.subject,
             message.body,
         )
+        metrics.email(message.kind, "logged")
 
 
 class Outbox:
@@ -116,6 +139,7 @@ class Outbox:
                     with app.app_context():
                         deliver(message)
                 except Exception:
+                    metrics.email(message.kind, "failed")
                     # No retry: the person can ask for another email. The link is not logged.
                     app.logger.exception(
                         "Could not send the email %r to %s", message.subject, ", ".join(message.recipients)

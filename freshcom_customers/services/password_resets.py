@@ -37,6 +37,7 @@ def request_reset(account: Account | None, username: str) -> None:
     where = f" at {user.account.name}" if user.account else ""
     mail.send_link(
         user.email,
+        kind="password_reset",
         subject="Reset your password",
         intro=f"Someone, hopefully you, asked to reset the password of {user.username}{where}.",
         action="Choose a new password",

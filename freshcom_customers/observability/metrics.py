@@ -1,0 +1,251 @@
+"""Prometheus metrics: what the service counts, the hooks that count requests, and GET /metrics.
+
+What is counted, by name and labels:
+
+- ``freshcom_http_requests_total`` and ``freshcom_http_request_duration_seconds`` (a histogram),
+  by ``method``, ``endpoint`` and ``status``: every request. The endpoint is the Flask endpoint
+  (``api.get_customer``), never the path, whose ids would make a series per customer;
+  ``unmatched`` when no route matched, and a method the app serves none of is ``OTHER``.
+- ``freshcom_logins_total{outcome}``: password logins (services/logins.py) by ``success``,
+  ``invalid_credentials``, ``locked_out``, ``throttled``; ``freshcom_lockouts_total``: lockouts
+  started.
+- ``freshcom_tokens_issued_total{grant}``: ``password``, ``refresh_token_prt`` (a guest token),
+  ``refresh_token_urt`` (a user's), ``chec_magic_link`` (a Chec JWT for a login link).
+- ``freshcom_emails_total{kind,outcome}``: ``password_reset``, ``email_verification``,
+  ``login_link`` by ``sent``, ``failed``, or ``logged`` (no mail server, outside production).
+- ``freshcom_security_events_total{event}``: observability/security_events.py's events.
+- ``freshcom_db_pool_size``, ``freshcom_db_pool_checked_out``, ``freshcom_db_pool_overflow``:
+  the database connection pool, kept up to date by its checkout and checkin events and summed
+  over the live workers (a scrape reaches one worker, which cannot read the others' pools).
+- ``freshcom_build_info{version}``: 1.
+
+Under gunicorn every worker writes its values to files in one directory that a scrape sums
+(prometheus_client's multiprocess mode; observability/multiprocess.py sets it up from
+gunicorn.conf.py). Elsewhere (``flask run``, the tests) the values live in the process.
+
+GET /metrics answers the Prometheus text format to a bearer token, ``FRESHCOM_METRICS_TOKEN``.
+With no token configured it is 404 in production and open elsewhere (docs/decisions.md).
+"""
+
+import hmac
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+
+from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import NotFound, Unauthorized
+
+from freshcom_customers import __version__
+from freshcom_customers.extensions import db
+from freshcom_customers.http.contracts import ERRORS, METRICS_TOKEN, STRING, Shape, contract
+
+# The text format every Prometheus server reads (prometheus_client's newest is 1.0.0).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EXPOSITION = Shape("", STRING, "text/plain")
+# Methods labelled as they are; any other a client invents is OTHER, so that it makes no series.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+UNMATCHED = "unmatched"
+LOGIN_OUTCOMES = ("success", "invalid_credentials", "locked_out", "throttled")
+GRANTS = ("password", "refresh_token_prt", "refresh_token_urt", "chec_magic_link")
+EMAIL_KINDS = ("password_reset", "email_verification", "login_link")
+EMAIL_OUTCOMES = ("sent", "failed", "logged")
+_STARTED = "freshcom.metrics_started"
+
+# No *_created series beside each counter: they double a scrape, and multiprocess mode has none.
+disable_created_metrics()
+
+REQUESTS = Counter("freshcom_http_requests", "Requests answered.", ["method", "endpoint", "status"])
+REQUEST_DURATION = Histogram(
+    "freshcom_http_request_duration_seconds",
+    "Seconds from the request's first hook to its answer.",
+    ["method", "endpoint", "status"],
+)
+LOGINS = Counter("freshcom_logins", "Password logins, by how they ended.", ["outcome"])
+LOCKOUTS = Counter("freshcom_lockouts", "Lockouts started by failed passwords.")
+TOKENS_ISSUED = Counter("freshcom_tokens_issued", "Access tokens issued, by grant.", ["grant"])
+EMAILS = Counter("freshcom_emails", "Emails, by kind and what became of them.", ["kind", "outcome"])
+SECURITY_EVENTS = Counter("freshcom_security_events", "Security events logged.", ["event"])
+# Live workers' values summed: a dead worker's pool is gone with it.
+POOL_SIZE = Gauge("freshcom_db_pool_size", "Connections the pools keep.", multiprocess_mode="livesum")
+POOL_CHECKED_OUT = Gauge("freshcom_db_pool_checked_out", "Connections in use.", multiprocess_mode="livesum")
+POOL_OVERFLOW = Gauge(
+    "freshcom_db_pool_overflow", "Connections open beyond the pools' size.", multiprocess_mode="livesum"
+)
+BUILD_INFO = Gauge("freshcom_build_info", "The running version.", ["version"], multiprocess_mode="livemax")
+
+# Every series a dashboard plots, at 0 from the start: a rate needs the series before the event.
+for _outcome in LOGIN_OUTCOMES:
+    LOGINS.labels(_outcome)
+for _grant in GRANTS:
+    TOKENS_ISSUED.labels(_grant)
+for _kind in EMAIL_KINDS:
+    for _outcome in EMAIL_OUTCOMES:
+        EMAILS.labels(_kind, _outcome)
+BUILD_INFO.labels(__version__).set(1)
+
+bp = Blueprint("metrics", __name__)
+# Each request's (counter, histogram) children by labels: one dict lookup instead of two
+# labels() calls, each taking a lock. Bounded: methods, endpoints and statuses are.
+_series: dict[tuple, tuple] = {}
+
+
+def init_app(app: Flask) -> None:
+    """Count and time every request, and publish the database pool's use (after db.init_app)."""
+    app.before_request(_start)
+    app.after_request(_record)
+    _watch_pool(app)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not is_multiprocess():
+        app.logger.warning(
+            "PROMETHEUS_MULTIPROC_DIR was set after prometheus_client was imported: "
+            "GET /metrics shows this process's counts only."
+        )
+
+
+def is_multiprocess() -> bool:
+    """Whether prometheus_client writes to the multiprocess directory (it decides once, at import)."""
+    return values.ValueClass._multiprocess
+
+
+@contextmanager
+def outcome(counter: Counter, errors: Sequence[tuple[type[Exception], str]]) -> Iterator[None]:
+    """Count how the block ends: success, or the label of the first of errors that matches what it raises.
+
+    Any other error (a database outage) is no outcome of the block's and is not counted.
+    """
+    try:
+        yield
+    except Exception as error:
+        label = next((label for kind, label in errors if isinstance(error, kind)), None)
+        if label is not None:
+            counter.labels(label).inc()
+        raise
+    counter.labels("success").inc()
+
+
+def lockout() -> None:
+    """Count a lockout started."""
+    LOCKOUTS.inc()
+
+
+def token_issued(grant: str) -> None:
+    """Count an access token issued by grant (one of GRANTS)."""
+    TOKENS_ISSUED.labels(grant).inc()
+
+
+def email(kind: str, result: str) -> None:
+    """Count an email of kind (EMAIL_KINDS) by what became of it (EMAIL_OUTCOMES)."""
+    EMAILS.labels(kind, result).inc()
+
+
+def security_event(event_name: str) -> None:
+    """Count a security event by name."""
+    SECURITY_EVENTS.labels(event_name).inc()
+
+
+# Requests
+
+
+def _start() -> None:
+    request.environ[_STARTED] = time.perf_counter()
+
+
+def _record(response: Response) -> Response:
+    answered = request._get_current_object()  # each read through the proxy costs as much as an inc()
+    method = answered.method if answered.method in METHODS else "OTHER"
+    key = (method, answered.endpoint or UNMATCHED, response.status_code)
+    count, duration = _series.get(key) or _series.setdefault(key, _children(*key))
+    count.inc()
+    started = answered.environ.get(_STARTED)
+    if started is not None:  # a hook before ours answered first
+        duration.observe(time.perf_counter() - started)
+    return response
+
+
+def _children(method: str, endpoint: str, status: int) -> tuple:
+    labels = (method, endpoint, str(status))
+    return REQUESTS.labels(*labels), REQUEST_DURATION.labels(*labels)
+
+
+# The database pool
+
+
+def _watch_pool(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    if not isinstance(engine.pool, QueuePool):
+        return  # SQLite in memory and NullPool keep no pool to measure
+    POOL_SIZE.set(engine.pool.size())
+    # Listeners on the engine stay on the new pool that engine.dispose() makes.
+    event.listen(engine, "checkout", partial(_checked_out, engine))
+    event.listen(engine, "checkin", partial(_checked_in, engine))
+
+
+def _checked_out(engine, *_) -> None:
+    POOL_CHECKED_OUT.inc()
+    POOL_OVERFLOW.set(max(0, engine.pool.overflow()))
+
+
+def _checked_in(engine, *_) -> None:
+    POOL_CHECKED_OUT.dec()
+    # The event comes before the connection is back: into a full pool, it is closed instead.
+    pool = engine.pool
+    POOL_OVERFLOW.set(max(0, pool.overflow() - (pool.checkedin() >= pool.size())))
+
+
+# GET /metrics
+
+
+@bp.get("/metrics")
+@contract(
+    "Counters and histograms for Prometheus",
+    tag="Operations",
+    security=METRICS_TOKEN,
+    responses={200: EXPOSITION, 401: ERRORS, 404: ERRORS},
+    description="The Prometheus text format, summed over every worker of the server. Without "
+    "FRESHCOM_METRICS_TOKEN configured it is 404 in production and open elsewhere.",
+)
+def metrics():
+    _authorize(current_app.config["METRICS_TOKEN"], current_app.config["ENV"])
+    body = generate_latest(_registry())
+    return Response(body, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+def _authorize(token: str | None, env: str) -> None:
+    """401 without the configured token; with none configured, 404 in production (as if no route)."""
+    if not token:
+        if env == "production":
+            raise NotFound()
+        return
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # Bytes: compare_digest refuses str with characters outside ASCII.
+    given = presented.strip().encode("utf-8", "surrogatepass")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, token.encode()):
+        raise Unauthorized(
+            "GET /metrics needs the metrics token (FRESHCOM_METRICS_TOKEN) as a bearer token.",
+            www_authenticate=WWWAuthenticate("bearer", {"realm": "metrics"}),
+        )
+
+
+def _registry() -> CollectorRegistry:
+    """Every worker's files in multiprocess mode; this process's metrics otherwise."""
+    if not is_multiprocess():
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
