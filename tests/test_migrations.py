@@ -18,6 +18,7 @@ from freshcom_customers.models import (
     Customer,
     CustomerCount,
     CustomerSearchTerm,
+    RefreshToken,
     User,
 )
 from freshcom_customers.models.customer_search import term_rows
@@ -110,7 +111,7 @@ def test_0007_folds_usernames_and_emails_and_reports_collisions_without_failing(
             ids = _seed_0006(connection)
         caplog.set_level(logging.INFO, logger="alembic")
 
-        flask_migrate.upgrade()
+        flask_migrate.upgrade(revision="0007")  # the revision under test, whatever the head
 
         with db.engine.connect() as connection:
             assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
@@ -179,6 +180,33 @@ def test_0007_keeps_the_counts_moves_uniqueness_to_the_key_and_downgrades(scratc
             )
 
         flask_migrate.downgrade(revision="0006")
-        flask_migrate.upgrade()
+        flask_migrate.upgrade(revision="0007")
         with db.engine.connect() as connection:
             assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
+
+
+def test_0008_lets_a_rotated_out_publishable_key_stand_beside_the_current_one(scratch_app):
+    with scratch_app.app_context():
+        flask_migrate.upgrade(revision="0007")
+        with db.engine.begin() as connection:
+            account_id = _insert(
+                connection, Account, name="Acme", mode="live", inserted_at=OLDER, updated_at=OLDER
+            )
+            key = _insert(connection, RefreshToken, account_id=account_id, inserted_at=OLDER)
+        flask_migrate.upgrade(revision="0008")
+
+        with db.engine.begin() as connection:
+            connection.execute(
+                RefreshToken.__table__.update().where(RefreshToken.id == key).values(expires_at=NEWER)
+            )
+            _insert(connection, RefreshToken, account_id=account_id, inserted_at=NEWER)
+        with pytest.raises(IntegrityError), db.engine.begin() as connection:
+            _insert(
+                connection, RefreshToken, account_id=account_id, inserted_at=NEWER
+            )  # a second current key
+
+        flask_migrate.downgrade(revision="0007")  # keeps the current key only, as 0007 allows
+        with db.engine.connect() as connection:
+            keys = connection.execute(select(RefreshToken.id, RefreshToken.expires_at)).all()
+        assert len(keys) == 1 and keys[0].id != key and keys[0].expires_at is None
+        flask_migrate.upgrade(revision="0008")

@@ -1,4 +1,4 @@
-"""Command line: flask accounts create, flask clients create, flask demo seed."""
+"""Command line: the groups of `flask --app wsgi`; here flask clients create|update and flask demo seed."""
 
 import json
 import secrets
@@ -7,53 +7,43 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from freshcom_customers.cli import shared
+from freshcom_customers.cli.accounts import account_json, accounts_cli
 from freshcom_customers.cli.customers import customers_cli
-from freshcom_customers.errors import NotFound, ValidationFailed
+from freshcom_customers.cli.housekeeping import purge_tokens
+from freshcom_customers.cli.users import users_cli
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
 from freshcom_customers.models import Account, User
 from freshcom_customers.services import accounts, passwords
 
-accounts_cli = click.Group("accounts", help="Create and manage merchant accounts.")
-clients_cli = click.Group("clients", help="Create OAuth2 clients.")
+clients_cli = click.Group("clients", help="Create and change OAuth2 clients.")
 demo_cli = click.Group("demo", help="The demo account of the README.")
 
 DEMO_HANDLE = "demo"
 DEMO_OWNER = "owner@demo.example"
+PASSWORD_UNCHANGED = (
+    "The demo owner's password is unchanged (the one printed before still works). For a new one: "
+    "make run RESET_PASSWORD=1, or flask --app wsgi demo seed --reset-password"
+)
 
 
 def register_commands(app: Flask) -> None:
-    for group in (accounts_cli, clients_cli, demo_cli, customers_cli):
+    for group in (accounts_cli, clients_cli, users_cli, demo_cli, customers_cli, purge_tokens):
         app.cli.add_command(group)
 
 
-@accounts_cli.command("create")
-@click.argument("name")
-@click.option("--owner-email", required=True)
-@click.option("--owner-password", prompt=True, hide_input=True, confirmation_prompt=True)
-@click.option("--handle")
-@schema.required
-def create_account(name, owner_email, owner_password, handle):
-    """Create a live account, its test twin and its owner; print them as JSON."""
-    with _domain_errors():
-        live, test, owner = accounts.create_account(
-            name, owner_email=owner_email, owner_password=owner_password, handle=handle
-        )
-    db.session.commit()
-    click.echo(json.dumps(_account_json(live, test, owner)))
-
-
 @clients_cli.command("create")
-@click.option("--account", "account_id", required=True, help="The account id.")
-@click.option("--name", required=True)
+@click.option("--account", "account_reference", required=True, help=shared.ACCOUNT_HELP)
+@click.option("--name", required=True, help="What the client is, for people: Storefront, Back office.")
 @click.option("--confidential", is_flag=True, help="Give it a secret (client_secret_basic/post).")
 @click.option("--no-rotation", is_flag=True, help="Keep refresh tokens across refreshes (legacy SDKs).")
 @click.option("--no-password-grant", is_flag=True, help="Refuse it the password grant (SECURITY.md).")
 @schema.required
-def create_client(account_id, name, confidential, no_rotation, no_password_grant):
+def create_client(account_reference, name, confidential, no_rotation, no_password_grant):
     """Create an OAuth2 client; print its id (and secret, shown only now) as JSON."""
-    with _domain_errors():
-        account = accounts.get_account(account_id)
+    account = shared.account(account_reference)
+    with shared.domain_errors():
         client, secret = accounts.create_client(
             account, name, confidential=confidential, rotation=not no_rotation
         )
@@ -67,7 +57,7 @@ def create_client(account_id, name, confidential, no_rotation, no_password_grant
 
 
 @clients_cli.command("update")
-@click.option("--account", "account_id", required=True, help="The account id.")
+@click.option("--account", "account_reference", required=True, help=shared.ACCOUNT_HELP)
 @click.option("--client", "client_id", help="The client id; without it, the account's default client.")
 @click.option(
     "--rotation/--no-rotation",
@@ -80,10 +70,9 @@ def create_client(account_id, name, confidential, no_rotation, no_password_grant
     help="Allow the client the password grant, or refuse it (RFC 9700 2.4; SECURITY.md).",
 )
 @schema.required
-def update_client(account_id, client_id, rotation, password_grant):
+def update_client(account_reference, client_id, rotation, password_grant):
     """Change a client; print its id and settings as JSON."""
-    with _domain_errors():
-        client = accounts.get_client(accounts.get_account(account_id), client_id)
+    client = shared.client(shared.account(account_reference), client_id)
     if rotation is not None:
         client.rotate_refresh_tokens = rotation
     if password_grant is not None:
@@ -111,11 +100,18 @@ def _allow_grant(client, grant_type: str, allowed: bool) -> None:
 
 
 @demo_cli.command("seed")
+@click.option(
+    "--reset-password", is_flag=True, help="Give the owner of an existing demo account a new password."
+)
 @schema.required
-def seed_demo():
-    """Create the demo account if missing, give its owner a new password, print the login."""
-    password = secrets.token_urlsafe(12)
+def seed_demo(reset_password):
+    """Create the demo account if missing; print its keys and owner, and the password when it sets one.
+
+    A new demo owner gets a random password; an existing one keeps theirs (what an earlier
+    run printed still works) unless --reset-password is given.
+    """
     live = db.session.scalar(select(Account).where(Account.handle == DEMO_HANDLE))
+    password = secrets.token_urlsafe(12) if live is None or reset_password else None
     if live is None:
         live, test, owner = accounts.create_account(
             "Demo Store", owner_email=DEMO_OWNER, owner_password=password, handle=DEMO_HANDLE
@@ -123,37 +119,12 @@ def seed_demo():
     else:
         test = live.test_account
         owner = db.session.scalar(select(User).where(User.username == DEMO_OWNER, User.account_id.is_(None)))
-        owner.password_hash = passwords.hash_password(password)
+        if password:
+            owner.password_hash = passwords.hash_password(password)
     db.session.commit()
-    demo = _account_json(live, test, owner)
-    click.echo(json.dumps({**demo, "owner": {**demo["owner"], "password": password}}, indent=2))
-
-
-def _account_json(live, test, owner) -> dict:
-    return {
-        "account": {
-            "id": str(live.id),
-            "handle": live.handle,
-            "mode": "live",
-            "publishableKey": accounts.publishable_token(live).prefixed_id,
-        },
-        "testAccount": {
-            "id": str(test.id),
-            "mode": "test",
-            "publishableKey": accounts.publishable_token(test).prefixed_id,
-        },
-        "owner": {"id": str(owner.id), "username": owner.username},
-    }
-
-
-class _domain_errors:
-    """Turn domain errors into a clean CLI error instead of a traceback."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, tb):
-        if isinstance(error, ValidationFailed | NotFound):
-            db.session.rollback()
-            raise click.ClickException(str(error) or "not found")
-        return False
+    demo = account_json(live, test, owner)
+    if password:
+        demo["owner"]["password"] = password
+    click.echo(json.dumps(demo, indent=2))
+    if not password:
+        click.echo(PASSWORD_UNCHANGED, err=True)

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
-from freshcom_customers.cli import customer_files
-from freshcom_customers.errors import NotFound
+from freshcom_customers.cli import customer_files, shared
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
-from freshcom_customers.services import accounts, customer_export, customer_import
+from freshcom_customers.services import customer_export, customer_import
 
 customers_cli = click.Group("customers", help="Import and export the customers of an account.")
 
@@ -21,9 +20,7 @@ EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 @customers_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option(
-    "--account", "account_id", required=True, help="The account id (a live account or its test twin)."
-)
+@click.option("--account", "account_id", required=True, help=shared.ACCOUNT_HELP)
 @click.option(
     "--format",
     "file_format",
@@ -62,11 +59,22 @@ def import_customers(ctx, file, account_id, file_format, workers):
 
 
 @customers_cli.command("export")
+@click.option("--account", "account_id", required=True, help=shared.ACCOUNT_HELP)
 @click.option(
-    "--account", "account_id", required=True, help="The account id (a live account or its test twin)."
+    "--format",
+    "file_format",
+    type=click.Choice(customer_files.WRITE_FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines or CSV with a header.",
 )
-@click.option("--format", "file_format", type=click.Choice(customer_files.WRITE_FORMATS), default="jsonl")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="The file to write; - (the default) is stdout.",
+)
 @click.option("--include-password-hashes", is_flag=True, help="Let an import elsewhere keep their logins.")
 @schema.required
 def export_customers(account_id, file_format, output, include_password_hashes):
@@ -84,11 +92,12 @@ def export_customers(account_id, file_format, output, include_password_hashes):
     click.echo(f"{count} customers exported", err=True)
 
 
-def _account(account_id):
+def _account(reference: str):
+    """The account to read or write; a usage error when there is none (the command cannot start)."""
     try:
-        return accounts.get_account(account_id)
-    except NotFound:
-        raise click.BadParameter("No account has this id.", param_hint="--account") from None
+        return shared.account(reference)
+    except click.ClickException as e:
+        raise click.BadParameter(e.message, param_hint="--account") from None
 
 
 def _format_of(file: str) -> str:

@@ -64,25 +64,37 @@ class Client(db.Model):
         return grant_type in self.grant_types.split()
 
 
-_PUBLISHABLE = text("user_id IS NULL")
+# One current publishable key per account; a key rotated out (expires_at set) keeps working
+# beside it until then.
+_CURRENT_PUBLISHABLE = text("user_id IS NULL AND expires_at IS NULL")
+_USER_TOKEN = text("user_id IS NOT NULL")
 
 
 class RefreshToken(db.Model):
     """A publishable refresh token (the account's PRT, user_id NULL) or a user refresh token.
 
-    A PRT is public by design (it ships in browser code), so its id is the token. A user
-    refresh token is stored only as a hash, bound to its client, and belongs to a family
-    (all tokens rotated from one login) with an absolute and an idle expiry.
+    A PRT is public by design (it ships in browser code), so its id is the token; it never
+    expires until it is rotated out, and then stops at expires_at. A user refresh token is
+    stored only as a hash, bound to its client, and belongs to a family (all tokens rotated
+    from one login) with an absolute expiry (expires_at, the family's) and an idle one.
     """
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (
         Index(
-            "uq_refresh_tokens_publishable",
+            "uq_refresh_tokens_current_publishable",
             "account_id",
             unique=True,
-            sqlite_where=_PUBLISHABLE,
-            postgresql_where=_PUBLISHABLE,
+            sqlite_where=_CURRENT_PUBLISHABLE,
+            postgresql_where=_CURRENT_PUBLISHABLE,
+        ),
+        # Housekeeping finds the families whose absolute expiry is long past, family by family.
+        Index(
+            "ix_refresh_tokens_expires_at_family_id",
+            "expires_at",
+            "family_id",
+            sqlite_where=_USER_TOKEN,
+            postgresql_where=_USER_TOKEN,
         ),
     )
 

@@ -2,12 +2,16 @@
 
 import re
 import secrets
+from collections.abc import Iterator
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from freshcom_customers.errors import InvalidCredentials, NotFound, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, AccountMembership, Client, RefreshToken, hash_secret
+from freshcom_customers.models import Account, AccountMembership, Client, RefreshToken, User, hash_secret
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import refresh_tokens, users
 from freshcom_customers.services.database import as_uuid, flush
 
@@ -57,12 +61,30 @@ def get_client(account: Account, client_id: str | None) -> Client:
     return client
 
 
-def get_account(account_id) -> Account:
-    account_id = as_uuid(account_id)
-    account = db.session.get(Account, account_id) if account_id else None
-    if account is None:
-        raise NotFound("account")
-    return account
+def live_accounts(batch: int = 500) -> Iterator[Account]:
+    """Every live account, oldest first, read a batch at a time."""
+    query = select(Account).where(Account.mode == "live").order_by(Account.inserted_at, Account.id)
+    query = query.options(selectinload(Account.test_account)).execution_options(yield_per=batch)
+    return db.session.scalars(query)
+
+
+def clients(account: Account) -> list[Client]:
+    """The clients that serve the account (a live account's serve its twin), the default first."""
+    query = select(Client).where(Client.account_id == account.live_id)
+    return list(db.session.scalars(query.order_by(Client.is_default.desc(), Client.inserted_at, Client.id)))
+
+
+def user_counts(account: Account) -> dict[str, int]:
+    """How many owners and members (standard users, owners included) and managed staff users it has."""
+    live_id = account.live_id
+    memberships = select(func.count()).where(AccountMembership.account_id == live_id)
+    twins = select(Account.id).where(or_(Account.id == live_id, Account.live_account_id == live_id))
+    staff = select(func.count()).where(User.account_id.in_(twins), User.role != "customer")
+    return {
+        "owners": db.session.scalar(memberships.where(AccountMembership.role == "owner")),
+        "members": db.session.scalar(memberships),
+        "staff": db.session.scalar(staff),
+    }
 
 
 def find_by_reference(reference: str) -> Account | None:
@@ -87,6 +109,30 @@ def of_publishable_key(key: str | None) -> Account:
 
 
 def publishable_token(account: Account) -> RefreshToken:
-    return db.session.scalar(
-        select(RefreshToken).where(RefreshToken.account_id == account.id, RefreshToken.user_id.is_(None))
-    )
+    """The account's current publishable key (keys rotated out are not it, even in their grace period)."""
+    return db.session.scalar(_publishable(account).where(RefreshToken.expires_at.is_(None)))
+
+
+def retiring_publishable_tokens(account: Account) -> list[RefreshToken]:
+    """Keys rotated out that still work, the first to stop first."""
+    query = _publishable(account).where(RefreshToken.expires_at > utcnow()).order_by(RefreshToken.expires_at)
+    return list(db.session.scalars(query))
+
+
+def rotate_publishable_key(account: Account, grace: timedelta) -> tuple[RefreshToken, RefreshToken]:
+    """Give the account a new publishable key; the current one keeps working for grace, then stops.
+
+    Storefronts ship the key in their code, so they need the grace period to deploy the new
+    one. Guest access tokens already issued from the old key live out their lifetime.
+    """
+    old = publishable_token(account)
+    old.expires_at = utcnow() + grace
+    flush()  # the old key leaves the one current place before the new key takes it
+    new = RefreshToken(account=account)
+    db.session.add(new)
+    flush()
+    return new, old
+
+
+def _publishable(account: Account):
+    return select(RefreshToken).where(RefreshToken.account_id == account.id, RefreshToken.user_id.is_(None))

@@ -32,6 +32,7 @@ def find(value: str) -> RefreshToken:
     kind, _, rest = value.partition("-")
     if kind == "prt":
         token = _find_publishable(rest)
+        token = token if token is not None and _in_grace(token) else None
     elif kind == "urt":
         token = _find_user_token(value)
     else:
@@ -97,6 +98,11 @@ def _replayed(token: RefreshToken) -> None:
     )
 
 
+def _in_grace(token: RefreshToken) -> bool:
+    """A publishable key works until the grace period after its rotation ends (forever if never rotated)."""
+    return token.expires_at is None or utcnow() < token.expires_at
+
+
 def _unexpired(token: RefreshToken) -> bool:
     """Within both its absolute (family) lifetime and its idle lifetime."""
     now = utcnow()
@@ -107,7 +113,7 @@ def _unexpired(token: RefreshToken) -> bool:
 def is_active(token: RefreshToken) -> bool:
     """Would the refresh grant accept this token (leaving its client aside)?"""
     if token.is_publishable:
-        return True
+        return _in_grace(token)
     usable = token.revoked_at is None and token.rotated_at is None and _unexpired(token)
     return usable and token.user.is_active
 

@@ -52,7 +52,13 @@ def revoke(token: PresentedToken) -> None:
 
 def _refresh_token(token: RefreshToken) -> PresentedToken:
     if token.is_publishable:
-        return PresentedToken("refresh_token", token.account, True, issued_at=_epoch(token.inserted_at))
+        return PresentedToken(
+            "refresh_token",
+            token.account,
+            refresh_tokens.is_active(token),
+            issued_at=_epoch(token.inserted_at),
+            expires_at=_epoch(token.expires_at) if token.expires_at else None,  # once rotated out
+        )
     return PresentedToken(
         "refresh_token",
         token.account,

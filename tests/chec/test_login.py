@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from freshcom_customers.models import OneTimeToken
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import access_tokens, customers
+from freshcom_customers.services import access_tokens, accounts, customers
 from tests.chec.conftest import BASE_URL, chec_id, link_of, token_of
 from tests.logcapture import app_factory, json_lines
 
@@ -158,6 +158,21 @@ def test_an_unknown_publishable_key_is_unauthorized(chec, account, roy):
     assert chec.exchange("whatever", key=unknown).status_code == 401
     live_as_test = account.prt.replace("prt-live-", "prt-test-")
     assert chec.email_token("roy@example.com", key=live_as_test).status_code == 401
+
+
+def test_a_rotated_out_key_logs_in_until_its_grace_period_ends(chec, session, account, roy, mailbox):
+    old = account.prt
+    new, retired = accounts.rotate_publishable_key(account.live, timedelta(hours=24))
+    session.commit()
+
+    assert chec.email_token("roy@example.com", key=old).status_code == 200
+    (message,) = mailbox.wait_for(1)
+    assert chec.exchange(token_of(link_of(mailbox, message)), key=old).status_code == 200
+
+    retired.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    assert chec.email_token("roy@example.com", key=old).status_code == 401
+    assert chec.email_token("roy@example.com", key=new.prefixed_id).status_code == 200
 
 
 def test_the_test_mode_key_logs_in_the_test_accounts_customers(chec, session, account, mailbox):

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from freshcom_customers.app import MIGRATIONS
+from freshcom_customers.cli import PASSWORD_UNCHANGED
 from freshcom_customers.models import Account, Client, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from tests.conftest import create_client
@@ -119,27 +120,38 @@ def test_clients_create_public_and_confidential(runner, account, session):
 def test_clients_create_for_an_unknown_account(runner, session):
     result = runner.invoke(args=["clients", "create", "--account", "not-an-id", "--name", "X"])
     assert result.exit_code == 1
-    assert "Traceback" not in result.output
+    assert result.output == "Error: no account with id or handle 'not-an-id'\n"
 
 
-def test_demo_seed_is_repeatable_and_prints_a_working_login(runner, session, auth):
-    first = json.loads(runner.invoke(args=["demo", "seed"]).output)
-    second = json.loads(runner.invoke(args=["demo", "seed"]).output)
-    assert first["account"]["id"] == second["account"]["id"]
-    assert first["owner"]["password"] != second["owner"]["password"]
+def test_demo_seed_is_repeatable_and_keeps_the_owners_password(runner, session, auth):
+    first = runner.invoke(args=["demo", "seed"])
+    second = runner.invoke(args=["demo", "seed"])
+    assert first.stderr == "" and second.stderr == PASSWORD_UNCHANGED + "\n"
+    first, second = json.loads(first.stdout), json.loads(second.stdout)
+    assert "password" not in second["owner"]
+    assert {**first, "owner": {**first["owner"], "password": None}} == {
+        **second,
+        "owner": {**second["owner"], "password": None},
+    }
     assert len(session.scalars(select(Account).where(Account.handle == "demo")).all()) == 1
     token = auth.token(
-        grant_type="password", username=second["owner"]["username"], password=second["owner"]["password"]
+        grant_type="password", username=first["owner"]["username"], password=first["owner"]["password"]
     )
-    assert token["scope"] == f"aid:{second['account']['id']}"
-    auth.token(
-        expect=400,
-        grant_type="password",
-        username=first["owner"]["username"],
-        password=first["owner"]["password"],
-    )
+    assert token["scope"] == f"aid:{first['account']['id']}"
     guest = auth.token(grant_type="refresh_token", refresh_token=second["account"]["publishableKey"])
     assert guest["refresh_token"] == second["account"]["publishableKey"]
+
+
+def test_demo_seed_resets_the_owners_password_when_asked(runner, session, auth):
+    first = json.loads(runner.invoke(args=["demo", "seed"]).stdout)
+    reset = runner.invoke(args=["demo", "seed", "--reset-password"])
+    assert reset.stderr == ""
+    second = json.loads(reset.stdout)
+    assert second["account"] == first["account"]
+    assert second["owner"]["password"] != first["owner"]["password"]
+    username = second["owner"]["username"]
+    assert auth.token(grant_type="password", username=username, password=second["owner"]["password"])
+    auth.token(expect=400, grant_type="password", username=username, password=first["owner"]["password"])
 
 
 def test_nothing_secret_is_stored_in_plain_text(runner, session, auth):
@@ -243,6 +255,21 @@ COMMANDS = [
     ["accounts", "create", "Acme", "--owner-email", "boss@acme.test", "--owner-password", "boss-password-1"],
     ["clients", "create", "--account", ANY_ID, "--name", "Storefront"],
     ["clients", "update", "--account", ANY_ID, "--no-rotation"],
+    ["accounts", "list"],
+    ["accounts", "show", ANY_ID],
+    ["accounts", "rotate-publishable-key", "--account", ANY_ID],
+    [
+        "users",
+        "create-staff",
+        "--account",
+        ANY_ID,
+        "--email",
+        "a@x.test",
+        "--role",
+        "manager",
+        "--password",
+        "p" * 12,
+    ],
     ["demo", "seed"],
     ["customers", "import", "{file}", "--account", ANY_ID],
     ["customers", "export", "--account", ANY_ID],

@@ -168,7 +168,10 @@ def test_an_unknown_account_is_a_usage_error(runner, session, tmp_path):
     for args in (["import", str(path)], ["export"]):
         result = runner.invoke(args=["customers", *args, "--account", "00000000-0000-0000-0000-000000000000"])
         assert result.exit_code == 2
-        assert "No account has this id." in result.stderr
+        unknown = "'00000000-0000-0000-0000-000000000000'"
+        assert result.stderr.endswith(
+            f"Error: Invalid value for --account: no account with id or handle {unknown}\n"
+        )
 
 
 def test_export_leaves_password_hashes_out_unless_asked(runner, account, tmp_path):

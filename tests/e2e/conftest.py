@@ -29,9 +29,10 @@ STARTUP_TIMEOUT = 30
 SHUTDOWN_TIMEOUT = 10
 CLI_TIMEOUT = 60
 OWNER_PASSWORD = "owner-password-1"
-# Threads, so that concurrent requests really overlap. No control socket: gunicorn 27 would
-# otherwise put one in ~/.gunicorn, shared with every other gunicorn of the user.
-GUNICORN_OPTIONS = ["--workers", "2", "--threads", "8", "--graceful-timeout", "5", "--no-control-socket"]
+# What the tests change from gunicorn.conf.py, which gunicorn reads from the project root as in
+# production (the logger class, no control socket, forwarded headers left to the app): two
+# workers with threads, so that concurrent requests really overlap, and a quick stop.
+GUNICORN_OPTIONS = ["--workers", "2", "--threads", "8", "--graceful-timeout", "5"]
 
 
 @dataclass
@@ -178,7 +179,7 @@ def _run_flask(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def gunicorn_command(port: int) -> list[str]:
-    """gunicorn serving wsgi:app on 127.0.0.1:port, as API.md 8 starts it."""
+    """gunicorn serving wsgi:app on 127.0.0.1:port, as API.md 8 starts it (run from PROJECT_ROOT)."""
     return [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", *GUNICORN_OPTIONS]
 
 

@@ -1,7 +1,7 @@
 """The served process's log: gunicorn and the app write one JSON object a line, and no secret.
 
 A gunicorn of its own, started as production would start it behind a TLS proxy
-(FRESHCOM_LOG_FORMAT=json, FRESHCOM_PROXY_FIX, gunicorn's --logger-class), serves a
+(FRESHCOM_LOG_FORMAT=json, FRESHCOM_PROXY_FIX, gunicorn.conf.py's logger class), serves a
 customer's life over real HTTP; once it has shut down, every line of its output (stdout and
 stderr, gunicorn's master and workers included) must be JSON, name the client's address
 behind the proxy, and hold none of the secrets used.
@@ -46,11 +46,7 @@ class LoggedServer:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}"]
-        command += [
-            *GUNICORN_OPTIONS,
-            "--logger-class",
-            "freshcom_customers.observability.logs.GunicornLogger",
-        ]
+        command += GUNICORN_OPTIONS
         with open(log, "wb") as output:
             self.process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT

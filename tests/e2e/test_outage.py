@@ -23,6 +23,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from sqlalchemy.engine import make_url
 
+from freshcom_customers import __version__
 from tests.e2e.conftest import Server, _run_flask, _serve, _service_env
 from tests.mailbox import DELIVERY_TIMEOUT, Mailbox
 from tests.tcp_proxy import TcpProxy
@@ -372,7 +373,7 @@ def _face(path: str):
 
 
 def _health_unavailable(body: dict, headers) -> bool:
-    return body == {"status": "unavailable", "database": "unavailable"}
+    return body == {"status": "unavailable", "database": "unavailable", "version": __version__}
 
 
 def _native_unavailable(body: dict, headers) -> bool:

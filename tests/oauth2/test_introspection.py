@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import access_tokens
+from freshcom_customers.services import access_tokens, accounts
 from tests.conftest import create_client
 from tests.oauth2.conftest import (
     PASSWORD,
@@ -90,6 +90,16 @@ def test_a_guest_token_and_the_publishable_key_are_active_without_a_user(client,
         f"aid:{account.live.id}",
     )
     assert "sub" not in prt and "exp" not in prt
+
+
+def test_a_rotated_out_publishable_key_is_active_until_it_stops(client, session, account, backend):
+    old = account.prt
+    _, retired = accounts.rotate_publishable_key(account.live, timedelta(hours=1))
+    session.commit()
+    assert introspect(client, old, backend)["exp"] == int(retired.expires_at.timestamp())
+    retired.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    assert introspect(client, old, backend) == INACTIVE
 
 
 # Inactive: {"active": false} and nothing else (RFC 7662 2.2)

@@ -1,9 +1,12 @@
 """The refresh_token grant with an account's publishable refresh token (PRT): guest tokens."""
 
+from datetime import timedelta
+
 import pytest
 
+from freshcom_customers.models.base import utcnow
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
-from freshcom_customers.services import access_tokens
+from freshcom_customers.services import access_tokens, accounts
 
 
 def test_prt_gives_a_guest_token_for_its_account(auth, account):
@@ -164,3 +167,20 @@ def test_missing_refresh_token_is_invalid_request(client, params):
     assert response.get_json()["error"] == "invalid_request"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
+
+
+def test_a_rotated_out_prt_gives_guest_tokens_until_its_grace_period_ends(auth, account, session):
+    old = account.prt
+    new, retired = accounts.rotate_publishable_key(account.live, timedelta(hours=24))
+    session.commit()
+
+    for prt in (old, new.prefixed_id):
+        token = auth.token(grant_type="refresh_token", refresh_token=prt)
+        assert token["refresh_token"] == prt  # the old key is not swapped for the new one
+        assert access_tokens.authenticate(token["access_token"]).account.id == account.live.id
+
+    retired.expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    refused = auth.token(expect=400, grant_type="refresh_token", refresh_token=old)
+    assert refused == {"error": "invalid_grant", "error_description": GENERIC_FAILURE}
+    assert auth.token(grant_type="refresh_token", refresh_token=new.prefixed_id)["access_token"]
