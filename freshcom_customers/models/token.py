@@ -34,7 +34,7 @@ class OneTimeToken(db.Model):
     )
     # The address the token was sent to: verifying it must not verify a later address.
     email: Mapped[str | None] = mapped_column(String(254))
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # housekeeping purges by it
     used_at: Mapped[datetime | None]
     inserted_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -1,0 +1,109 @@
+"""Housekeeping: delete the tokens no request can use any more, a batch at a time.
+
+What goes, once it has been past its life for longer than the retention (docs/decisions.md,
+"Housekeeping"):
+
+- A one-time token whose expiry has passed. consume() refuses it from then on, and a used
+  token was used before it expired, so its expiry covers it too.
+- A user refresh token family, whole, whose absolute expiry has passed. Every token of a
+  family carries that expiry (a successor inherits it) and none refreshes past it, so a
+  replayed rotated token could only revoke a family that can do nothing; every access token
+  naming the family was issued before that expiry and, the retention being at least an access
+  token's life, has expired as well. A revoked or idle family waits for the same moment.
+- Never a publishable key (user_id NULL): guest access to a store hangs on it.
+
+Each batch is one DELETE, and the caller commits after each one: a long purge holds its locks
+for a batch at most and can stop between any two.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from flask import current_app
+from sqlalchemy import Delete, and_, delete, func, select
+
+from freshcom_customers.extensions import db
+from freshcom_customers.models import OneTimeToken, RefreshToken
+from freshcom_customers.models.base import utcnow
+
+DEFAULT_BATCH_SIZE = 5_000
+DEFAULT_RETENTION = timedelta(days=7)
+
+
+class Counts(NamedTuple):
+    """Tokens purged, or that a purge would delete."""
+
+    one_time_tokens: int
+    refresh_tokens: int
+
+
+def purge_before(retention: timedelta = DEFAULT_RETENTION) -> datetime:
+    """Return the moment a token's expiry must precede for it to go; ValueError for too short a retention."""
+    shortest = timedelta(seconds=current_app.config["ACCESS_TOKEN_LIFETIME"])
+    if retention < shortest:
+        # Sooner, the access tokens of a family purged just after its expiry would die early.
+        raise ValueError(f"must be at least the access token lifetime ({int(shortest.total_seconds())} s)")
+    return utcnow() - retention
+
+
+def count(before: datetime) -> Counts:
+    """Count the tokens a purge with this cutoff would delete now."""
+    return Counts(
+        db.session.scalar(select(func.count()).where(_expired_one_time_token(before))),
+        db.session.scalar(select(func.count()).where(_expired_refresh_token(before))),
+    )
+
+
+def purge_one_time_tokens(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[int]:
+    """Delete one-time tokens expired before the cutoff, oldest first; yield each batch's count.
+
+    The caller commits after each batch.
+    """
+    expired = _expired_one_time_token(before)
+    oldest = select(OneTimeToken.id).where(expired).order_by(OneTimeToken.expires_at).limit(batch_size)
+    return _batches(delete(OneTimeToken).where(OneTimeToken.id.in_(oldest)), batch_size)
+
+
+def purge_refresh_tokens(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[int]:
+    """Delete user refresh token families expired before the cutoff, whole; yield each batch's count.
+
+    A batch takes the families of the oldest batch_size expired tokens, and all of their
+    tokens: a family's tokens share its expiry, so they sit together in the index, and a
+    batch deletes little more than batch_size rows. The caller commits after each batch.
+    """
+    expired = _expired_refresh_token(before)
+    families = (
+        select(RefreshToken.family_id)
+        .where(expired)
+        .order_by(RefreshToken.expires_at, RefreshToken.family_id)
+        .limit(batch_size)
+    )
+    # Never half a family: with its first token gone and another left, access tokens naming it
+    # would be judged by the rest (refresh_tokens.family_is_live).
+    return _batches(delete(RefreshToken).where(RefreshToken.family_id.in_(families), expired), batch_size)
+
+
+def _expired_one_time_token(before: datetime):
+    return OneTimeToken.expires_at < before
+
+
+def _expired_refresh_token(before: datetime):
+    # user_id IS NOT NULL keeps publishable keys out whatever their columns say, and matches
+    # the partial index. Every user token has a family (refresh_tokens.issue).
+    return and_(
+        RefreshToken.user_id.is_not(None),
+        RefreshToken.family_id.is_not(None),
+        RefreshToken.expires_at < before,
+    )
+
+
+def _batches(statement: Delete, batch_size: int) -> Iterator[int]:
+    """Run the DELETE until a batch comes back short; yield how many rows each one deleted."""
+    statement = statement.execution_options(synchronize_session=False)
+    while True:
+        deleted = db.session.execute(statement).rowcount
+        if deleted:
+            yield deleted
+        if deleted < batch_size:
+            return
