@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,7 +11,13 @@ from freshcom_customers.models.base import db, utcnow
 from freshcom_customers.models.customer import Customer
 from freshcom_customers.models.user import User
 
-TOKEN_PURPOSES = ("password_reset", "email_verification", "magic_link")
+TOKEN_PURPOSES = (
+    "password_reset",
+    "email_verification",
+    "magic_link",
+    "registration_confirmation",  # a returning guest proves its email (API.md 9)
+    "invitation",  # staff invite a customer to set its first password (API.md 9)
+)
 
 
 class OneTimeToken(db.Model):
@@ -22,7 +29,11 @@ class OneTimeToken(db.Model):
 
     __tablename__ = "one_time_tokens"
     __table_args__ = (
-        CheckConstraint("purpose IN ('password_reset', 'email_verification', 'magic_link')", name="purpose"),
+        CheckConstraint(
+            "purpose IN ('password_reset', 'email_verification', 'magic_link', "
+            "'registration_confirmation', 'invitation')",
+            name="purpose",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -36,6 +47,9 @@ class OneTimeToken(db.Model):
     email: Mapped[str | None] = mapped_column(String(254))
     expires_at: Mapped[datetime] = mapped_column(index=True)  # housekeeping purges by it
     used_at: Mapped[datetime | None]
+    # What using the token carries out, kept until then: a registration's chosen password
+    # (hashed), username and profile. Never a password in clear.
+    payload: Mapped[dict[str, Any] | None]
     inserted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User | None] = relationship()

@@ -64,7 +64,11 @@ class User(Timestamped, db.Model):
     last_name: Mapped[str | None] = mapped_column(String(255))
     phone_number: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str | None] = mapped_column(String(32))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # None until the user sets one: a customer staff created or imported without a password,
+    # who is invited to set it (API.md 9). No password verifies against None.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # A new address the user asked for, waiting for its confirmation link to be used (API.md 9).
+    pending_email: Mapped[str | None] = mapped_column(String(254))
     email_verified: Mapped[bool] = mapped_column(default=False)
     email_verified_at: Mapped[datetime | None]
     # Part of every access token; bumping it kills the user's access tokens at once.
