@@ -13,11 +13,16 @@ a ratio to a baseline of the same run:
   customer and user rows (SQLAlchemy Core executemany, no checks, committed in chunks of
   the import's batch size);
 - the plain-password import against the time of one hash times the rows over the cores,
-  the floor for hashing on every core, with the configured (production) argon2 parameters.
+  the floor for hashing on every core, with the configured (production) argon2 parameters;
+- the big import with other platforms' hashes (bcrypt cost 10 and Medusa's scrypt-kdf, logN
+  15) in place of the argon2id ones, against the big import: an import only parses them.
 """
 
 import argparse
+import base64
 import csv
+import hashlib
+import hmac
 import json
 import os
 import statistics
@@ -29,6 +34,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bcrypt
 from sqlalchemy import insert
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -62,6 +68,9 @@ def main():
         hashes = [context.hash(f"bench-password-{i}") for i in range(16)]
         rows = list(_customers(args.rows, hashes))
         _write_csv(tmp / "customers.csv", rows, [*COLUMNS, "passwordHash"])
+        _write_csv(
+            tmp / "foreign.csv", list(_customers(args.rows, _foreign_hashes())), [*COLUMNS, "passwordHash"]
+        )
         _write_csv(tmp / "plain.csv", list(_plain_customers(args.plain)), [*COLUMNS, "password"])
         _write_csv(tmp / "empty.csv", [], COLUMNS)
         with_login = sum(1 for row in rows if row["status"] != "guest")
@@ -84,12 +93,13 @@ def _bench(name, uri, tmp, rows, args, hashing):
         "FRESHCOM_PASSWORD_HASH_PARAMS": HASH_PARAMS,
     }
     _flask(env, "db", "upgrade")
-    accounts = [_create_account(env) for _ in range(3)]
+    accounts = [_create_account(env) for _ in range(4)]
     startup = _timed_import(env, tmp / "empty.csv", accounts[0], expect={"created": 0})
     raw = _raw_insert(uri, accounts[2], rows)
     first = _timed_import(env, tmp / "customers.csv", accounts[0], expect={"created": args.rows})
     again = _timed_import(env, tmp / "customers.csv", accounts[0], expect={"skipped": args.rows})
     plain = _timed_import(env, tmp / "plain.csv", accounts[1], expect={"created": args.plain})
+    foreign = _timed_import(env, tmp / "foreign.csv", accounts[3], expect={"created": args.rows})
     one_hash, floor, speedup = hashing
     print(f"{name}")
     print(f"  {'':<46}{'seconds':>9}{'rows/s':>9}{'ratio':>8}")
@@ -97,6 +107,7 @@ def _bench(name, uri, tmp, rows, args, hashing):
     _line(f"raw bulk INSERT of the {args.rows:,} rows (baseline)", raw, args.rows, 1)
     _line(f"import {args.rows:,} rows", first, args.rows, first / raw)
     _line("import them again (all skipped)", again, args.rows, again / raw)
+    _line("same rows, bcrypt/scrypt-kdf hashes (vs import)", foreign, args.rows, foreign / first)
     _line(f"one hash x {args.plain:,} / {os.cpu_count()} cores (baseline)", floor, args.plain, 1)
     _line(f"import {args.plain:,} rows with plain passwords", plain, args.plain, plain / floor)
     print(f"  (one argon2id hash: {one_hash * 1000:.0f} ms; threads hash {speedup:.2f}x faster than one)\n")
@@ -124,6 +135,20 @@ def _customers(n, hashes):
             "passwordHash": hashes[i % len(hashes)] if status != "guest" else "",
         }
         yield row
+
+
+def _foreign_hashes():
+    """bcrypt at cost 10 and Medusa's scrypt-kdf keys (logN 15, r 8, p 1), 8 of each."""
+    hashes = [bcrypt.hashpw(f"bench-password-{i}".encode(), bcrypt.gensalt(10)).decode() for i in range(8)]
+    for i in range(8):
+        salt = os.urandom(32)
+        header = b"scrypt\x00\x0f\x00\x00\x00\x08\x00\x00\x00\x01" + salt
+        header += hashlib.sha256(header).digest()[:16]
+        key = hashlib.scrypt(
+            f"bench-password-{i}".encode(), salt=salt, n=2**15, r=8, p=1, maxmem=2**26, dklen=64
+        )
+        hashes.append(base64.b64encode(header + hmac.digest(key[32:], header, "sha256")).decode())
+    return hashes
 
 
 def _plain_customers(n):

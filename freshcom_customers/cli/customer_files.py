@@ -2,14 +2,16 @@
 
 Reading turns each record into a services.customer_import.Row: the line it starts on and its
 values in snake_case, checked for shape and type by RowSchema (the API's customer attributes
-plus a password hash), or what was wrong with them. Writing turns the plain dicts of
-services.customer_export into records with the API's names and JSON values.
+plus a password hash), or what was wrong with them. A column map reads another platform's
+export instead (COLUMN_MAPS: Medusa's and Saleor's customer tables). Writing turns the plain
+dicts of services.customer_export into records with the API's names and JSON values.
 """
 
 import csv
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC
 from typing import IO
 
@@ -41,6 +43,78 @@ class RowSchema(schemas.CustomerInputSchema):
 FIELDS = tuple(RowSchema().fields)
 
 
+@dataclass(frozen=True)
+class ColumnMap:
+    """Another platform's customer columns, as its export names them, onto ours.
+
+    Its other columns are ignored (its tables hold more than a customer); status_of derives our
+    status from the row as read, and a hash in the form the platform stores for "no password"
+    is no hash at all.
+    """
+
+    columns: dict[str, str]
+    status_of: Callable[[dict], str]
+    no_password: Callable[[str], bool] = lambda value: False
+
+    def apply(self, record: dict) -> tuple[dict, tuple[FieldError, ...]]:
+        """The record's values under our names, and what was wrong with the ones it derives from."""
+        values = {
+            ours: record[theirs] for theirs, ours in self.columns.items() if record.get(theirs) is not None
+        }
+        if isinstance(values.get("password_hash"), str) and self.no_password(values["password_hash"]):
+            del values["password_hash"]
+        try:
+            values["status"] = self.status_of(record)
+        except ValueError as e:
+            return values, (FieldError(*e.args),)
+        return values, ()
+
+
+def _flag(record: dict, column: str, default: bool) -> bool:
+    """A boolean column as JSON (true), PostgreSQL's CSV (t) or a spreadsheet (TRUE, 1) writes it."""
+    value = record.get(column)
+    if value is None or value == "":
+        return default
+    text = str(value).lower()
+    if text in ("true", "t", "1", "yes"):
+        return True
+    if text in ("false", "f", "0", "no"):
+        return False
+    raise ValueError(column, "invalid", "Must be true or false.")
+
+
+# docs/decisions.md ("Import and export") gives the query that exports each of these.
+COLUMN_MAPS = {
+    # Medusa v2: the customer table, and the hash its emailpass auth provider keeps in
+    # provider_identity.provider_metadata->>'password' (scrypt-kdf, base64), exported as "password".
+    "medusa": ColumnMap(
+        columns={
+            "email": "email",
+            "first_name": "first_name",
+            "last_name": "last_name",
+            "phone": "phone_number",
+            "metadata": "custom_data",
+            "password": "password_hash",
+        },
+        status_of=lambda record: "registered" if _flag(record, "has_account", False) else "guest",
+    ),
+    # Saleor: the account_user table (customers, not staff); password in Django's format, or
+    # Django's "unusable password" ("!" and random text) for a customer who never set one.
+    "saleor": ColumnMap(
+        columns={
+            "email": "email",
+            "first_name": "first_name",
+            "last_name": "last_name",
+            "note": "description",
+            "metadata": "custom_data",
+            "password": "password_hash",
+        },
+        status_of=lambda record: "registered" if _flag(record, "is_active", True) else "suspended",
+        no_password=lambda value: value.startswith("!"),
+    ),
+}
+
+
 @functools.lru_cache(maxsize=64)
 def _schema(names: frozenset[str]) -> RowSchema:
     """A schema of only the fields a row has: marshmallow visits every declared field otherwise.
@@ -54,12 +128,17 @@ def _schema(names: frozenset[str]) -> RowSchema:
 # Reading
 
 
-def read_rows(stream: IO[str], file_format: str) -> Iterator[Row]:
-    """Read the rows of a CSV (with a header) or JSON Lines text stream, with their line numbers."""
-    return _read_csv(stream) if file_format == "csv" else _read_jsonl(stream)
+def read_rows(stream: IO[str], file_format: str, column_map: ColumnMap | None = None) -> Iterator[Row]:
+    """Read the rows of a CSV (with a header) or JSON Lines text stream, with their line numbers.
+
+    With a column map, the columns are another platform's, mapped onto ours.
+    """
+    if file_format == "csv":
+        return _read_csv(stream, column_map)
+    return _read_jsonl(stream, column_map)
 
 
-def _read_jsonl(stream: IO[str]) -> Iterator[Row]:
+def _read_jsonl(stream: IO[str], column_map: ColumnMap | None) -> Iterator[Row]:
     for line, text in enumerate(stream, 1):
         if not text.strip():
             continue
@@ -71,13 +150,16 @@ def _read_jsonl(stream: IO[str]) -> Iterator[Row]:
         if not isinstance(record, dict):
             yield Row(line, {}, problem="A line must be a JSON object.")
             continue
-        yield _row(line, {schemas.underscore(key): value for key, value in record.items()})
+        values, errors = _mapped(
+            {schemas.underscore(key): value for key, value in record.items()}, column_map
+        )
+        yield _row(line, values, *errors)
 
 
-def _read_csv(stream: IO[str]) -> Iterator[Row]:
+def _read_csv(stream: IO[str], column_map: ColumnMap | None) -> Iterator[Row]:
     reader = csv.reader(stream)
     header = [schemas.underscore(name.strip()) for name in next(reader, [])]
-    _check_header(header)
+    _check_header(header, column_map)
     read_so_far = reader.line_num
     for values in _csv_records(reader):
         line, read_so_far = read_so_far + 1, reader.line_num
@@ -87,7 +169,10 @@ def _read_csv(stream: IO[str]) -> Iterator[Row]:
             yield Row(line, {}, problem=f"{len(values)} values for {len(header)} columns.")
             continue
         # An empty cell is an absent field.
-        yield _csv_row(line, {name: value for name, value in zip(header, values, strict=True) if value != ""})
+        values, errors = _mapped(
+            {name: value for name, value in zip(header, values, strict=True) if value != ""}, column_map
+        )
+        yield _csv_row(line, values, *errors)
 
 
 def _csv_records(reader) -> Iterator[list[str]]:
@@ -97,7 +182,15 @@ def _csv_records(reader) -> Iterator[list[str]]:
         raise ImportFileError(f"line {reader.line_num}: {e}") from e
 
 
-def _check_header(header: list[str]) -> None:
+def _mapped(values: dict, column_map: ColumnMap | None) -> tuple[dict, tuple[FieldError, ...]]:
+    return column_map.apply(values) if column_map else (values, ())
+
+
+def _check_header(header: list[str], column_map: ColumnMap | None = None) -> None:
+    if column_map:
+        if "email" not in header:
+            raise ImportFileError("No email column, which the column map reads.")
+        return
     unknown = [name for name in header if name not in FIELDS + READ_ONLY_FIELDS]
     if unknown:
         raise ImportFileError(
@@ -108,15 +201,15 @@ def _check_header(header: list[str]) -> None:
         raise ImportFileError(f"Repeated columns: {', '.join(schemas.camelize(f) for f in repeated)}.")
 
 
-def _csv_row(line: int, values: dict) -> Row:
+def _csv_row(line: int, values: dict, *errors: FieldError) -> Row:
     """customData is JSON text in a CSV cell."""
     if "custom_data" not in values:
-        return _row(line, values)
+        return _row(line, values, *errors)
     try:
         values["custom_data"] = json.loads(values.pop("custom_data"))
     except json.JSONDecodeError as e:
-        return _row(line, values, FieldError("custom_data", "invalid", _json_problem(e)))
-    return _row(line, values)
+        return _row(line, values, *errors, FieldError("custom_data", "invalid", _json_problem(e)))
+    return _row(line, values, *errors)
 
 
 def _row(line: int, values: dict, *errors: FieldError) -> Row:
