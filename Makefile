@@ -4,6 +4,9 @@
 # make test  set up, run the linter, migrate a new database and check it matches the models
 #            (flask db upgrade + db check), then run the whole test suite
 #            (FRESHCOM_TEST_DATABASE_URI=postgresql+psycopg://... make test runs it on PostgreSQL)
+# make messages  extract the email templates' messages into freshcom_customers/translations/
+#            messages.pot (babel.cfg) and merge them into every catalogue there; translate
+#            the new entries of each messages.po (docs/deploy.md, "Emails")
 # make bench serve it with gunicorn on PostgreSQL and measure it with wrk (bench/run.py,
 #            docs/benchmarks.md); installs wrk if missing, seeds a million customers once
 
@@ -13,7 +16,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test bench
+.PHONY: run test bench messages
+
+TRANSLATIONS := freshcom_customers/translations
 
 # Checked before the seed, so that a busy port stops `make run` before it changes anything.
 # SO_REUSEADDR as gunicorn binds: a port whose last connections are closing counts as free.
@@ -43,6 +48,15 @@ test: $(VENV)/installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.check_migrations
 	$(BIN)/pytest
+
+# No compiled .mo files: services/mail.py reads the .po catalogues at start.
+messages: $(VENV)/installed
+	$(BIN)/pybabel extract --mapping-file babel.cfg --add-location file --sort-output \
+		--project freshcom_customers --copyright-holder "" --msgid-bugs-address "" \
+		--header-comment "# The messages of freshcom_customers' emails (make messages)." \
+		--output-file $(TRANSLATIONS)/messages.pot freshcom_customers
+	$(BIN)/pybabel update --input-file $(TRANSLATIONS)/messages.pot --output-dir $(TRANSLATIONS) \
+		--ignore-obsolete --no-fuzzy-matching
 
 bench: $(VENV)/installed
 	$(BIN)/python bench/run.py

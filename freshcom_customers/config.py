@@ -158,6 +158,10 @@ def _http_url(value: str) -> str:
     return value.strip()
 
 
+def _folder(value: str) -> str | None:
+    return value.strip() or None  # whether it exists is checked once every source is read
+
+
 def _database_url(value: str) -> str | None:
     if not value.strip():
         return None  # the default: SQLite in the instance folder
@@ -187,6 +191,7 @@ COUNT = whole_number(1)
 PORT = whole_number(1, 65535)
 SECONDS = duration(1)
 SECONDS_OR_ZERO = duration(0)
+FOLDER = Kind(_folder, "a folder's path (or empty)")
 HTTP_URL = Kind(_http_url, "an absolute http(s) URL like https://shop.example.com")
 DATABASE = Kind(_database_url, "a database URL like postgresql+psycopg://user@host/name")
 STORAGE = Kind(_storage_uri, "a storage URI like memory:// or redis://host:6379/0")
@@ -229,6 +234,9 @@ SETTINGS = {
     "MAIL_SUPPRESS_SEND": Setting(BOOLEAN, False),
     # Where the links in emails point: the storefront's /reset-password and /verify-email pages.
     "STOREFRONT_URL": Setting(HTTP_URL, "http://localhost:3000"),
+    # A folder whose email/<kind>.* templates and translations/<locale>/LC_MESSAGES/messages.po
+    # catalogues come before the package's (services/mail.py; docs/deploy.md, "Emails").
+    "EMAIL_TEMPLATE_FOLDER": Setting(FOLDER),
     "RATELIMIT_STORAGE_URI": Setting(STORAGE, "memory://", secret=True),
     # Brute-force protection (http/throttling.py, services/logins.py and lockouts.py;
     # docs/decisions.md). Limits are "N per minute; M per hour"; RATELIMIT_* also reaches
@@ -286,6 +294,7 @@ def load_config(app, overrides=None):
         _require_production_secrets(app.config)
     else:
         _generate_development_secrets(app)
+    _require_folder(app.config["EMAIL_TEMPLATE_FOLDER"], "FRESHCOM_EMAIL_TEMPLATE_FOLDER")
     app.config["JWT_PRIVATE_KEY"] = _read_key(app.config["JWT_PRIVATE_KEY_FILE"])
     app.config["JWT_PREVIOUS_KEYS"] = [
         _read_key(path, "FRESHCOM_JWT_PREVIOUS_KEY_FILES")
@@ -420,6 +429,11 @@ def _paths(value) -> list[str]:
     """A list of file names, given as a list or as one comma-separated string."""
     names = value.split(",") if isinstance(value, str) else value or []
     return [name.strip() for name in names if name.strip()]
+
+
+def _require_folder(path, setting):
+    if path and not Path(path).is_dir():
+        raise ConfigError(f"{setting}: {path} is not a folder")
 
 
 def _read_key(path, setting="FRESHCOM_JWT_PRIVATE_KEY_FILE"):

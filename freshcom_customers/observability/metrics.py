@@ -63,7 +63,16 @@ METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 UNMATCHED = "unmatched"
 LOGIN_OUTCOMES = ("success", "invalid_credentials", "locked_out", "throttled")
 GRANTS = ("password", "refresh_token_prt", "refresh_token_urt", "chec_magic_link")
-EMAIL_KINDS = ("password_reset", "email_verification", "login_link")
+EMAIL_KINDS = (
+    "password_reset",
+    "email_verification",
+    "login_link",
+    "registration_confirmation",
+    "invitation",
+    "email_change_confirmation",
+    "email_changed_notice",
+    "password_changed_notice",
+)
 EMAIL_OUTCOMES = ("sent", "failed", "logged")
 _STARTED = "freshcom.metrics_started"
 

@@ -56,7 +56,7 @@ def test_a_customer_verifies_its_email(client, session, roy, roy_headers, roy_us
 
     (message,) = mailbox.wait_for(1)
     assert message["To"] == "roy@example.com"
-    assert message["Subject"] == "Verify your email address"
+    assert message["Subject"] == "Verify your email address at Acme"
     assert mailbox.link(message).startswith("http://localhost:3000/verify-email?token=")
     token = mailbox.token(message)
     customer = client.get("/v1/customer", headers=roy_headers).get_json()["data"]

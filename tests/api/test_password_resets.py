@@ -33,7 +33,7 @@ def test_the_emailed_link_resets_the_password_once(client, auth, account, guest,
     (message,) = mailbox.wait_for(1)
     assert message["To"] == "roy@example.com"
     assert message["From"] == "no-reply@localhost"
-    assert message["Subject"] == "Reset your password"
+    assert message["Subject"] == "Reset your password at Acme"
     text, html = mailbox.parts(message)
     assert "Acme" in text and "Acme" in html
     assert mailbox.link(message).startswith("http://localhost:3000/reset-password?token=")
