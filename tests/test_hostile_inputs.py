@@ -46,6 +46,8 @@ from freshcom_customers.services import (
     magic_links,
     one_time_tokens,
     password_resets,
+    passwords,
+    registrations,
 )
 from freshcom_customers.services.mail import outbox
 from tests import callers
@@ -189,6 +191,7 @@ class Base:
     body: dict = field(default_factory=dict)  # merged over the body built from the schema
     normal: dict = field(default_factory=dict)  # normal values of places the base leaves out
     name: str = ""  # tells two bases of one operation apart
+    ids: dict = field(default_factory=dict)  # path parameters naming other rows than Roy's
 
 
 # Bases of the operations whose generic request (required fields only) is not accepted or
@@ -214,6 +217,13 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
             "Customer",
             {"status": "registered", "email": c.email(), "password": PASSWORD, "firstName": "Ada"},
         )
+    ),
+    # Only a registered customer without a password is invited.
+    "POST /v1/customers/{customer_id}/invitations": lambda c: Base(
+        ids={"customer_id": c.tokens["invited_id"]}
+    ),
+    "POST /v1/registration_confirmations": lambda c: Base(
+        role="guest", body=_document("RegistrationConfirmation", {"token": c.tokens["registration"]})
     ),
     "POST /v1/email_verification_tokens": lambda c: Base(
         body=_document(
@@ -591,7 +601,7 @@ def bases_of(operation: Operation, context: Context) -> list[Base]:
 
 def base_call(operation: Operation, base: Base, encoding: tuple | None, context: Context) -> Call:
     """The operation's valid request, in one encoding of its body (None: no body)."""
-    ids = callers.real_ids(operation.path, context.credentials)
+    ids = {**callers.real_ids(operation.path, context.credentials), **base.ids}
     path = operation.path
     arguments = {}
     for parameter in operation.definition.get("parameters", []):
@@ -715,9 +725,15 @@ def context(credentials, account, session) -> Context:
     roy = customers.get_customer(account.live, credentials["native_ids"]["customer_id"])
     user = roy.user
     guest = {"code": "GIA-1", "email": "gia@example.com"}
-    customers.create_customer(account.live, {**guest, "first_name": "Gia", "custom_data": {}})
+    gia = customers.create_customer(account.live, {**guest, "first_name": "Gia", "custom_data": {}})
+    invited = customers.create_customer(account.live, {"status": "registered", "email": "ivy@example.com"})
+    registration = {"password_hash": passwords.hash_password(PASSWORD), "username": None, "profile": {}}
     tokens = {
         "user_id": str(user.id),
+        "invited_id": str(invited.id),
+        "registration": one_time_tokens.issue(
+            registrations.PURPOSE, customer=gia, email=gia.email, lifetime=3600, payload=registration
+        ),
         "login": one_time_tokens.issue(magic_links.PURPOSE, customer=roy, email=roy.email, lifetime=900),
         "reset": one_time_tokens.issue(password_resets.PURPOSE, user=user, email=user.email, lifetime=3600),
         "verification": one_time_tokens.issue(

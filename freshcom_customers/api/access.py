@@ -1,9 +1,13 @@
 """Who may call what on the native face. Roles come from the access token."""
 
+from contextlib import AbstractContextManager, nullcontext
+
 from authlib.integrations.flask_oauth2 import current_token
 
 from freshcom_customers.errors import AccessDenied
-from freshcom_customers.models import STAFF_ROLES
+from freshcom_customers.http import throttling
+from freshcom_customers.models import STAFF_ROLES, User
+from freshcom_customers.services import logins
 from freshcom_customers.services.access_tokens import Principal
 
 STAFF = frozenset(STAFF_ROLES)
@@ -22,3 +26,10 @@ def caller(*roles: str) -> Principal:
 def is_guest() -> bool:
     """Whether the caller holds a guest token (a storefront visitor, who may self-register)."""
     return current_token.role == "guest"
+
+
+def current_password_guard(user: User, attrs: dict) -> AbstractContextManager:
+    """Around a change of the caller's own password or email: a wrong currentPassword is a failed login."""
+    if "password" not in attrs and "email" not in attrs:
+        return nullcontext()
+    return logins.Login(throttling.current(), throttling.client_ip()).current_password(user)

@@ -6,21 +6,25 @@ from marshmallow import fields
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import orders as orders_api
+from freshcom_customers.api import registration_confirmations as confirmations_api
 from freshcom_customers.api import users as users_api
-from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, is_guest
+from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, current_password_guard, is_guest
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
-from freshcom_customers.errors import NotFound
+from freshcom_customers.errors import AccessDenied, NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.http import contracts, throttling
 from freshcom_customers.http.contracts import BEARER, Param
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import customers, orders
+from freshcom_customers.services import customers, invitations, orders, registrations, user_management
 
 
 class CustomerSchema(schemas.CustomerInputSchema):
     """The writable attributes, shared with the import's files, and what the API adds when it answers."""
 
     email_verified = fields.Boolean(dump_only=True)
+    # A new email waiting for the link sent to it (API.md 9); the proof a customer gives for it.
+    pending_email = fields.Function(lambda c: c.user.pending_email if c.user else None, dump_only=True)
+    current_password = fields.String(load_only=True, allow_none=True)
     inserted_at = jsonapi.Timestamp(dump_only=True)
     updated_at = jsonapi.Timestamp(dump_only=True)
 
@@ -57,9 +61,15 @@ def _document(customer, include: set[str]):
 
 @bp.post("/customers")
 @jsonapi.contract(
-    "Create a customer (guest: guest or registered only)",
+    "Create a customer (guest: guest or registered only; a guest's email: 202, a confirmation is emailed)",
     tag="Customers",
-    responses={201: DOCUMENT, 429: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    responses={
+        201: DOCUMENT,
+        202: confirmations_api.PENDING,
+        429: ERRORS,
+        **TOKEN_ERRORS,
+        **BODY_ERRORS,
+    },
     security=BEARER,
     body=jsonapi.body("Customer", SCHEMA),
 )
@@ -68,7 +78,29 @@ def _document(customer, include: set[str]):
 def create_customer():
     principal = caller("guest", *CUSTOMER_MANAGERS)
     attrs = jsonapi.load()
-    customer = customers.create_customer(principal.account, attrs, by_guest=principal.role == "guest")
+    if principal.role == "guest":
+        customer = registrations.register(principal.account, attrs)
+    else:
+        customer = customers.create_customer(principal.account, attrs)
+    db.session.commit()
+    if isinstance(customer, registrations.PendingRegistration):
+        return confirmations_api.pending_document(customer)
+    location = url_for("api.get_customer", customer_id=customer.id)
+    return jsonapi.document(serialize(customer), status=201, headers={"Location": location})
+
+
+@bp.post("/registration_confirmations")
+@jsonapi.contract(
+    "Register a returning guest with the token its confirmation email carried",
+    tag="Customers",
+    responses={201: DOCUMENT, **TOKEN_ERRORS, **BODY_ERRORS},
+    security=BEARER,
+    body=confirmations_api.BODY,
+)
+@require_oauth()
+def create_registration_confirmation():
+    principal = caller("guest")
+    customer = registrations.confirm(principal.account, jsonapi.load()["token"])
     db.session.commit()
     location = url_for("api.get_customer", customer_id=customer.id)
     return jsonapi.document(serialize(customer), status=201, headers={"Location": location})
@@ -122,7 +154,6 @@ def list_customers():
         sort=jsonapi.sort_params(),
         page=number,
         size=size,
-        with_users="user" in include,
     )
     meta = {"total_count": total, "all_count": all_count}
     included = [users_api.serialize(c.user) for c in rows if c.user] if include else None
@@ -145,18 +176,25 @@ def get_customer(customer_id):
 
 @bp.patch("/customers/<customer_id>")
 @jsonapi.contract(
-    "Update a customer (staff; the customer itself, not its status)",
+    "Update a customer (staff; the customer itself, not its status; a guest token registers a guest: 202)",
     tag="Customers",
-    responses={200: DOCUMENT, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    responses={200: DOCUMENT, 202: confirmations_api.PENDING, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
     security=BEARER,
     body=jsonapi.body("Customer", SCHEMA, partial=True),
 )
 @require_oauth()
+@throttling.limit_per_ip("registration", only_if=is_guest)
 def update_customer(customer_id):
+    if is_guest():
+        return _register_guest(customer_id)
     customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
     attrs = jsonapi.load(customer_id)
-    by_customer = caller(*STAFF, "customer").role == "customer"
-    customers.update_customer(customer, attrs, by_customer=by_customer)
+    principal = caller(*STAFF, "customer")
+    if principal.role == "customer":
+        with current_password_guard(principal.user, attrs):
+            user_management.update_own_customer(customer, attrs)
+    else:
+        customers.update_customer(customer, attrs)
     db.session.commit()
     return jsonapi.document(serialize(customer))
 
@@ -174,6 +212,33 @@ def delete_customer(customer_id):
     customers.delete_customer(customers.get_customer(principal.account, customer_id))
     db.session.commit()
     return jsonapi.no_content()
+
+
+@bp.post("/customers/<customer_id>/invitations")
+@jsonapi.contract(
+    "Email a registered customer without a password a new invitation to choose one (staff)",
+    tag="Customers",
+    responses={204: None, 404: ERRORS, 422: ERRORS, **TOKEN_ERRORS},
+    security=BEARER,
+)
+@require_oauth()
+def create_invitation(customer_id):
+    principal = caller(*CUSTOMER_MANAGERS)
+    invitations.invite(customers.get_customer(principal.account, customer_id))
+    db.session.commit()
+    return jsonapi.no_content()
+
+
+def _register_guest(customer_id):
+    """Freshcom's registration of the guest the storefront kept: a confirmation goes to its email."""
+    principal = caller("guest")
+    customer = customers.get_customer(principal.account, customer_id)
+    attrs = jsonapi.load(customer_id)
+    if customer.status != "guest" or attrs.get("status") != "registered":
+        raise AccessDenied("A guest may only register a guest customer: status must be registered.")
+    pending = registrations.request_confirmation(customer, attrs)
+    db.session.commit()
+    return confirmations_api.pending_document(pending)
 
 
 def _visible_customer(customer_id, *, staff_roles=STAFF):

@@ -1,21 +1,19 @@
 """Users: /v1/users, /v1/users/:id and the caller's own /v1/user."""
 
-from contextlib import nullcontext
-
 from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length, OneOf
 
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller, is_guest
+from freshcom_customers.api.access import STAFF, caller, current_password_guard, is_guest
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
 from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.models import MANAGED_ROLES
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import logins, user_management, users
+from freshcom_customers.services import user_management, users
 
 # Who manages an account's managed users (API.md 5; owners too, as they outrank both).
 USER_MANAGERS = ("developer", "administrator", "owner")
@@ -47,6 +45,7 @@ class UserSchema(Schema):
     role = Role(MANAGED_ROLES)
     email_verified = fields.Boolean(dump_only=True)
     email_verified_at = jsonapi.Timestamp(dump_only=True)
+    pending_email = fields.String(dump_only=True)  # a new email waiting for its link (API.md 9)
     inserted_at = jsonapi.Timestamp(dump_only=True)
     updated_at = jsonapi.Timestamp(dump_only=True)
     password = fields.String(load_only=True)
@@ -107,8 +106,7 @@ def get_current_user():
 def update_current_user():
     principal = caller("customer", *STAFF)
     attrs = jsonapi.load(principal.user.id)
-    login = logins.Login(throttling.current(), throttling.client_ip())
-    with login.current_password(principal.user) if "password" in attrs else nullcontext():
+    with current_password_guard(principal.user, attrs):
         user_management.update_own_user(
             principal.user, attrs, role=principal.role, session_family=principal.family_id
         )

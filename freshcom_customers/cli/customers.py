@@ -1,4 +1,4 @@
-"""Command line: flask customers import FILE --account ID, flask customers export --account ID."""
+"""Command line: flask customers import, export and invite, each for one account."""
 
 import io
 import json
@@ -9,11 +9,15 @@ from pathlib import Path
 import click
 
 from freshcom_customers.cli import customer_files, shared
+from freshcom_customers.errors import NotFound, ValidationFailed
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
-from freshcom_customers.services import customer_export, customer_import
+from freshcom_customers.services import customer_export, customer_import, customers, invitations
+from freshcom_customers.services.mail import outbox
 
-customers_cli = click.Group("customers", help="Import and export the customers of an account.")
+customers_cli = click.Group("customers", help="Import, export and invite the customers of an account.")
+# How long a batch of invitations may take to reach the mail server before the command gives up.
+SEND_TIMEOUT = 600
 
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -30,21 +34,28 @@ EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Threads hashing plain passwords; default one per CPU."
 )
+@click.option(
+    "--columns",
+    "column_map",
+    type=click.Choice(tuple(customer_files.COLUMN_MAPS)),
+    help="Read an export of another platform's customer table (docs/decisions.md).",
+)
 @click.pass_context
 @schema.required
-def import_customers(ctx, file, account_id, file_format, workers):
+def import_customers(ctx, file, account_id, file_format, workers, column_map):
     """Import customers from a CSV file with a header, or JSON Lines.
 
     Each row is checked like POST /v1/customers and written whole or not at all; a row that
     fails is reported on stderr as "line N: reason" and the others are imported. A row whose
     email or code already belongs to a customer of the account is skipped, so running a file
     again creates nothing. Prints {"created", "skipped", "failed"}; exits 1 if a row failed.
+    passwordHash takes argon2, bcrypt, scrypt, PBKDF2, Django's and Werkzeug's hashes.
     """
     account = _account(account_id)
     file_format = file_format or _format_of(file)
     counts = {"created": 0, "skipped": 0, "failed": 0}
     with _text_input(file) as stream, _progress(file) as bar:
-        rows = customer_files.read_rows(stream, file_format)
+        rows = customer_files.read_rows(stream, file_format, customer_files.COLUMN_MAPS.get(column_map))
         for batch in _file_errors(customer_import.import_customers(account, rows, workers=workers)):
             db.session.commit()
             counts["created"] += batch.created
@@ -90,6 +101,67 @@ def export_customers(account_id, file_format, output, include_password_hashes):
             customers, stream, file_format, password_hashes=include_password_hashes
         )
     click.echo(f"{count} customers exported", err=True)
+
+
+@customers_cli.command("invite")
+@click.argument("customer_ids", nargs=-1, metavar="[CUSTOMER_ID]...")
+@click.option("--account", "account_id", required=True, help=shared.ACCOUNT_HELP)
+@click.option(
+    "--all-without-password",
+    is_flag=True,
+    help="Invite every registered customer of the account who has no password yet.",
+)
+@click.pass_context
+@schema.required
+def invite_customers(ctx, customer_ids, account_id, all_without_password):
+    """Email registered customers without a password an invitation to choose one (valid 7 days).
+
+    Name customers by id, or give --all-without-password (imported customers, say). A new
+    invitation replaces a customer's earlier one. Invitations are committed and sent a batch
+    at a time, and the command waits for each batch to reach the mail server. A customer that
+    cannot be invited is reported on stderr as "ID: reason". Prints {"invited", "failed",
+    "emails_failed"}; exits 1 if anything failed.
+    """
+    account = _account(account_id)
+    if bool(customer_ids) == all_without_password:
+        raise click.UsageError("Name customers by id, or give --all-without-password; not both.")
+    if all_without_password:
+        total, batches = invitations.count_without_password(account), invitations.without_password(account)
+    else:
+        total, batches = len(customer_ids), [customer_ids]
+    counts = {"invited": 0, "failed": 0, "emails_failed": 0}
+    failed_before = outbox.failed
+    with _progress_bar(total, "Inviting") as bar:
+        for batch in batches:
+            for customer in batch:
+                problem = _invite(account, customer)
+                counts["failed" if problem else "invited"] += 1
+                if problem:
+                    click.echo(f"{bar.clear_line}{problem}", err=True)
+            db.session.commit()
+            if not outbox.wait(SEND_TIMEOUT):
+                raise click.ClickException(
+                    "The mail server took more than 10 minutes for one batch; stopped."
+                )
+            bar.update(len(batch))
+    counts["emails_failed"] = outbox.failed - failed_before
+    click.echo(json.dumps(counts))
+    if counts["failed"] or counts["emails_failed"]:
+        ctx.exit(1)
+
+
+def _invite(account, customer) -> str | None:
+    """Invite the customer (or the customer with this id); what went wrong, or None."""
+    if isinstance(customer, str):
+        try:
+            customer = customers.get_customer(account, customer)
+        except NotFound:
+            return f"{customer}: no customer of this account has this id"
+    try:
+        invitations.invite(customer)
+    except ValidationFailed as e:
+        return f"{customer.id}: {'; '.join(error.title for error in e.errors)}"
+    return None
 
 
 def _account(reference: str):
@@ -163,7 +235,16 @@ def _progress(file: str):
     if file == "-" or not sys.stderr.isatty():
         yield _Progress(None)
         return
-    with click.progressbar(length=_count_lines(file), label="Importing", file=sys.stderr) as bar:
+    with _progress_bar(_count_lines(file), "Importing") as bar:
+        yield bar
+
+
+@contextmanager
+def _progress_bar(length: int, label: str):
+    if not sys.stderr.isatty():
+        yield _Progress(None)
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
         yield _Progress(bar)
 
 

@@ -223,7 +223,7 @@ def _write_row(account: Account, line: int, attrs: dict) -> tuple[int, list[Fail
     """Write one row exactly as POST /v1/customers would, in a savepoint of its own."""
     try:
         with db.session.begin_nested():
-            customers.create_customer(account, attrs)
+            customers.create_customer(account, attrs, invite=False)  # like the batches: no email
         return 1, []
     except ValidationFailed as e:
         return 0, [Failure(line, tuple(e.errors))]

@@ -22,7 +22,7 @@ from freshcom_customers.models import (
     User,
     customer_search,
 )
-from freshcom_customers.services import users
+from freshcom_customers.services import invitations, users
 from freshcom_customers.services.database import flush, get_in_account
 
 # Kept equal on a customer and its user, in both directions.
@@ -33,18 +33,27 @@ NAME_LENGTH = Customer.__table__.c.name.type.length
 _CUSTOMER_STATUS = {"active": "registered", "suspended": "suspended"}
 
 
-def create_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
-    """Create a guest customer, or a registered one together with its user."""
+def create_customer(
+    account: Account, attrs: dict, *, by_guest: bool = False, invite: bool = True
+) -> Customer:
+    """Create a guest customer, or a registered one together with its user.
+
+    Staff may register a customer without a password: it is invited to choose one, unless
+    invite is False (an import, whose customers staff invite when they choose).
+    """
     customer = add_customer(account, attrs, by_guest=by_guest)
     with users.username_clash_on_email(attrs):
         flush()
+    if invite:
+        _invite_if_passwordless(customer)
     return customer
 
 
 def add_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Customer:
     """Stage a new customer (and its user) in the session, unflushed: bulk writers flush once.
 
-    A registered customer needs a password, or, when imported, the password_hash of one.
+    A guest registering needs a password; staff and imports may give one, the password_hash of
+    one (imports), or none, and the user then has no password until it is invited to set one.
     """
     status = attrs.get("status", "guest")
     if by_guest and status not in ("guest", "registered"):
@@ -52,7 +61,7 @@ def add_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Cu
     customer = Customer(account_id=account.id, status="guest", custom_data={})
     _apply_fields(customer, attrs)
     db.session.add(customer)
-    _change_status(customer, status, attrs)
+    _change_status(customer, status, attrs, password_required=by_guest)
     return customer
 
 
@@ -70,7 +79,7 @@ def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = Fals
     _apply_fields(customer, attrs)
     if user is not None:
         _update_login(customer, user, attrs, old_email)
-    _change_status(customer, status, attrs)
+    _change_status(customer, status, attrs, password_required=by_customer)
     if customer.user is not None:
         for field in PROFILE_FIELDS:
             setattr(customer.user, field, getattr(customer, field))
@@ -78,9 +87,17 @@ def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = Fals
         customer.email_verified = False
         if customer.user is not None:
             users.mark_email_unverified(customer.user)
+            customer.user.pending_email = None  # a change that waited for its link is overtaken
     with users.username_clash_on_email(attrs):
         flush()
+    if user is None:
+        _invite_if_passwordless(customer)  # staff registered a guest by phone, say
     return customer
+
+
+def _invite_if_passwordless(customer: Customer) -> None:
+    if customer.status == "registered" and customer.user.password_hash is None:
+        invitations.invite(customer)
 
 
 def _update_login(customer: Customer, user, attrs: dict, old_email: str | None) -> None:
@@ -92,6 +109,14 @@ def _update_login(customer: Customer, user, attrs: dict, old_email: str | None) 
     elif users.username_was_email(user, old_email):
         # The username was the email (the default): it moves with the email.
         user.username = users.canonical_username(customer.email)
+
+
+def mark_email_verified(user: User) -> None:
+    """The user proved it receives mail at its address, which is its customer's (if any) too."""
+    users.mark_email_verified(user)
+    customer = of_user(user)
+    if customer is not None:
+        customer.email_verified = True
 
 
 def register_customer_user(account: Account, attrs: dict) -> User:
@@ -152,9 +177,7 @@ LIST_FILTERS = ("status", "label", "email")
 LIST_SORTS = ("inserted_at", "updated_at", "name")
 
 
-def list_customers(
-    account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int, with_users=False
-):
+def list_customers(account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int):
     """Return (customers on the page, count after filters and search, count of the account).
 
     Each filter and sort has an index led by account_id; search= matches the beginnings of
@@ -177,9 +200,8 @@ def list_customers(
     order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
     tie = Customer.id.desc() if sort[-1][1] else Customer.id.asc()
     offset = (page - 1) * size
-    page_query = query.order_by(*order, tie).offset(offset).limit(size)
-    if with_users:
-        page_query = page_query.options(selectinload(Customer.user))
+    # With their users, in one more query: a customer shows its user's pending email.
+    page_query = query.order_by(*order, tie).offset(offset).limit(size).options(selectinload(Customer.user))
     rows = db.session.scalars(page_query).all()
     all_count = _counted(account, {})
     if not keys and "email" not in filters:
@@ -288,7 +310,7 @@ def _full_name(customer: Customer) -> str | None:
     return " ".join(p for p in (customer.first_name, customer.last_name) if p) or None
 
 
-def _change_status(customer: Customer, status: str, attrs: dict) -> None:
+def _change_status(customer: Customer, status: str, attrs: dict, *, password_required: bool) -> None:
     """Move to status: registered needs an active user, suspended a suspended one (if any)."""
     user = customer.user
     if status == customer.status:
@@ -297,7 +319,8 @@ def _change_status(customer: Customer, status: str, attrs: dict) -> None:
         raise invalid("status", "invalid", "A customer with a user cannot become a guest again.")
     if user is None and status != "guest":
         # A suspended customer has a user too, created suspended (it has no tokens to revoke).
-        _register(customer, attrs, user_status="active" if status == "registered" else "suspended")
+        user_status = "active" if status == "registered" else "suspended"
+        _register(customer, attrs, user_status=user_status, password_required=password_required)
     elif status == "registered":
         users.reactivate(user)
     elif status == "suspended":
@@ -305,11 +328,10 @@ def _change_status(customer: Customer, status: str, attrs: dict) -> None:
     customer.status = status
 
 
-def _register(customer: Customer, attrs: dict, *, user_status: str = "active") -> None:
+def _register(customer: Customer, attrs: dict, *, user_status: str, password_required: bool) -> None:
     """Create the customer's managed user from its profile, username defaulting to email."""
-    missing = [f for f in ("email", "password") if not (attrs.get(f) or getattr(customer, f, None))]
-    if attrs.get("password_hash"):
-        missing.remove("password")
+    needed = ("email", "password") if password_required and not attrs.get("password_hash") else ("email",)
+    missing = [f for f in needed if not (attrs.get(f) or getattr(customer, f, None))]
     if missing:
         raise ValidationFailed(
             *(FieldError(f, "required", f"{f.capitalize()} is required to register.") for f in missing)

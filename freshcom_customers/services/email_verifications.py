@@ -8,7 +8,7 @@ from freshcom_customers.errors import NotFound, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Customer, User
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import mail, one_time_tokens
+from freshcom_customers.services import email_changes, mail, one_time_tokens
 
 PURPOSE = "email_verification"
 LIFETIME = timedelta(hours=24)
@@ -19,25 +19,32 @@ def send_verification(user: User) -> None:
     if not user.email:
         raise invalid("email", "required", "The user has no email address to verify.")
     token = one_time_tokens.issue(PURPOSE, user=user, email=user.email, lifetime=LIFETIME)
-    where = f" at {user.account.name}" if user.account else ""
-    mail.send_link(
+    mail.send(
+        "email_verification",
         user.email,
-        kind="email_verification",
-        subject="Verify your email address",
-        intro=f"Please confirm that {user.email} is your email address{where}.",
-        action="Verify my email address",
+        account=user.account,
         link=mail.storefront_link("/verify-email", token=token),
-        outro="The link works once, for 24 hours. If you did not ask for it, ignore this email.",
+        email=user.email,
     )
 
 
-def verify_email(token_value: str) -> User:
-    """Mark the token's user, and its customer, verified, if the address is still the one it went to."""
+def verify_email(token_value: str) -> User | None:
+    """Mark the token's user, and its customer, verified, if the address is still the one it went to.
+
+    A link sent to a new address makes it the email of the user (its pending_email) or of the
+    guest that asked for it (services.email_changes).
+    """
     try:
         token = one_time_tokens.consume(PURPOSE, token_value)
     except NotFound as e:
         raise _invalid_token() from e
-    user = token.user
+    user, guest = token.user, token.customer
+    if user is None and guest is not None and guest.status == "guest":
+        email_changes.apply_to_guest(guest, token.email)
+        return None
+    if user is not None and user.pending_email is not None and token.email == user.pending_email:
+        email_changes.apply(user)
+        return user
     if user is None or user.email != token.email:
         raise _invalid_token()
     user.email_verified, user.email_verified_at = True, utcnow()

@@ -7,6 +7,7 @@ signed with the service's key and checked against the database on every request,
 suspension, a deletion or a password reset ends it at once.
 """
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,10 +32,16 @@ TOKEN_TYPE = "chec"
 
 @dataclass(frozen=True)
 class Session:
-    """Who a live JWT logs in: a customer, and its account."""
+    """Who a live JWT logs in: a customer, and its account; and when the link was used (Unix seconds)."""
 
     account: Account
     customer: Customer
+    logged_in_at: int
+
+    @property
+    def recent(self) -> bool:
+        """Whether the login link was used within its own lifetime: proof of the address, still fresh."""
+        return time.time() - self.logged_in_at <= LIFETIME.total_seconds()
 
 
 def send_login_link(account: Account, email: str, base_url: str) -> None:
@@ -57,14 +64,8 @@ def send_login_link(account: Account, email: str, base_url: str) -> None:
         one_time_tokens.issue_for_no_one(PURPOSE)
         return
     token = one_time_tokens.issue(PURPOSE, customer=customer, email=customer.email, lifetime=LIFETIME)
-    mail.send_link(
-        customer.email,
-        kind="login_link",
-        subject=f"Your login link for {account.name}",
-        intro=f"Someone, hopefully you, asked to log in to {account.name} as {customer.email}.",
-        action="Log in",
-        link=login_link(base_url, token),
-        outro="The link works once, for 15 minutes. If you did not ask for it, ignore this email.",
+    mail.send(
+        "login_link", customer.email, account=account, link=login_link(base_url, token), email=customer.email
     )
 
 
@@ -142,7 +143,7 @@ def authenticate(jwt: str) -> Session:
     generation = customer.user.token_generation if customer.user is not None else None
     if claims.get("gen") != generation:
         raise InvalidToken()
-    return Session(account, customer)
+    return Session(account, customer, int(claims["iat"]))
 
 
 def session_for(jwt: str, customer_id: uuid.UUID | None) -> Session:

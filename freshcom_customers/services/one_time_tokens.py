@@ -1,4 +1,4 @@
-"""One-time tokens sent by email (password reset, email verification, magic link).
+"""One-time tokens sent by email: reset, verification, magic link, registration confirmation, invitation.
 
 The value is 256 bits from the CSPRNG, given out once and stored only as its SHA-256 hash.
 A token belongs to a user or, for a magic link that a guest may get, to a customer; issuing
@@ -27,10 +27,13 @@ def issue(
     customer: Customer | None = None,
     email: str | None,
     lifetime: timedelta | int,
+    payload: dict | None = None,
+    token_id: uuid.UUID | None = None,
 ) -> str:
     """Create a token for the user (or, without one, the customer); return its only plaintext.
 
-    email is the address the token is sent to; lifetime is a timedelta or seconds.
+    email is the address the token is sent to; lifetime is a timedelta or seconds; payload is
+    what using the token carries out; token_id names the token where an answer must show it.
     """
     if purpose not in TOKEN_PURPOSES:
         raise ValueError(f"unknown one-time token purpose {purpose!r}")
@@ -42,12 +45,14 @@ def issue(
     value = secrets.token_urlsafe(32)
     db.session.add(
         OneTimeToken(
+            id=token_id or uuid.uuid4(),
             purpose=purpose,
             token_hash=hash_secret(value),
             user=user,
             customer=customer,
             email=email,
             expires_at=utcnow() + lifetime,
+            payload=payload,
         )
     )
     flush()
@@ -91,11 +96,15 @@ def discard(purpose: str, *, user: User | None = None, customer: Customer | None
     )
 
 
-def consume(purpose: str, value: str) -> OneTimeToken:
-    """Use the token once and return it; NotFound if it is unknown, used, expired or for another purpose."""
+def consume(purpose: str | tuple[str, ...], value: str) -> OneTimeToken:
+    """Use the token once and return it; NotFound if it is unknown, used, expired or for another purpose.
+
+    purpose may name several, for links used in the same place (a reset and an invitation).
+    """
+    purposes = (purpose,) if isinstance(purpose, str) else purpose
     token = db.session.scalar(
         select(OneTimeToken)
-        .where(OneTimeToken.token_hash == hash_secret(value), OneTimeToken.purpose == purpose)
+        .where(OneTimeToken.token_hash == hash_secret(value), OneTimeToken.purpose.in_(purposes))
         .execution_options(populate_existing=True)
     )
     now = utcnow()

@@ -8,7 +8,7 @@ from freshcom_customers import identifiers
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, User
-from freshcom_customers.services import mail, one_time_tokens, passwords, users
+from freshcom_customers.services import customers, invitations, mail, one_time_tokens, passwords, users
 
 PURPOSE = "password_reset"
 LIFETIME = timedelta(hours=1)
@@ -34,16 +34,12 @@ def request_reset(account: Account | None, username: str) -> None:
         one_time_tokens.issue_for_no_one(PURPOSE)
         return
     token = one_time_tokens.issue(PURPOSE, user=user, email=user.email, lifetime=LIFETIME)
-    where = f" at {user.account.name}" if user.account else ""
-    mail.send_link(
+    mail.send(
+        "password_reset",
         user.email,
-        kind="password_reset",
-        subject="Reset your password",
-        intro=f"Someone, hopefully you, asked to reset the password of {user.username}{where}.",
-        action="Choose a new password",
+        account=user.account,
         link=mail.storefront_link("/reset-password", token=token),
-        outro="The link works once, for one hour. If you did not ask for it, ignore this email: "
-        "your password stays as it is.",
+        username=user.username,
     )
 
 
@@ -65,15 +61,23 @@ def reset_password(token_value: str | None, new_password: str) -> User:
         problems.extend(e.errors)
     if problems:
         raise ValidationFailed(*problems)
+    invited = user.password_hash is None
     user.password_hash = passwords.hash_password(new_password)
     users.revoke_sessions(user)
+    for purpose in (PURPOSE, invitations.PURPOSE):  # the other links would set it again
+        one_time_tokens.discard(purpose, user=user)
+    if invited:  # the first password, chosen through a link to the address: it is proven
+        customers.mark_email_verified(user)
+    else:
+        users.tell_password_changed(user, how="reset")
     return user
 
 
 def _user_of_token(token_value: str | None) -> User:
+    """The user of a reset link, or of an invitation (services.invitations), which is used the same way."""
     if not token_value:
         raise NotFound("one-time token")
-    token = one_time_tokens.consume(PURPOSE, token_value)
+    token = one_time_tokens.consume((PURPOSE, invitations.PURPOSE), token_value)
     user = token.user
     # The link was sent to an address; once the user's email changes, it no longer counts.
     if user is None or not user.is_active or user.email != token.email:

@@ -9,8 +9,8 @@ import uuid
 
 from freshcom_customers.errors import AccessDenied, FieldError, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import MANAGED_ROLES, STAFF_ROLES, Account, User
-from freshcom_customers.services import customers, users
+from freshcom_customers.models import MANAGED_ROLES, STAFF_ROLES, Account, Customer, User
+from freshcom_customers.services import customers, email_changes, users
 from freshcom_customers.services.database import flush
 
 # Owners are standard users made by `flask accounts create`; no one grants the role.
@@ -75,6 +75,7 @@ def update_own_user(user: User, attrs: dict, *, role: str, session_family: uuid.
     if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
         raise AccessDenied("Your own role and status are changed by staff.")
     customer = customers.of_user(user)
+    attrs = email_changes.hold_back(attrs, user=user)  # checks the current password: before it changes
     if "password" in attrs:
         users.change_password(
             user, attrs.get("current_password"), attrs["password"], keep_family=session_family
@@ -86,6 +87,20 @@ def update_own_user(user: User, attrs: dict, *, role: str, session_family: uuid.
     with users.username_clash_on_email(attrs):
         flush()
     return user
+
+
+def update_own_customer(
+    customer: Customer, attrs: dict, *, login_link_recent: bool | None = None
+) -> Customer:
+    """Apply a customer's partial update of itself: not its status, and a new email waits for its link.
+
+    login_link_recent is the Chec face's proof for a new email (services.email_changes.hold_back).
+    """
+    if customer.user is not None:
+        attrs = email_changes.hold_back(attrs, user=customer.user, login_link_recent=login_link_recent)
+    else:
+        attrs = email_changes.hold_back(attrs, user=None, guest=customer, login_link_recent=login_link_recent)
+    return customers.update_customer(customer, attrs, by_customer=True)
 
 
 def delete_user(user: User, *, by_role: str) -> None:
@@ -101,19 +116,14 @@ def delete_user(user: User, *, by_role: str) -> None:
 
 def _apply_profile(user: User, attrs: dict) -> None:
     """Set a staff or standard user's profile; a username that was the email follows it."""
-    old_email = user.email
     for field in _PROFILE_FIELDS:
         if field in attrs:
             setattr(user, field, attrs[field])
     _derive_name(user, attrs)
     if "email" in attrs:
-        user.email = users.email_address(attrs["email"])
-    if user.email != old_email:
-        users.mark_email_unverified(user)
+        users.change_email(user, attrs["email"])
     if attrs.get("username"):
         user.username = users.canonical_username(attrs["username"])
-    elif user.email and users.username_was_email(user, old_email):
-        user.username = users.canonical_username(user.email)
 
 
 def _derive_name(user: User, attrs: dict) -> None:

@@ -16,7 +16,7 @@ from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, AccountMembership, RefreshToken, User
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
-from freshcom_customers.services import one_time_tokens, passwords
+from freshcom_customers.services import mail, one_time_tokens, passwords
 from freshcom_customers.services.database import flush, get_in_account
 
 USER_STATUSES = ("active", "suspended")
@@ -70,11 +70,14 @@ def create_managed_user(
     password_hash: str | None = None,
     **profile,
 ) -> User:
-    """Add a managed user; password_hash, a hash the CryptContext verifies, is for imports."""
-    if password_hash is None:
+    """Add a managed user; password_hash, a hash the CryptContext verifies, is for imports.
+
+    With neither, the user has no password yet: no login works until it sets one (an invitation).
+    """
+    if password is not None:
         passwords.check_policy(password)
         password_hash = passwords.hash_password(password)
-    else:
+    elif password_hash is not None:
         passwords.check_hash(password_hash)
     user = User(
         account=account,
@@ -109,6 +112,38 @@ def authenticate(account: Account | None, username: str, password: str) -> User:
     if new_hash:
         user.password_hash = new_hash
     return user
+
+
+def username_taken(account_id: uuid.UUID | None, username: str, *, other_than: User | None = None) -> bool:
+    """Whether another user of the account (None: a standard user) has this username, as people read it."""
+    query = select(User.id).where(
+        User.username == identifiers.canonical(username),
+        User.account_id == account_id if account_id else User.account_id.is_(None),
+    )
+    if other_than is not None:
+        query = query.where(User.id != other_than.id)
+    return db.session.scalar(query) is not None
+
+
+def change_email(user: User, address: str | None) -> None:
+    """Set a staff or standard user's email; a username that was the email follows it."""
+    old_email = user.email
+    user.email = email_address(address)
+    if user.email != old_email:
+        mark_email_unverified(user)
+        user.pending_email = None  # a change that waited for its link is overtaken
+    if user.email and username_was_email(user, old_email):
+        user.username = canonical_username(user.email)
+
+
+def verify_password(user: User, password: str | None) -> bool:
+    """Whether password is the user's current one (a user without a password has none to give)."""
+    return bool(password) and passwords.verify(password, user.password_hash)[0]
+
+
+def mark_email_verified(user: User) -> None:
+    """The user proved it receives mail at its address."""
+    user.email_verified, user.email_verified_at = True, utcnow()
 
 
 def role_in(user: User, account: Account) -> str | None:
@@ -155,12 +190,21 @@ def change_password(
     keep_family, the caller's session, stays; the other families' access tokens die with
     them (they carry their family). Without keep_family every session ends.
     """
-    if not current_password or not passwords.verify(current_password, user.password_hash)[0]:
+    if not verify_password(user, current_password):
         raise WrongPassword()
     passwords.check_policy(new_password)
     user.password_hash = passwords.hash_password(new_password)
     revoke_refresh_tokens(user, except_family=keep_family)
     one_time_tokens.discard("password_reset", user=user)  # a reset link must not undo it
+    tell_password_changed(user, how="changed")
+
+
+def tell_password_changed(user: User, *, how: str) -> None:
+    """Tell the user's address that its password was changed or reset: if it was not them, they know."""
+    if user.email:
+        mail.send(
+            "password_changed_notice", user.email, account=user.account, username=user.username, how=how
+        )
 
 
 def revoke_refresh_tokens(user: User, *, except_family: uuid.UUID | None = None) -> None:

@@ -26,6 +26,7 @@ ATTRIBUTES = {
     "description",
     "customData",
     "emailVerified",
+    "pendingEmail",
     "insertedAt",
     "updatedAt",
 }
@@ -163,13 +164,19 @@ def test_staff_create_a_suspended_customer_with_a_suspended_user(client, auth, a
 
 def test_suspending_a_guest_customer_gives_it_a_suspended_user(client, auth, account, guest, owner, session):
     created = create(client, guest, email="roy@example.com").get_json()["data"]
-    assert errors_of(update(client, owner, created["id"], status="suspended")) == {
-        ("required", "/data/attributes/password")
-    }
     response = update(client, owner, created["id"], status="suspended", password="roy-password-1")
     assert response.status_code == 200, response.get_json()
     assert user_of(session, response.get_json()["data"]).status == "suspended"
     assert password_grant(auth, account)["error"] == "invalid_grant"
+
+
+def test_suspending_a_guest_without_a_password_invites_no_one(client, guest, owner, session, mailbox):
+    created = create(client, guest, email="roy@example.com").get_json()["data"]
+    response = update(client, owner, created["id"], status="suspended")
+    assert response.status_code == 200, response.get_json()
+    user = user_of(session, response.get_json()["data"])
+    assert (user.status, user.password_hash) == ("suspended", None)
+    assert mailbox.settled() == []
 
 
 def test_a_guest_cannot_create_a_suspended_customer(client, guest, owner, session, account):
@@ -500,13 +507,11 @@ def test_a_guest_customer_becomes_registered(client, auth, account, guest, owner
     assert client.get("/v1/customer", headers=auth.headers(token)).get_json()["data"]["id"] == created["id"]
 
 
-def test_registering_a_guest_needs_email_and_password(client, guest, owner, session):
+def test_registering_a_guest_needs_an_email(client, guest, owner, session):
+    """Staff may leave out the password: the customer is invited to choose one (test_invitations.py)."""
     created = create(client, guest, firstName="Amy").get_json()["data"]
     response = update(client, owner, created["id"], status="registered")
-    assert errors_of(response) == {
-        ("required", "/data/attributes/email"),
-        ("required", "/data/attributes/password"),
-    }
+    assert errors_of(response) == {("required", "/data/attributes/email")}
     after = read(client, owner, created["id"]).get_json()["data"]
     assert after["attributes"]["status"] == "guest"
     assert after["relationships"]["user"] == {"data": None}
@@ -642,9 +647,11 @@ def test_email_is_unique_among_guests_case_insensitively(client, guest, session,
     assert count_customers(session, account.live) == 1
 
 
-def test_registering_with_a_guest_customers_email_is_taken(client, guest, session, account):
+def test_staff_registering_a_guest_customers_email_is_taken(client, guest, owner, session, account):
+    """Staff convert the guest with a PATCH; a guest token's registration goes to a confirmation
+    (tests/api/test_registration_confirmations.py)."""
     create(client, guest, email="roy@example.com")
-    assert errors_of(create(client, guest, **REG)) == {("taken", "/data/attributes/email")}
+    assert errors_of(create(client, owner, **REG)) == {("taken", "/data/attributes/email")}
     assert session.scalar(select(User).where(User.account_id == account.live.id)) is None
 
 

@@ -15,10 +15,12 @@ from sqlalchemy import func, select
 from freshcom_customers.api.customers import CustomerSchema
 from freshcom_customers.cli import customer_files
 from freshcom_customers.models import Customer, User
-from freshcom_customers.services import customer_export, customer_import, customers
+from freshcom_customers.services import customer_export, customer_import, customers, passwords
+from tests.services.test_passwords import PASSWORD as FOREIGN_PASSWORD
+from tests.services.test_passwords import django_argon2, django_pbkdf2_sha256, scrypt_kdf
 
 ARGON2ID = PasswordHasher(memory_cost=2048, time_cost=1, parallelism=2).hash("legacy-pass-2")
-BCRYPT = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+MD5_CRYPT = "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/"
 
 
 def run(account, text: str, file_format: str = "jsonl", **options) -> dict:
@@ -115,12 +117,12 @@ def test_an_unknown_column_is_reported_with_the_known_ones(session, account):
             "passwordHash: Give a password or its hash, not both.",
         ),
         (
-            {"email": "a@x.test", "status": "registered", "passwordHash": BCRYPT},
-            "passwordHash: Not an argon2 hash; bcrypt and other schemes are not accepted.",
+            {"email": "a@x.test", "status": "registered", "passwordHash": MD5_CRYPT},
+            "passwordHash: Not a password hash in a format this service accepts.",
         ),
         (
             {"email": "a@x.test", "status": "registered", "passwordHash": "$argon2id$v=19$m=1024$nonsense"},
-            "passwordHash: Not an argon2 hash; bcrypt and other schemes are not accepted.",
+            "passwordHash: Not a password hash in a format this service accepts.",
         ),
     ],
 )
@@ -175,7 +177,12 @@ def test_a_rows_errors_come_in_the_columns_declared_order_on_every_run(session, 
 
 
 def test_the_row_schema_checks_what_the_api_checks():
-    api = {name: f for name, f in CustomerSchema().fields.items() if not f.dump_only}
+    # currentPassword proves the caller for its own new email: a request's, never a customer's.
+    api = {
+        name: f
+        for name, f in CustomerSchema().fields.items()
+        if not f.dump_only and name != "current_password"
+    }
     rows = customer_files.RowSchema().fields
     assert set(rows) == {*api, "password_hash"}
     for name, api_field in api.items():
@@ -233,3 +240,85 @@ def _comparable(account) -> list[dict]:
     volatile = ("id", "insertedAt", "updatedAt")
     records = customer_files.records(customer_export.export_customers(account.live, password_hashes=True))
     return [{k: v for k, v in r.items() if k not in volatile} for r in records]
+
+
+# Column maps: exports of other platforms' customer tables, by the queries docs/decisions.md gives.
+
+
+def mapped(account, text: str, file_format: str, platform: str) -> dict:
+    rows = customer_files.read_rows(io.StringIO(text), file_format, customer_files.COLUMN_MAPS[platform])
+    summary = {"created": 0, "skipped": 0, "failures": {}}
+    for batch in customer_import.import_customers(account.live, rows):
+        summary["created"] += batch.created
+        summary["failures"].update({f.line: customer_files.reason(f) for f in batch.failures})
+    return summary
+
+
+def test_a_medusa_export_maps_onto_our_columns(session, account, app):
+    """psql's CSV: t/f booleans, metadata as JSON text, Medusa's scrypt-kdf hash in "password"."""
+    medusa_hash = scrypt_kdf(FOREIGN_PASSWORD)
+    text = (
+        "id,email,first_name,last_name,phone,has_account,metadata,created_at,password\n"
+        'cus_01,ann@x.test,Ann,Lee,+1 555 0100,t,"{""tier"": ""gold""}",'
+        f"2024-05-01 10:00:00+00,{medusa_hash}\n"
+        "cus_02,guest@x.test,Gus,,,f,,2024-05-02 10:00:00+00,\n"
+        "cus_03,odd@x.test,Odd,,,maybe,,2024-05-03 10:00:00+00,\n"
+    )
+    summary = mapped(account, text, "csv", "medusa")
+    assert summary == {"created": 2, "skipped": 0, "failures": {4: "hasAccount: Must be true or false."}}
+    ann = customer(session, account, "ann@x.test")
+    assert (ann.status, ann.name, ann.phone_number, ann.custom_data) == (
+        "registered",
+        "Ann Lee",
+        "+1 555 0100",
+        {"tier": "gold"},
+    )
+    assert ann.user.password_hash == medusa_hash
+    with app.app_context():
+        assert passwords.verify(FOREIGN_PASSWORD, ann.user.password_hash)[0]
+    guest = customer(session, account, "guest@x.test")
+    assert (guest.status, guest.user) == ("guest", None)
+
+
+def test_a_saleor_export_maps_onto_our_columns(session, account, app):
+    """row_to_json's JSON Lines: booleans, metadata as an object, Django's hashes in "password"."""
+    records = [
+        {
+            "id": 7,
+            "email": "ann@x.test",
+            "first_name": "Ann",
+            "last_name": "Lee",
+            "password": django_pbkdf2_sha256(FOREIGN_PASSWORD),
+            "is_active": True,
+            "note": "Prefers courier delivery",
+            "metadata": {"source": "saleor"},
+            "private_metadata": {},
+            "date_joined": "2023-01-01T00:00:00+00:00",
+        },
+        {"email": "bob@x.test", "password": django_argon2(FOREIGN_PASSWORD), "is_active": False},
+    ]
+    assert mapped(account, jsonl(*records), "jsonl", "saleor") == {"created": 2, "skipped": 0, "failures": {}}
+    ann, bob = customer(session, account, "ann@x.test"), customer(session, account, "bob@x.test")
+    assert (ann.status, ann.name, ann.description, ann.custom_data) == (
+        "registered",
+        "Ann Lee",
+        "Prefers courier delivery",
+        {"source": "saleor"},
+    )
+    assert (bob.status, bob.user.status) == ("suspended", "suspended")
+    with app.app_context():
+        assert passwords.verify(FOREIGN_PASSWORD, ann.user.password_hash)[0]
+        assert passwords.verify(FOREIGN_PASSWORD, bob.user.password_hash)[0]
+
+
+def test_saleors_unusable_password_is_no_password_hash():
+    """Django marks a customer who never set a password with "!" and random text: no hash to import."""
+    text = jsonl({"email": "cy@x.test", "password": "!Kv3N0aDb7uX9s2QeR4tY8wZ1pLmH6jGc5fA0oIbU"})
+    (row,) = customer_files.read_rows(io.StringIO(text), "jsonl", customer_files.COLUMN_MAPS["saleor"])
+    assert row.values == {"email": "cy@x.test", "status": "registered"}
+
+
+def test_a_mapped_csv_without_an_email_column_is_refused():
+    text = "id,first_name\ncus_01,Ann\n"
+    with pytest.raises(customer_files.ImportFileError, match="No email column"):
+        list(customer_files.read_rows(io.StringIO(text), "csv", customer_files.COLUMN_MAPS["medusa"]))

@@ -1,4 +1,4 @@
-"""flask customers import and export, run as an operator runs them."""
+"""flask customers import, export and invite, run as an operator runs them."""
 
 import csv
 import io
@@ -8,8 +8,12 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from freshcom_customers.extensions import mail
 from freshcom_customers.models import Customer, User
 from freshcom_customers.services import passwords
+from tests.mailbox import free_port
+from tests.services.test_passwords import FOREIGN_HASHES
+from tests.services.test_passwords import PASSWORD as FOREIGN_PASSWORD
 
 ROWS = 10_000
 PASSWORD = "imported-password-1"
@@ -138,6 +142,71 @@ def test_imported_hashes_and_passwords_log_in(runner, account, tmp_path, auth):
     assert auth.token(expect=400, grant_type="password", **suspended)["error"] == "invalid_grant"
 
 
+def test_hashes_from_other_platforms_log_in_and_are_rehashed_to_argon2id(
+    runner, session, account, tmp_path, auth
+):
+    """One row for each format of API.md §9, and rows no login could use, refused by line."""
+    path = tmp_path / "platforms.jsonl"
+    emails = [f"user{i}@x.test" for i in range(len(FOREIGN_HASHES))]
+    records = [
+        {"email": email, "status": "registered", "passwordHash": make(FOREIGN_PASSWORD)}
+        for email, make in zip(emails, FOREIGN_HASHES.values(), strict=True)
+    ]
+    records += [
+        {"email": "md5@x.test", "status": "registered", "passwordHash": "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/"},
+        {
+            "email": "costly@x.test",
+            "status": "registered",
+            "passwordHash": "$pbkdf2-sha256$1000000000$c2FsdA$" + "A" * 43,
+        },
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = import_file(runner, account, path)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"created": len(emails), "skipped": 0, "failed": 2}
+    assert failures(result) == {
+        len(emails) + 1: "passwordHash: Not a password hash in a format this service accepts.",
+        len(emails) + 2: "passwordHash: Costs more than this service allows: "
+        "PBKDF2 with 1000000000 iterations; at most 3000000.",
+    }
+    assert count(session, User, account) == len(emails)
+    for email in emails:
+        assert auth.login(account, email, FOREIGN_PASSWORD)["access_token"]
+        rehashed = _stored_hash(session, email)
+        assert rehashed.startswith("$argon2id$v=19$m=1024,t=1,p=1$"), email
+        assert auth.login(account, email, FOREIGN_PASSWORD)["access_token"]
+        assert _stored_hash(session, email) == rehashed  # not redone at every login
+
+
+def test_a_wrong_password_leaves_a_foreign_hash_as_imported(runner, session, account, tmp_path, auth):
+    imported = FOREIGN_HASHES["bcrypt $2y$"](FOREIGN_PASSWORD)
+    path = tmp_path / "one.csv"
+    path.write_text(f"email,status,passwordHash\nann@x.test,registered,{imported}\n")
+    assert import_file(runner, account, path).exit_code == 0
+    wrong = {"username": "ann@x.test", "password": "not the password", "scope": f"aid:{account.live.id}"}
+    assert auth.token(expect=400, grant_type="password", **wrong)["error"] == "invalid_grant"
+    assert _stored_hash(session, "ann@x.test") == imported
+
+
+def test_columns_medusa_reads_a_medusa_export_and_its_logins_work(runner, session, account, tmp_path, auth):
+    path = tmp_path / "medusa.csv"
+    medusa_hash = FOREIGN_HASHES["scrypt-kdf (Medusa)"](FOREIGN_PASSWORD)
+    path.write_text(
+        f"id,email,has_account,created_at,password\ncus_01,ann@x.test,t,2024-05-01,{medusa_hash}\n"
+    )
+    assert import_file(runner, account, path).exit_code == 2  # our columns only: id is unknown
+    result = import_file(runner, account, path, "--columns", "medusa")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"created": 1, "skipped": 0, "failed": 0}
+    assert auth.login(account, "ann@x.test", FOREIGN_PASSWORD)["access_token"]
+    assert _stored_hash(session, "ann@x.test").startswith("$argon2id$")
+
+
+def _stored_hash(session, username: str) -> str:
+    session.expire_all()
+    return session.scalar(select(User.password_hash).where(User.username == username))
+
+
 def test_stdin_needs_a_format(runner, account):
     args = ["customers", "import", "-", "--account", str(account.live.id)]
     assert runner.invoke(args=args, input="{}").exit_code == 2
@@ -219,3 +288,75 @@ def test_an_export_imported_into_another_account_gives_the_same_customers(
 def _comparable(jsonl: str) -> list[dict]:
     volatile = ("id", "insertedAt", "updatedAt")
     return [{k: v for k, v in json.loads(line).items() if k not in volatile} for line in jsonl.splitlines()]
+
+
+# Invite
+
+
+def invite(runner, account, *arguments):
+    return runner.invoke(args=["customers", "invite", "--account", str(account.live.id), *arguments])
+
+
+@pytest.fixture
+def imported_without_passwords(runner, account, tmp_path):
+    """Three registered customers without a password, one with, and a guest, as an import leaves them."""
+    rows = [{"email": f"ivy{i}@example.com", "status": "registered"} for i in range(3)]
+    rows += [
+        {"email": "has@example.com", "status": "registered", "password": PASSWORD},
+        {"email": "g@example.com"},
+    ]
+    path = tmp_path / "customers.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert import_file(runner, account, path).exit_code == 0
+    return path
+
+
+def test_invite_all_without_password_sends_each_one_invitation(
+    runner, session, account, imported_without_passwords, mailbox
+):
+    result = invite(runner, account, "--all-without-password")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"invited": 3, "failed": 0, "emails_failed": 0}
+    messages = mailbox.settled()  # the command waited for them to be sent
+    assert sorted(m["To"] for m in messages) == [f"ivy{i}@example.com" for i in range(3)]
+    assert all("/set-password?token=" in mailbox.link(m) for m in messages)
+
+
+def test_invite_named_customers_reports_each_one_it_could_not_invite(
+    runner, session, account, imported_without_passwords, mailbox
+):
+    ivy = session.scalar(select(Customer).where(Customer.email == "ivy0@example.com"))
+    has = session.scalar(select(Customer).where(Customer.email == "has@example.com"))
+    unknown = "00000000-0000-0000-0000-000000000000"
+
+    result = invite(runner, account, str(ivy.id), str(has.id), unknown)
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"invited": 1, "failed": 2, "emails_failed": 0}
+    assert result.stderr.splitlines() == [
+        f"{has.id}: This customer has a password already; a password reset is what it needs.",
+        f"{unknown}: no customer of this account has this id",
+    ]
+    assert [m["To"] for m in mailbox.settled()] == ["ivy0@example.com"]
+
+
+def test_invite_counts_the_emails_the_mail_server_did_not_take(
+    app, runner, account, imported_without_passwords, mailbox
+):
+    app.config["MAIL_PORT"] = free_port()  # nothing listens there: the mail server is down
+    mail.init_app(app)  # (the mailbox fixture puts the real one back)
+
+    result = invite(runner, account, "--all-without-password")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"invited": 3, "failed": 0, "emails_failed": 3}
+
+
+@pytest.mark.parametrize(
+    "arguments", [(), ("--all-without-password", "00000000-0000-0000-0000-000000000000")]
+)
+def test_invite_needs_ids_or_all_without_password_but_not_both(runner, account, arguments):
+    result = invite(runner, account, *arguments)
+    assert result.exit_code == 2
+    assert "--all-without-password" in result.stderr

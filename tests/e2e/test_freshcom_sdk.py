@@ -1,24 +1,32 @@
 """Freshcom's JavaScript SDK request building (axios, qs, simple-jas from npm) against real gunicorn.
 
 The Node side is in freshcom_sdk/: sdk.mjs builds requests as the SDK does, sdk.test.mjs
-drives a storefront session with node:test. Here: install its locked packages, run it, and
-check every subtest passed.
+drives a storefront session with node:test, returning_guest.mjs makes one step of a returning
+guest's registration a run (API.md 9). Here: install its locked packages, run them, and check
+what they saw.
 """
 
+import json
 import os
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from freshcom_customers.config import DEFAULTS
+from tests.e2e.conftest import OWNER_PASSWORD
 from tests.e2e.npm import installed_folder, tap_summary
+from tests.mailbox import DELIVERY_TIMEOUT
 
 pytestmark = pytest.mark.e2e
 
 SDK_DIR = Path(__file__).parent / "freshcom_sdk"
 SUBTESTS = 10  # the test() calls in sdk.test.mjs
 NODE_TIMEOUT = 120
+GUEST_PASSWORD = "roy-comes-back-1"
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +55,108 @@ def test_freshcom_sdk_session(sdk_dir, server):
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, output
     assert tap_summary(result.stdout) == {"tests": SUBTESTS, "pass": SUBTESTS, "fail": 0}, output
+
+
+def test_a_returning_guest_registers_through_the_sdk_and_keeps_its_orders(
+    sdk_dir, mailing_server, served_mailbox
+):
+    created = mailing_server.create_account()
+    account = created["account"]
+    email = f"roy-{uuid.uuid4().hex[:12]}@e2e.test"
+    guest = mailing_server.register_customer(
+        mailing_server.guest_token(account["publishableKey"]), status="guest", email=email, firstName="R."
+    )
+    assert guest.status_code == 201, guest.text
+    guest_id = guest.json()["data"]["id"]
+    owner = _owner_token(mailing_server, created["owner"]["username"])
+    order_ids = {_create_order(mailing_server, owner, guest_id) for _ in range(2)}
+    env = {
+        **os.environ,
+        "BASE_URL": mailing_server.base_url,
+        "PRT": account["publishableKey"],
+        "ACCOUNT_ID": account["id"],
+        "EMAIL": email,
+        "PASSWORD": GUEST_PASSWORD,
+    }
+
+    registered = _returning_guest(sdk_dir, env, "register")
+
+    assert registered["status"] == 202
+    assert (registered["type"], registered["email"], registered["confirmation"]) == (
+        "RegistrationConfirmation",
+        email,
+        "sent",
+    )
+    assert registered["id"] != guest_id  # the pending confirmation, never the customer
+    assert registered["meta"] == {"confirmation": "sent"}
+    message = _only_message_to(served_mailbox, email)
+    assert "/confirm-registration?token=" in served_mailbox.link(message)
+    token = served_mailbox.token(message)
+
+    confirmed = _returning_guest(sdk_dir, env, "confirm", TOKEN=token)
+
+    assert confirmed["status"] == 201
+    assert confirmed["confirmed"] == {
+        "type": "Customer",
+        "id": guest_id,
+        "status": "registered",
+        "emailVerified": True,
+    }
+    customer = confirmed["customer"]
+    assert (customer["id"], customer["status"], customer["emailVerified"]) == (guest_id, "registered", True)
+    assert sorted(customer["orderIds"]) == sorted(order_ids)
+    # The link works once.
+    again = _returning_guest(sdk_dir, env, "confirm", TOKEN=token)
+    assert (again["status"], again["pointers"], again["codes"]) == (
+        422,
+        ["/data/attributes/token"],
+        ["invalid"],
+    )
+    assert [m["To"] for m in served_mailbox.messages].count(email) == 1
+
+
+def _returning_guest(sdk_dir: Path, env: dict, step: str, **extra: str) -> dict:
+    """Run one STEP of returning_guest.mjs; return the JSON line it printed."""
+    result = subprocess.run(
+        ["node", "returning_guest.mjs"],
+        cwd=sdk_dir,
+        env={**env, "STEP": step, **extra},
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    (line,) = result.stdout.splitlines()
+    return json.loads(line)
+
+
+def _owner_token(server, username: str) -> str:
+    body = {"grant_type": "password", "username": username, "password": OWNER_PASSWORD}
+    response = requests.post(server.url("/v1/token"), data=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def _create_order(server, owner_token: str, customer_id: str) -> str:
+    """POST /v1/orders as staff, for the customer; return the order's id."""
+    document = {
+        "data": {
+            "type": "Order",
+            "attributes": {"currency": "USD"},
+            "relationships": {"customer": {"data": {"type": "Customer", "id": customer_id}}},
+        }
+    }
+    headers = {"Authorization": f"Bearer {owner_token}"}
+    response = requests.post(server.url("/v1/orders"), json=document, headers=headers, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["data"]["id"]
+
+
+def _only_message_to(mailbox, address: str):
+    """The one message to this address; the SMTP server is shared by the session's tests."""
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while not (sent := [m for m in mailbox.messages if m["To"] == address]):
+        assert time.monotonic() < deadline, f"no email to {address} within {DELIVERY_TIMEOUT}s"
+        time.sleep(0.05)
+    (message,) = sent
+    return message

@@ -90,7 +90,7 @@ def test_operations_name_their_credentials_and_statuses(document):
     assert paths["/chec/v1/customers/{customer_id}"]["get"]["security"] == [{openapi.CHEC_BEARER: []}]
     assert paths["/v1/password"]["patch"]["security"] == []
     statuses = set(paths["/v1/customers"]["post"]["responses"])
-    assert statuses == {"201", "400", "401", "403", "409", "415", "422", "429", "503"}
+    assert statuses == {"201", "202", "400", "401", "403", "409", "415", "422", "429", "503"}
     # Any request may carry text no database can store, and any may meet a database outage.
     for path in paths.values():
         for operation in path.values():

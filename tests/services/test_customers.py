@@ -26,10 +26,17 @@ def test_an_imported_password_hash_logs_in(session, auth, account):
     assert auth.login(account, "a@x.test", "from-another-shop-1")["token_type"] == "bearer"
 
 
-def test_registration_needs_a_password_or_its_hash(session, account):
+def test_a_guests_registration_needs_a_password(session, account):
     with pytest.raises(ValidationFailed) as error:
-        customers.create_customer(account.live, {"status": "registered", "email": "a@x.test"})
+        customers.create_customer(account.live, {"status": "registered", "email": "a@x.test"}, by_guest=True)
     assert [(e.field, e.code) for e in error.value.errors] == [("password", "required")]
+
+
+def test_staff_register_without_a_password_and_the_customer_is_invited(session, account):
+    customer = customers.create_customer(account.live, {"status": "registered", "email": "a@x.test"})
+    assert customer.user.password_hash is None
+    invitation = session.scalar(select(OneTimeToken).where(OneTimeToken.user_id == customer.user.id))
+    assert (invitation.purpose, invitation.email) == ("invitation", "a@x.test")
 
 
 @pytest.mark.parametrize(("email", "still_verified"), [("new@x.test", False), ("A@X.test", True)])

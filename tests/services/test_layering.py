@@ -105,5 +105,6 @@ def test_services_read_no_request_state(path):
 
 
 def test_user_primitives_depend_on_no_other_domain_service():
-    # database holds session helpers, not a domain; passwords and one-time tokens are primitives too.
-    assert service_graph()["users"] <= {"database", "passwords", "one_time_tokens"}
+    # database holds session helpers, not a domain; passwords, one-time tokens and mail (the
+    # notice of a changed password) are primitives too.
+    assert service_graph()["users"] <= {"database", "passwords", "one_time_tokens", "mail"}

@@ -60,11 +60,12 @@ def test_registering_a_guest_creates_its_user_from_its_profile(acme):
     assert (user.email, user.first_name, user.phone_number) == ("gia@example.test", "Gia", "555")
 
 
-def test_a_guest_registers_only_with_an_email_and_a_password(acme):
+def test_a_guest_registers_only_with_an_email(acme):
+    """Staff may leave the password out: the customer is invited to choose one."""
     guest = factories.customer(acme, name="Nameless")
     with pytest.raises(ValidationFailed) as error:
         customers.update_customer(guest, {"status": "registered"})
-    assert fields_of(error) == {("email", "required"), ("password", "required")}
+    assert fields_of(error) == {("email", "required")}
 
 
 @pytest.mark.parametrize("status", ["registered", "suspended"])
