@@ -178,7 +178,14 @@ def get_customer(customer_id):
 @jsonapi.contract(
     "Update a customer (staff; the customer itself, not its status; a guest token registers a guest: 202)",
     tag="Customers",
-    responses={200: DOCUMENT, 202: confirmations_api.PENDING, 404: ERRORS, **TOKEN_ERRORS, **BODY_ERRORS},
+    responses={
+        200: DOCUMENT,
+        202: confirmations_api.PENDING,
+        404: ERRORS,
+        429: ERRORS,
+        **TOKEN_ERRORS,
+        **BODY_ERRORS,
+    },
     security=BEARER,
     body=jsonapi.body("Customer", SCHEMA, partial=True),
 )
