@@ -1,10 +1,12 @@
 """Models, one module per aggregate. Importing this package registers them all."""
 
 from freshcom_customers.models.account import Account
+from freshcom_customers.models.address import MAX_ADDRESSES, Address
 from freshcom_customers.models.customer import CUSTOMER_STATUSES, Customer, CustomerCount
 from freshcom_customers.models.customer_search import CustomerSearchTerm
 from freshcom_customers.models.oauth import Client, RefreshToken, hash_secret
 from freshcom_customers.models.order import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES, Order
+from freshcom_customers.models.session import SESSION_FACES, LoginSession
 from freshcom_customers.models.token import TOKEN_PURPOSES, OneTimeToken
 from freshcom_customers.models.user import MANAGED_ROLES, STAFF_ROLES, AccountMembership, User
 
@@ -12,16 +14,20 @@ __all__ = [
     "CUSTOMER_STATUSES",
     "FULFILLMENT_STATUSES",
     "MANAGED_ROLES",
+    "MAX_ADDRESSES",
     "ORDER_STATUSES",
     "PAYMENT_STATUSES",
+    "SESSION_FACES",
     "STAFF_ROLES",
     "TOKEN_PURPOSES",
     "Account",
     "AccountMembership",
+    "Address",
     "Client",
     "Customer",
     "CustomerCount",
     "CustomerSearchTerm",
+    "LoginSession",
     "OneTimeToken",
     "Order",
     "RefreshToken",
