@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -25,7 +25,7 @@ import flask_migrate
 
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer, CustomerSearchTerm
+from freshcom_customers.models import Account, Address, Customer, CustomerSearchTerm
 from freshcom_customers.models.customer_search import SEARCHED_FIELDS, term_rows
 from freshcom_customers.services import accounts
 
@@ -48,6 +48,8 @@ QUERIES = {
     "sort name": {"sort": "name"},
     "sort -name p40": {"sort": "-name", "page[number]": "40"},
     "include user": {"include": "user", "filter[status]": "registered"},
+    "incl. addresses": {"include": "addresses"},
+    "incl. addr p400": {"include": "addresses", "page[number]": "400"},
     "status + sort": {"filter[status]": "guest", "sort": "-updatedAt"},
 }
 
@@ -65,6 +67,7 @@ def main():
     with app.app_context():
         flask_migrate.upgrade()
         account = seeded_account(args.customers)
+        seed_addresses(account)
         owner = f"owner-{args.customers}@bench.test"
     client = app.test_client()
     token = client.post(
@@ -130,6 +133,33 @@ def seeded_account(n):
     print(f"seeded {n:,} customers in {time.perf_counter() - started:.0f} s")
     return live.id
 
+
+def seed_addresses(account_id):
+    """Give every third customer of the account one or two addresses, unless it has addresses already."""
+    if db.session.scalar(select(Address.id).where(Address.account_id == account_id).limit(1)):
+        return
+    started = time.perf_counter()
+    db.session.execute(text(SEED_ADDRESSES), {"account": account_id})
+    db.session.commit()
+    db.session.execute(text("ANALYZE addresses"))
+    db.session.commit()
+    count = db.session.scalar(select(func.count()).where(Address.account_id == account_id))
+    print(f"seeded {count:,} addresses in {time.perf_counter() - started:.0f} s")
+
+
+# Every third customer has a home address (default shipping and billing); every sixth a second one.
+SEED_ADDRESSES = """
+INSERT INTO addresses (id, account_id, customer_id, name, line_one, city, province, postal_code,
+                       country_code, phone_number, is_default_shipping, is_default_billing, custom_data,
+                       inserted_at, updated_at)
+SELECT gen_random_uuid(), c.account_id, c.id, c.name, n || ' Main St', 'Vancouver', 'BC', 'V6B 1A1', 'CA',
+       c.phone_number, n = 1, n = 1, '{}', c.inserted_at + n * interval '1 second',
+       c.inserted_at + n * interval '1 second'
+FROM (SELECT *, row_number() OVER (ORDER BY inserted_at, id) AS i
+      FROM customers WHERE account_id = :account) AS c,
+     generate_series(1, 2) AS n
+WHERE c.i % 3 = 0 AND (n = 1 OR c.i % 6 = 0)
+"""
 
 SURNAMES = "ARRAY['Tanaka','Smith','Garcia','Nguyen','Kowalski','Okafor','Rossi','Dubois','Silva','Kim']"
 SEED_USERS = f"""

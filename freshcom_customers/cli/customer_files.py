@@ -2,7 +2,9 @@
 
 Reading turns each record into a services.customer_import.Row: the line it starts on and its
 values in snake_case, checked for shape and type by RowSchema (the API's customer attributes
-plus a password hash), or what was wrong with them. A column map reads another platform's
+plus a password hash and addresses), or what was wrong with them. A customer's addresses are
+a nested array of address objects in JSON Lines, and the shipping*/billing* columns of its
+default ones in CSV (ADDRESS_COLUMNS). A column map reads another platform's
 export instead (COLUMN_MAPS: Medusa's and Saleor's customer tables). Writing turns the plain
 dicts of services.customer_export into records with the API's names and JSON values.
 """
@@ -20,7 +22,7 @@ from marshmallow.validate import Length
 
 from freshcom_customers import schemas
 from freshcom_customers.errors import FieldError
-from freshcom_customers.services import customer_export
+from freshcom_customers.services import addresses, customer_export
 from freshcom_customers.services.customer_import import Failure, Row
 
 READ_FORMATS = ("csv", "jsonl")
@@ -35,12 +37,22 @@ class ImportFileError(Exception):
 
 
 class RowSchema(schemas.CustomerInputSchema):
-    """Types and lengths of a row: the API's customer attributes, plus the hash of a password."""
+    """Types and lengths of a row: the API's customer attributes, the hash of a password, addresses.
+
+    An address's values are checked by the import's rules, as the API checks them.
+    """
 
     password_hash = fields.String(validate=Length(max=255))
+    addresses = fields.List(fields.Dict(keys=fields.String()))
 
 
 FIELDS = tuple(RowSchema().fields)
+# An address as a CSV has it: its text, in a column per default address (shippingCity, billingCity).
+ADDRESS_TEXT = (*addresses.ADDRESS_LINES, "phone_number")
+ADDRESS_COLUMNS = tuple(f"{kind}_{field}" for kind in ("shipping", "billing") for field in ADDRESS_TEXT)
+# The columns a CSV may have: addresses come in ADDRESS_COLUMNS.
+CSV_FIELDS = (*(name for name in FIELDS if name != "addresses"), *ADDRESS_COLUMNS)
+_ADDRESS_READ_ONLY = ("id", "inserted_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,7 @@ def _read_jsonl(stream: IO[str], column_map: ColumnMap | None) -> Iterator[Row]:
         values, errors = _mapped(
             {schemas.underscore(key): value for key, value in record.items()}, column_map
         )
-        yield _row(line, values, *errors)
+        yield _row(line, *_nested_addresses(values), *errors)
 
 
 def _read_csv(stream: IO[str], column_map: ColumnMap | None) -> Iterator[Row]:
@@ -175,6 +187,41 @@ def _read_csv(stream: IO[str], column_map: ColumnMap | None) -> Iterator[Row]:
         yield _csv_row(line, values, *errors)
 
 
+def _nested_addresses(values: dict) -> tuple[dict, ...]:
+    """The values with each address's keys snake_case, read-only ones dropped; then any unknown keys."""
+    book = values.get("addresses")
+    if not isinstance(book, list) or not all(isinstance(address, dict) for address in book):
+        return (values,)  # RowSchema says what is wrong
+    values["addresses"], errors = [], []
+    for number, address in enumerate(book, 1):
+        address = {schemas.underscore(key): value for key, value in address.items()}
+        unknown = [key for key in address if key not in (*addresses.FIELDS, *_ADDRESS_READ_ONLY)]
+        errors += [
+            FieldError("addresses", "invalid", f"Address {number}: unknown field {schemas.camelize(key)}.")
+            for key in unknown
+        ]
+        values["addresses"].append({k: v for k, v in address.items() if k in addresses.FIELDS})
+    return (values, *errors)
+
+
+def _csv_addresses(values: dict) -> dict:
+    """The values with the shipping*/billing* columns made addresses: one, when the two are the same."""
+    book = {}
+    for kind in ("shipping", "billing"):
+        address = {
+            field: values.pop(f"{kind}_{field}") for field in ADDRESS_TEXT if f"{kind}_{field}" in values
+        }
+        if address:
+            book[kind] = address
+    if book.get("shipping") is not None and book.get("shipping") == book.get("billing"):
+        book = {"shipping": {**book.pop("shipping"), "is_default_billing": True}}
+    for kind, address in book.items():
+        address[f"is_default_{kind}"] = True
+    if book:
+        values["addresses"] = list(book.values())
+    return values
+
+
 def _csv_records(reader) -> Iterator[list[str]]:
     try:
         yield from reader
@@ -191,18 +238,18 @@ def _check_header(header: list[str], column_map: ColumnMap | None = None) -> Non
         if "email" not in header:
             raise ImportFileError("No email column, which the column map reads.")
         return
-    unknown = [name for name in header if name not in FIELDS + READ_ONLY_FIELDS]
+    unknown = [name for name in header if name not in CSV_FIELDS + READ_ONLY_FIELDS]
     if unknown:
-        raise ImportFileError(
-            f"Unknown columns: {', '.join(unknown)}. Known: {', '.join(schemas.camelize(f) for f in FIELDS)}."
-        )
+        known = ", ".join(schemas.camelize(f) for f in CSV_FIELDS)
+        raise ImportFileError(f"Unknown columns: {', '.join(unknown)}. Known: {known}.")
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ImportFileError(f"Repeated columns: {', '.join(schemas.camelize(f) for f in repeated)}.")
 
 
 def _csv_row(line: int, values: dict, *errors: FieldError) -> Row:
-    """customData is JSON text in a CSV cell."""
+    """customData is JSON text in a CSV cell; the default addresses are columns."""
+    values = _csv_addresses(values)
     if "custom_data" not in values:
         return _row(line, values, *errors)
     try:
@@ -236,18 +283,29 @@ def reason(failure: Failure) -> str:
 
 
 def columns(*, password_hashes: bool = False) -> tuple[str, ...]:
-    """The columns of an export: customer_export's fields, camelCase."""
-    return tuple(map(schemas.camelize, customer_export.fields(password_hashes=password_hashes)))
+    """The columns of a CSV export: customer_export's fields, the default addresses' for addresses."""
+    names = [name for name in customer_export.fields(password_hashes=password_hashes) if name != "addresses"]
+    return tuple(map(schemas.camelize, (*names, *ADDRESS_COLUMNS)))
 
 
 def records(customers: Iterable[dict]) -> Iterator[dict]:
-    """Each exported customer as a file's record, with the API's names and JSON values."""
+    """Each exported customer as a file's record, with the API's names and JSON values.
+
+    Its addresses are a list of such records, or None when it has none.
+    """
     return map(_record, customers)
 
 
 def _record(customer: dict) -> dict:
-    """camelCase keys; the id as text and timestamps in ISO 8601 UTC with a Z, as the API shows them."""
-    plain = {**customer, "id": str(customer["id"])}
+    """camelCase keys; ids as text and timestamps in ISO 8601 UTC with a Z, as the API shows them."""
+    plain = _plain(customer)
+    if "addresses" in plain:
+        plain["addresses"] = [_plain(address) for address in plain["addresses"]] or None
+    return plain
+
+
+def _plain(row: dict) -> dict:
+    plain = {**row, "id": str(row["id"])}
     for key in _TIMESTAMPS:
         plain[key] = plain[key].astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     return {schemas.camelize(key): value for key, value in plain.items()}
@@ -258,18 +316,37 @@ def write_customers(
 ) -> int:
     """Write exported customers as JSON Lines or CSV; return how many."""
     if file_format == "csv":
-        return write_csv(records(customers), stream, columns(password_hashes=password_hashes))
+        flat = map(_default_address_columns, records(customers))
+        return write_csv(flat, stream, columns(password_hashes=password_hashes))
     return write_jsonl(records(customers), stream)
 
 
+def _default_address_columns(record: dict) -> dict:
+    """The record with its default addresses in the shipping*/billing* columns; the others are left out."""
+    book = record.pop("addresses", None) or []
+    for kind in ("shipping", "billing"):
+        default = next((a for a in book if a[schemas.camelize(f"is_default_{kind}")]), None)
+        for field in ADDRESS_TEXT:
+            record[schemas.camelize(f"{kind}_{field}")] = (
+                default.get(schemas.camelize(field)) if default else None
+            )
+    return record
+
+
 def write_jsonl(records: Iterable[dict], stream: IO[str]) -> int:
-    """Write one JSON object a line, without the fields that are null; return how many."""
+    """Write one JSON object a line, without the fields that are null, its addresses' too; return how many."""
     count = 0
     for record in records:
-        stream.write(json.dumps({k: v for k, v in record.items() if v is not None}, ensure_ascii=False))
+        if record.get("addresses"):
+            record = {**record, "addresses": [_without_nulls(a) for a in record["addresses"]]}
+        stream.write(json.dumps(_without_nulls(record), ensure_ascii=False))
         stream.write("\n")
         count += 1
     return count
+
+
+def _without_nulls(record: dict) -> dict:
+    return {k: v for k, v in record.items() if v is not None}
 
 
 def write_csv(records: Iterable[dict], stream: IO[str], fieldnames: tuple[str, ...]) -> int:

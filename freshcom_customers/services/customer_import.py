@@ -1,9 +1,9 @@
 """Import customers: rows of plain values, checked by the import's rules and written in batches.
 
 The caller reads the file and checks each row's shape and types (cli/customer_files.py); this
-module takes the rows with their line numbers. A row is written whole (the customer and its
-user) or not at all, and a row whose email or code already belongs to a customer of the
-account is skipped, so importing the same rows again creates nothing. Rows are written in
+module takes the rows with their line numbers. A row is written whole (the customer, its user
+and its addresses) or not at all, and a row whose email or code already belongs to a customer
+of the account is skipped, so importing the same rows again creates nothing. Rows are written in
 batches, one flush each; a batch the database refuses is split until the refused rows stand
 alone, and those go through the API's own ``customers.create_customer``. The caller commits
 after each batch it is given back.
@@ -23,8 +23,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from freshcom_customers import identifiers
 from freshcom_customers.errors import FieldError, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer
-from freshcom_customers.services import customers, passwords
+from freshcom_customers.models import MAX_ADDRESSES, Account, Customer
+from freshcom_customers.services import addresses, customers, passwords
 from freshcom_customers.services.database import flush
 
 BATCH_SIZE = 500
@@ -104,6 +104,7 @@ def _checked(row: Row, seen: "_FileKeys") -> dict:
     if errors:
         raise ValidationFailed(*errors)
     _check_login(row.values)
+    _check_addresses(row.values.get("addresses") or [])
     return dict(row.values)
 
 
@@ -121,6 +122,35 @@ def _check_login(attrs: dict) -> None:
         passwords.check_policy(attrs["password"])
     if "password_hash" in attrs:
         passwords.check_hash(attrs["password_hash"])
+
+
+def _check_addresses(book: list[dict]) -> None:
+    """Each address as the API checks it, at most 50, and at most one default of each kind."""
+    errors = []
+    if len(book) > MAX_ADDRESSES:
+        errors.append(
+            FieldError("addresses", "invalid", f"A customer has at most {MAX_ADDRESSES} addresses.")
+        )
+    for number, attrs in enumerate(book, 1):
+        try:
+            addresses.check(attrs, creating=True)
+        except ValidationFailed as e:
+            errors += [
+                FieldError("addresses", error.code, f"Address {number}{_kind(attrs)}: {error.title}")
+                for error in e.errors
+            ]
+    for default in addresses.DEFAULTS:
+        if sum(attrs.get(default) is True for attrs in book) > 1:
+            kind = default.removeprefix("is_").replace("_", " ")
+            errors.append(FieldError("addresses", "invalid", f"Only one address can be the {kind} address."))
+    if errors:
+        raise ValidationFailed(*errors)
+
+
+def _kind(attrs: dict) -> str:
+    """Which defaults the address holds, as " (default shipping)": what a CSV's columns call it."""
+    kinds = [kind for kind in ("shipping", "billing") if attrs.get(f"is_default_{kind}") is True]
+    return f" (default {' and '.join(kinds)})" if kinds else ""
 
 
 class _FileKeys:
@@ -204,7 +234,8 @@ def _write(account: Account, rows: list[tuple[int, dict]]) -> tuple[int, list[Fa
         with db.session.begin_nested(), db.session.no_autoflush, _Attached(db.session()) as attached:
             for line, attrs in rows:
                 try:
-                    customers.add_customer(account, attrs)
+                    customer = customers.add_customer(account, attrs)
+                    addresses.add_addresses(customer, attrs.get("addresses") or [])
                 except ValidationFailed as e:
                     attached.forget()  # a refused row leaves nothing behind
                     failures.append(Failure(line, tuple(e.errors)))
@@ -223,7 +254,9 @@ def _write_row(account: Account, line: int, attrs: dict) -> tuple[int, list[Fail
     """Write one row exactly as POST /v1/customers would, in a savepoint of its own."""
     try:
         with db.session.begin_nested():
-            customers.create_customer(account, attrs, invite=False)  # like the batches: no email
+            customer = customers.create_customer(account, attrs, invite=False)  # like the batches: no email
+            addresses.add_addresses(customer, attrs.get("addresses") or [])
+            flush()
         return 1, []
     except ValidationFailed as e:
         return 0, [Failure(line, tuple(e.errors))]

@@ -4,6 +4,7 @@ These run the files through the import service as the command does; the service'
 are tested with plain rows in tests/services/test_customer_import.py.
 """
 
+import csv
 import io
 import json
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from freshcom_customers.api.customers import CustomerSchema
 from freshcom_customers.cli import customer_files
-from freshcom_customers.models import Customer, User
+from freshcom_customers.models import Address, Customer, User
 from freshcom_customers.services import customer_export, customer_import, customers, passwords
 from tests.services.test_passwords import PASSWORD as FOREIGN_PASSWORD
 from tests.services.test_passwords import django_argon2, django_pbkdf2_sha256, scrypt_kdf
@@ -95,7 +96,23 @@ def test_an_unknown_column_is_reported_with_the_known_ones(session, account):
         run(account, "email,shoeSize\n", "csv")
     assert str(raised.value) == (
         "Unknown columns: shoe_size. Known: status, code, name, firstName, lastName, email, phoneNumber, "
-        "label, caption, description, customData, username, password, passwordHash."
+        "label, caption, description, customData, username, password, passwordHash, "
+        + ", ".join(
+            f"{kind}{field}"
+            for kind in ("shipping", "billing")
+            for field in (
+                "Name",
+                "Company",
+                "LineOne",
+                "LineTwo",
+                "City",
+                "Province",
+                "PostalCode",
+                "CountryCode",
+                "PhoneNumber",
+            )
+        )
+        + "."
     )
 
 
@@ -184,12 +201,175 @@ def test_the_row_schema_checks_what_the_api_checks():
         if not f.dump_only and name != "current_password"
     }
     rows = customer_files.RowSchema().fields
-    assert set(rows) == {*api, "password_hash"}
+    assert set(rows) == {*api, "password_hash", "addresses"}
     for name, api_field in api.items():
         assert type(rows[name]) is type(api_field), name
         assert rows[name].allow_none == api_field.allow_none, name
         assert [repr(v) for v in rows[name].validators] == [repr(v) for v in api_field.validators], name
     assert isinstance(rows["password_hash"], fields.String)
+
+
+# Addresses
+
+HOME = {"name": "Ann Lee", "lineOne": "1 Main St", "city": "Vancouver", "countryCode": "ca"}
+
+
+def book(session, account) -> list[tuple]:
+    """The account's addresses as (customer email, city, country, default shipping, default billing)."""
+    query = (
+        select(
+            Customer.email,
+            Address.city,
+            Address.country_code,
+            Address.is_default_shipping,
+            Address.is_default_billing,
+        )
+        .join(Customer, Customer.id == Address.customer_id)
+        .where(Address.account_id == account.live.id)
+        .order_by(Customer.email, Address.city)
+    )
+    return [tuple(row) for row in session.execute(query)]
+
+
+def test_json_lines_carry_addresses_as_a_nested_array(session, account):
+    record = {
+        "email": "ann@x.test",
+        "addresses": [
+            {**HOME, "isDefaultShipping": True, "id": "ignored", "insertedAt": "2024-01-01T00:00:00Z"},
+            {"city": "Paris", "country_code": "FR", "is_default_billing": True, "customData": {"door": 2}},
+        ],
+    }
+    assert run(account, jsonl(record, {"email": "bob@x.test", "addresses": []})) == {
+        "created": 2,
+        "skipped": 0,
+        "failures": {},
+    }
+    assert book(session, account) == [
+        ("ann@x.test", "Paris", "FR", False, True),
+        ("ann@x.test", "Vancouver", "CA", True, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("addresses", "reason"),
+    [
+        (
+            [{**HOME, "countryCode": "EU"}],
+            "addresses: Address 1: Country code must be an ISO 3166-1 alpha-2 code.",
+        ),
+        (
+            [HOME, {"city": "Paris", "isDefaultBilling": True}],
+            "addresses: Address 2 (default billing): Country code is required.",
+        ),
+        (
+            [{**HOME, "postalCode": "9" * 33}],
+            "addresses: Address 1: Postal code must be at most 32 characters.",
+        ),
+        ([{**HOME, "shoeSize": 44}], "addresses: Address 1: unknown field shoeSize."),
+        (
+            [{**HOME, "isDefaultShipping": True}, {**HOME, "isDefaultShipping": True}],
+            "addresses: Only one address can be the default shipping address.",
+        ),
+        ([HOME] * 51, "addresses: A customer has at most 50 addresses."),
+        ({"city": "Paris"}, "addresses: Not a valid list."),
+        ([["Paris"]], "addresses: Invalid value."),
+    ],
+)
+def test_a_row_with_a_bad_address_is_written_not_at_all(session, account, addresses, reason):
+    summary = run(
+        account,
+        jsonl({"email": "first@x.test", "addresses": [HOME]}, {"email": "a@x.test", "addresses": addresses}),
+    )
+    assert summary["failures"] == {2: reason}
+    assert summary["created"] == 1
+    assert [row[0] for row in book(session, account)] == ["first@x.test"]
+
+
+def test_a_row_the_database_refuses_leaves_no_address(session, account, register):
+    register(email="roy@example.com", username="roy-login")
+    rows = [
+        {"email": "ann@x.test", "addresses": [HOME]},
+        {"email": "bob@x.test", "status": "registered", "username": "roy-login", "addresses": [HOME]},
+        {"email": "cy@x.test", "addresses": [HOME]},
+    ]
+    summary = run(account, jsonl(*rows))
+    assert summary["failures"] == {2: "username: Username has already been taken."}
+    assert [row[0] for row in book(session, account)] == ["ann@x.test", "cy@x.test"]
+
+
+CSV_HEADER = (
+    "email,shippingName,shippingLineOne,shippingCity,shippingCountryCode,billingCity,billingCountryCode\n"
+)
+
+
+def test_csv_carries_the_default_addresses_in_columns(session, account):
+    text = CSV_HEADER + (
+        "ann@x.test,Ann,1 Main St,Vancouver,ca,Paris,FR\n"
+        "bob@x.test,,,Oslo,NO,Oslo,NO\n"  # the same address: one, default for both
+        "cy@x.test,,,,,Rome,IT\n"
+        "dee@x.test,,,,,,\n"
+    )
+    assert run(account, text, "csv") == {"created": 4, "skipped": 0, "failures": {}}
+    assert book(session, account) == [
+        ("ann@x.test", "Paris", "FR", False, True),
+        ("ann@x.test", "Vancouver", "CA", True, False),
+        ("bob@x.test", "Oslo", "NO", True, True),
+        ("cy@x.test", "Rome", "IT", False, True),
+    ]
+
+
+def test_csv_reports_a_bad_default_address_by_its_kind(session, account):
+    text = CSV_HEADER + "ann@x.test,Ann,1 Main St,Vancouver,Canada,,\nbob@x.test,,,,,Paris,\n"
+    assert run(account, text, "csv")["failures"] == {
+        2: "addresses: Address 1 (default shipping): Country code must be an ISO 3166-1 alpha-2 code.",
+        3: "addresses: Address 1 (default billing): Country code is required.",
+    }
+    assert count(session, Customer, account) == 0
+
+
+def test_csv_has_no_addresses_column(session, account):
+    with pytest.raises(customer_files.ImportFileError, match="Unknown columns: addresses"):
+        run(account, "email,addresses\n", "csv")
+
+
+def test_export_writes_addresses_nested_in_json_lines_and_the_defaults_in_csv(session, account):
+    home = {**HOME, "isDefaultShipping": True, "customData": {"door": 2}}
+    other = {"city": "Paris", "countryCode": "FR"}
+    billing = {"company": "Lee Ltd", "countryCode": "GB", "isDefaultBilling": True}
+    run(account, jsonl({"email": "ann@x.test", "addresses": [home, other, billing]}, {"email": "bob@x.test"}))
+
+    stream = io.StringIO()
+    customer_files.write_customers(customer_export.export_customers(account.live), stream, "jsonl")
+    ann, bob = map(json.loads, stream.getvalue().splitlines())
+    assert "addresses" not in bob
+    assert [a["countryCode"] for a in ann["addresses"]] == ["CA", "FR", "GB"]  # oldest first
+    first = ann["addresses"][0]
+    assert set(first) == {
+        "id",
+        "name",
+        "lineOne",
+        "city",
+        "countryCode",
+        "isDefaultShipping",
+        "isDefaultBilling",
+        "customData",
+        "insertedAt",
+        "updatedAt",
+    }  # nulls left out, as for the customer
+    assert (first["isDefaultShipping"], first["customData"]) == (True, {"door": 2})
+    assert first["insertedAt"].endswith("Z")
+
+    stream = io.StringIO()
+    customer_files.write_customers(customer_export.export_customers(account.live), stream, "csv")
+    ann, bob = csv.DictReader(io.StringIO(stream.getvalue()))
+    assert (ann["shippingName"], ann["shippingCity"], ann["shippingCountryCode"]) == (
+        "Ann Lee",
+        "Vancouver",
+        "CA",
+    )
+    assert (ann["billingCompany"], ann["billingCity"], ann["billingCountryCode"]) == ("Lee Ltd", "", "GB")
+    assert all(value == "" for key, value in bob.items() if key.startswith(("shipping", "billing")))
+    assert "addresses" not in ann
 
 
 # Export
