@@ -15,9 +15,11 @@ from freshcom_customers.extensions import db
 from freshcom_customers.models import (
     Account,
     AccountMembership,
+    Client,
     Customer,
     CustomerCount,
     CustomerSearchTerm,
+    LoginSession,
     RefreshToken,
     User,
 )
@@ -210,3 +212,53 @@ def test_0008_lets_a_rotated_out_publishable_key_stand_beside_the_current_one(sc
             keys = connection.execute(select(RefreshToken.id, RefreshToken.expires_at)).all()
         assert len(keys) == 1 and keys[0].id != key and keys[0].expires_at is None
         flask_migrate.upgrade(revision="0008")
+
+
+def test_0011_gives_each_live_refresh_token_family_its_session(scratch_app):
+    later = NEWER + timedelta(hours=5)
+    with scratch_app.app_context():
+        flask_migrate.upgrade(revision="0010")
+        with db.engine.begin() as connection:
+            account_id = _insert(
+                connection, Account, name="Acme", mode="live", inserted_at=OLDER, updated_at=OLDER
+            )
+            user_id = _insert(
+                connection, User, account_id=account_id, username="roy", password_hash="x", role="customer",
+                inserted_at=OLDER, updated_at=OLDER,
+            )  # fmt: skip
+            client_id = _insert(connection, Client, account_id=account_id, name="Phone app")
+            _insert(connection, RefreshToken, account_id=account_id, inserted_at=OLDER)  # the publishable key
+
+            def token(family_id, token_id=None, **values):
+                values = {"inserted_at": OLDER, "last_used_at": OLDER, "expires_at": later, **values}
+                return _insert(
+                    connection, RefreshToken, id=token_id or uuid.uuid4(), account_id=account_id,
+                    user_id=user_id, client_id=client_id, family_id=family_id,
+                    token_hash=uuid.uuid4().hex, **values,
+                )  # fmt: skip
+
+            live, revoked, legacy = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            token(live, live, rotated_at=NEWER, last_used_at=NEWER)  # the login, rotated
+            token(live, inserted_at=NEWER, last_used_at=later)  # its successor, used since
+            token(revoked, revoked, revoked_at=NEWER)
+            token(legacy)  # a family from before first tokens took its id: no row names it
+        flask_migrate.upgrade(revision="0011")
+
+        with db.engine.connect() as connection:
+            rows = connection.execute(select(LoginSession)).all()
+        assert len(rows) == 1
+        (row,) = rows
+        assert (row.id, row.account_id, row.user_id, row.client_id, row.face) == (
+            live,
+            account_id,
+            user_id,
+            client_id,
+            "oauth",
+        )
+        assert (row.customer_id, row.user_agent, row.ip_address, row.ended_at) == (None, None, None, None)
+        assert _utc(row.created_at) == OLDER and _utc(row.last_used_at) == later
+
+
+def _utc(moment: datetime) -> datetime:
+    """A column read with Core: SQLite gives naive UTC, PostgreSQL aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

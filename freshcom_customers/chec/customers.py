@@ -1,5 +1,6 @@
 """Customers: login by magic link (email-token, exchange-token) and the customer's own profile."""
 
+from flask import request
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
@@ -16,7 +17,7 @@ from freshcom_customers.http.contracts import (
     contract,
     object_schema,
 )
-from freshcom_customers.services import magic_links, user_management
+from freshcom_customers.services import magic_links, sessions, user_management
 
 
 class EmailTokenSchema(Schema):
@@ -86,7 +87,8 @@ def exchange_token():
     body = wire.load()
     customer = magic_links.exchange(account, body["token"])
     customer_id = ids.customer_id(customer.id)
-    jwt, expires = magic_links.start_session(customer, customer_id)
+    where = sessions.device(request.headers.get("User-Agent"), throttling.client_ip())
+    jwt, expires = magic_links.start_session(customer, customer_id, where)
     db.session.commit()
     return {"customer_id": customer_id, "jwt": jwt, "expires": expires}, {"Cache-Control": "no-store"}
 

@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest
 from freshcom_customers import schemas
 from freshcom_customers.chec import ids
 from freshcom_customers.errors import FieldError, InvalidToken, ValidationFailed
+from freshcom_customers.extensions import db
 from freshcom_customers.http import contracts
 from freshcom_customers.http.contracts import OBJECT, Param, Shape, object_schema
 from freshcom_customers.models import Account
@@ -49,7 +50,10 @@ def session(customer_id: str) -> magic_links.Session:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken()
-    return magic_links.session_for(token.strip(), ids.decode(ids.CUSTOMER, customer_id))
+    session = magic_links.session_for(token.strip(), ids.decode(ids.CUSTOMER, customer_id))
+    if session.touched:  # the session's last use, noted once a minute, outlives a read-only view
+        db.session.commit()
+    return session
 
 
 def load() -> dict:

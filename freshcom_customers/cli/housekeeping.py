@@ -33,11 +33,13 @@ DEFAULT_RETENTION_DAYS = housekeeping.DEFAULT_RETENTION.days
 )
 @schema.required
 def purge_tokens(dry_run, batch_size, retention_days):
-    """Delete expired one-time tokens and expired refresh token families; print a JSON summary.
+    """Delete expired one-time tokens, expired refresh token families and old sessions; print a JSON summary.
 
     A refresh token family goes whole, once its absolute expiry is more than the retention in
-    the past; publishable keys are never deleted. Prints {"oneTimeTokens", "refreshTokens",
-    "seconds", "dryRun"} on one line; a progress bar is drawn on stderr when it is a terminal.
+    the past; publishable keys are never deleted. A login session goes once ended, or expired
+    (its family gone, its Chec JWT expired), longer than the retention ago. Prints
+    {"oneTimeTokens", "refreshTokens", "sessions", "seconds", "dryRun"} on one line; a progress
+    bar is drawn on stderr when it is a terminal.
     """
     started = time.monotonic()
     try:
@@ -48,6 +50,7 @@ def purge_tokens(dry_run, batch_size, retention_days):
     summary = {
         "oneTimeTokens": counts.one_time_tokens,
         "refreshTokens": counts.refresh_tokens,
+        "sessions": counts.sessions,
         "seconds": round(time.monotonic() - started, 3),
         "dryRun": dry_run,
     }
@@ -59,6 +62,7 @@ def _purge(before, batch_size: int) -> housekeeping.Counts:
         return housekeeping.Counts(
             _commit_each(housekeeping.purge_one_time_tokens(before, batch_size), advance),
             _commit_each(housekeeping.purge_refresh_tokens(before, batch_size), advance),
+            _commit_each(housekeeping.purge_sessions(before, batch_size), advance),
         )
 
 

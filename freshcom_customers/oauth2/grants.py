@@ -13,7 +13,15 @@ from freshcom_customers.oauth2.errors import LockedOutError, TooManyRequestsErro
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
 from freshcom_customers.oauth2.server import AUTH_METHODS
 from freshcom_customers.observability import metrics
-from freshcom_customers.services import access_tokens, accounts, customers, logins, refresh_tokens, users
+from freshcom_customers.services import (
+    access_tokens,
+    accounts,
+    customers,
+    logins,
+    refresh_tokens,
+    sessions,
+    users,
+)
 
 
 class FreshcomGrant:
@@ -34,6 +42,10 @@ class FreshcomGrant:
         if client is None or not client.serves(account) or not client.check_grant_type(self.GRANT_TYPE):
             raise InvalidGrantError(GENERIC_FAILURE)
         return client
+
+    def device(self) -> sessions.Device:
+        """Where a session starting with this request is: its user agent and network."""
+        return sessions.device(self.request.headers.get("User-Agent"), throttling.client_ip())
 
     def required(self, name: str) -> str:
         value = self.request.form.get(name)
@@ -94,7 +106,7 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
 
     def create_token_response(self):
         user, account = self.request.user, self.request.account
-        issued = refresh_tokens.issue(user, account, self.request.client)
+        issued = sessions.log_in(user, account, self.request.client, self.device())
         response = self.token(account, issued.value, user, issued.family_id, self.request.role)
         metrics.token_issued("password")
         return 200, response, self.TOKEN_RESPONSE_HEADER
@@ -139,12 +151,13 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
             metrics.token_issued("refresh_token_prt")
             return 200, response, self.TOKEN_RESPONSE_HEADER
         if account.id != token.account_id:
-            issued = refresh_tokens.branch(token, account)
+            issued = sessions.branch(token, account, self.device())
         else:
             try:
                 issued = refresh_tokens.use(token, account, self.request.form["refresh_token"])
             except InvalidCredentials:
                 raise InvalidGrantError(GENERIC_FAILURE) from None
+        sessions.touch(token.family_id)
         response = self.token(account, issued.value, token.user, issued.family_id)
         metrics.token_issued("refresh_token_urt")
         return 200, response, self.TOKEN_RESPONSE_HEADER

@@ -6,6 +6,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from werkzeug.exceptions import Unauthorized
 
 from freshcom_customers.errors import InvalidToken
+from freshcom_customers.extensions import db
 from freshcom_customers.services import access_tokens
 
 REALM = "freshcom"
@@ -14,9 +15,13 @@ REALM = "freshcom"
 class JWTBearerValidator(BearerTokenValidator):
     def authenticate_token(self, token_string):
         try:
-            return access_tokens.authenticate(token_string)
+            principal = access_tokens.authenticate(token_string)
         except InvalidToken:
             return None
+        if principal.session_touched:
+            # The session's last use, noted once a minute, must outlive a view that writes nothing.
+            db.session.commit()
+        return principal
 
     def validate_token(self, token, scopes, request):
         if token is None:

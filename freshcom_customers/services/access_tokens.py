@@ -13,16 +13,27 @@ from sqlalchemy import and_, bindparam, func, select
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, AccountMembership, Customer, RefreshToken, User
-from freshcom_customers.services import refresh_tokens
+from freshcom_customers.models import Account, AccountMembership, Customer, LoginSession, RefreshToken, User
+from freshcom_customers.services import refresh_tokens, sessions
 
 ALGORITHM = "RS256"
 # Every authenticated request runs this: the account, the user, the user's customer in the
 # account (if any), the user's membership of the account (a standard user's) and the first
-# token of the family (none when family_id is NULL), built once. The token's columns are
-# read, not its object, so a revocation shows even when the session already holds that token.
+# token of the family (none when family_id is NULL) and the family's login session (none for
+# families begun before sessions were recorded), built once. The token's and the session's
+# columns are read, not their objects, so a revocation or an ending shows even when the
+# session already holds that row.
 CALLER = (
-    select(Account, User, Customer, AccountMembership.id, RefreshToken.id, RefreshToken.revoked_at)
+    select(
+        Account,
+        User,
+        Customer,
+        AccountMembership.id,
+        RefreshToken.id,
+        RefreshToken.revoked_at,
+        LoginSession.ended_at,
+        LoginSession.last_used_at,
+    )
     .select_from(Account)
     .join(User, User.id == bindparam("user_id"))
     .outerjoin(Customer, and_(Customer.user_id == User.id, Customer.account_id == Account.id))
@@ -34,6 +45,7 @@ CALLER = (
         ),
     )
     .outerjoin(RefreshToken, RefreshToken.id == bindparam("family_id"))
+    .outerjoin(LoginSession, LoginSession.id == bindparam("family_id"))
     .where(Account.id == bindparam("account_id"))
 )
 
@@ -89,6 +101,8 @@ class Principal:
     family_id: uuid.UUID | None = None
     # The user's customer in the account, read with the user (customers.customer_of_user's).
     customer: Customer | None = None
+    # Whether checking the token noted a use of its session (sessions.touch): a write to commit.
+    session_touched: bool = False
 
     @property
     def is_staff(self) -> bool:
@@ -146,12 +160,18 @@ def sign(account: Account, claims: dict, lifetime: int) -> tuple[str, int]:
 
 
 def authenticate(token: str) -> Principal:
-    """Verify a token and that its account and user still allow it; raise InvalidToken if not."""
-    return principal_of(decode(token))
+    """Verify a token and that its account and user still allow it; raise InvalidToken if not.
+
+    A use of the token's session is noted, at most once a minute (session_touched says so).
+    """
+    return principal_of(decode(token), touch=True)
 
 
-def principal_of(claims: dict) -> Principal:
-    """The caller the verified claims name, if their account, user and session still allow it."""
+def principal_of(claims: dict, *, touch: bool = False) -> Principal:
+    """The caller the verified claims name, if their account, user and session still allow it.
+
+    touch: note a use of the session (sessions.touch) when its last one is over a minute old.
+    """
     if claims.get("typ") == "publishable":
         account = db.session.get(Account, claim_uuid(claims["aid"]))
         if account is None:
@@ -166,7 +186,7 @@ def principal_of(claims: dict) -> Principal:
     row = db.session.execute(CALLER, ids).one_or_none()
     if row is None:
         raise InvalidToken()
-    account, user, customer, membership_id, first_id, first_revoked_at = row
+    account, user, customer, membership_id, first_id, first_revoked_at, ended_at, last_used_at = row
     # A suspension or a revocation bumps token_generation: older tokens die at once.
     if not user.is_active or claims.get("gen") != user.token_generation:
         raise InvalidToken()
@@ -177,8 +197,12 @@ def principal_of(claims: dict) -> Principal:
     # access tokens issued from a revoked family die with it.
     if family_id is not None and not _family_is_live(family_id, first_id, first_revoked_at):
         raise InvalidToken()
+    # Ending a session revokes its family too; its own mark is checked all the same.
+    if ended_at is not None:
+        raise InvalidToken()
+    touched = touch and last_used_at is not None and sessions.touch(family_id, last_used_at)
     customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
-    return Principal(account, claims["role"], user, customer_id, family_id, customer)
+    return Principal(account, claims["role"], user, customer_id, family_id, customer, touched)
 
 
 def _belongs(user: User, account: Account, membership_id) -> bool:

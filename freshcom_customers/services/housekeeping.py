@@ -11,6 +11,9 @@ What goes, once it has been past its life for longer than the retention (docs/de
   naming the family was issued before that expiry and, the retention being at least an access
   token's life, has expired as well. A revoked or idle family waits for the same moment.
 - Never a publishable key (user_id NULL): guest access to a store hangs on it.
+- A login session (services/sessions) ended before the cutoff, a Chec one whose JWT expired
+  before it, and a native one whose family is gone (purged above, which it follows). An
+  access token of a purged ended session still dies: its family is revoked, or gone.
 
 Each batch is one DELETE, and the caller commits after each one: a long purge holds its locks
 for a batch at most and can stop between any two.
@@ -21,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import Delete, and_, delete, func, select
+from sqlalchemy import Delete, and_, delete, exists, func, or_, select
 
 from freshcom_customers.extensions import db
-from freshcom_customers.models import OneTimeToken, RefreshToken
+from freshcom_customers.models import LoginSession, OneTimeToken, RefreshToken
 from freshcom_customers.models.base import utcnow
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -36,6 +39,7 @@ class Counts(NamedTuple):
 
     one_time_tokens: int
     refresh_tokens: int
+    sessions: int = 0
 
 
 def purge_before(retention: timedelta = DEFAULT_RETENTION) -> datetime:
@@ -52,6 +56,7 @@ def count(before: datetime) -> Counts:
     return Counts(
         db.session.scalar(select(func.count()).where(_expired_one_time_token(before))),
         db.session.scalar(select(func.count()).where(_expired_refresh_token(before))),
+        db.session.scalar(select(func.count()).where(_expired_session(before))),
     )
 
 
@@ -82,6 +87,26 @@ def purge_refresh_tokens(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE)
     # Never half a family: with its first token gone and another left, access tokens naming it
     # would be judged by the rest (refresh_tokens.family_is_live).
     return _batches(delete(RefreshToken).where(RefreshToken.family_id.in_(families), expired), batch_size)
+
+
+def purge_sessions(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[int]:
+    """Delete login sessions ended or expired before the cutoff; yield each batch's count.
+
+    Run it after purge_refresh_tokens: a native session goes once its family has. The caller
+    commits after each batch.
+    """
+    oldest = select(LoginSession.id).where(_expired_session(before)).limit(batch_size)
+    return _batches(delete(LoginSession).where(LoginSession.id.in_(oldest)), batch_size)
+
+
+def _expired_session(before: datetime):
+    chec_lifetime = timedelta(seconds=current_app.config["CHEC_JWT_LIFETIME"])
+    family_left = exists().where(RefreshToken.family_id == LoginSession.id)
+    return or_(
+        LoginSession.ended_at < before,
+        and_(LoginSession.face == "chec", LoginSession.created_at < before - chec_lifetime),
+        and_(LoginSession.face == "oauth", LoginSession.created_at < before, ~family_left),
+    )
 
 
 def _expired_one_time_token(before: datetime):

@@ -4,7 +4,9 @@ The link carries a one-time token (services/one_time_tokens): 256 random bits, s
 hashed, used once, for 15 minutes, and a new one deletes the customer's older ones. It
 belongs to the customer, so guests log in too; suspended customers never do. The JWT is
 signed with the service's key and checked against the database on every request, so a
-suspension, a deletion or a password reset ends it at once.
+suspension, a deletion or a password reset ends it at once. Each JWT is a login session
+(services/sessions), named by its `sid` claim, that its customer's user can see and end.
+JWTs signed before sessions were recorded have no `sid`: they live out their 24 hours unlisted.
 """
 
 import time
@@ -18,9 +20,9 @@ from sqlalchemy import select
 from freshcom_customers import identifiers, origins
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer
+from freshcom_customers.models import Account, Customer, LoginSession
 from freshcom_customers.observability import metrics
-from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens
+from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens, sessions
 
 PURPOSE = "magic_link"
 LIFETIME = timedelta(minutes=15)
@@ -37,6 +39,10 @@ class Session:
     account: Account
     customer: Customer
     logged_in_at: int
+    # The login session (its sid); None for a JWT signed before sessions were recorded.
+    session_id: uuid.UUID | None = None
+    # Whether checking the JWT noted a use of its session (sessions.touch): a write to commit.
+    touched: bool = False
 
     @property
     def recent(self) -> bool:
@@ -112,13 +118,21 @@ def exchange(account: Account, value: str) -> Customer:
     return customer
 
 
-def start_session(customer: Customer, cid: str) -> tuple[str, int]:
-    """Sign the customer's JWT; return it and when it expires (Unix seconds).
+def start_session(customer: Customer, cid: str, where: sessions.Device | None = None) -> tuple[str, int]:
+    """Record a login session for the customer and sign its JWT; return it and when it expires (Unix seconds).
 
     cid is the customer's id as the face shows it: storefronts read it from the token. The
-    user's token generation, when the customer has a user, ties the JWT to its login.
+    user's token generation, when the customer has a user, ties the JWT to its login; sid,
+    the session's id, lets its owner end it. where: the request's user agent and network.
     """
-    claims = {"role": "customer", "typ": TOKEN_TYPE, "sub": str(customer.id), "cid": cid}
+    session = sessions.start_chec(customer, where or sessions.Device())
+    claims = {
+        "role": "customer",
+        "typ": TOKEN_TYPE,
+        "sub": str(customer.id),
+        "cid": cid,
+        "sid": str(session.id),
+    }
     if customer.user is not None:
         claims["gen"] = customer.user.token_generation
     account = db.session.get(Account, customer.account_id)
@@ -143,7 +157,18 @@ def authenticate(jwt: str) -> Session:
     generation = customer.user.token_generation if customer.user is not None else None
     if claims.get("gen") != generation:
         raise InvalidToken()
-    return Session(account, customer, int(claims["iat"]))
+    session_id = access_tokens.claim_uuid(claims["sid"]) if "sid" in claims else None
+    touched = session_id is not None and _session_in_use(session_id, customer)
+    return Session(account, customer, int(claims["iat"]), session_id, touched)
+
+
+def _session_in_use(session_id: uuid.UUID, customer: Customer) -> bool:
+    """Check the JWT's session is the customer's and not ended; note its use (sessions.touch)."""
+    # Read afresh: the session may have ended since this database session last read it.
+    session = db.session.get(LoginSession, session_id, populate_existing=True)
+    if session is None or session.ended_at is not None or session.customer_id != customer.id:
+        raise InvalidToken()
+    return sessions.touch(session.id, session.last_used_at)
 
 
 def session_for(jwt: str, customer_id: uuid.UUID | None) -> Session:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Client, RefreshToken, User, hash_secret
+from freshcom_customers.models import Account, Client, LoginSession, RefreshToken, User, hash_secret
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
 
@@ -193,9 +193,18 @@ def family_is_live(family_id: uuid.UUID) -> bool:
 
 
 def revoke_family(family_id: uuid.UUID) -> None:
+    """Revoke every token of the family, and end its session (services/sessions) with it."""
+    now = utcnow()
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    # Its owner's list of sessions must not show it, whoever revoked it (reuse, RFC 7009, logout).
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.id == family_id, LoginSession.ended_at.is_(None))
+        .values(ended_at=now)
         .execution_options(synchronize_session=False)
     )

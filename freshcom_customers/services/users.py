@@ -8,12 +8,12 @@ user is kept in step with its customer by services/customers.py.
 import uuid
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from freshcom_customers import identifiers
 from freshcom_customers.errors import InvalidCredentials, Taken, WrongPassword, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, AccountMembership, RefreshToken, User
+from freshcom_customers.models import Account, AccountMembership, LoginSession, RefreshToken, User
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
 from freshcom_customers.services import mail, one_time_tokens, passwords
@@ -208,16 +208,22 @@ def tell_password_changed(user: User, *, how: str) -> None:
 
 
 def revoke_refresh_tokens(user: User, *, except_family: uuid.UUID | None = None) -> None:
-    """Revoke every refresh token of the user, in every family (but except_family), live and test."""
-    # Flush first, through flush(): the UPDATE would autoflush pending changes anyway, and
+    """Revoke every refresh token of the user, in every family (but except_family), live and test.
+
+    Their login sessions end with them, Chec ones too, so the user's list of sessions
+    (services/sessions) stays true and its Chec JWTs die as well.
+    """
+    # Flush first, through flush(): the UPDATEs would autoflush pending changes anyway, and
     # a unique violation among them (a taken email in the same request) must become Taken.
     flush()
-    query = RefreshToken.__table__.update().where(
-        RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None)
-    )
+    now = utcnow()
+    tokens = update(RefreshToken).where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+    ended = update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
     if except_family is not None:
-        query = query.where(RefreshToken.family_id != except_family)
-    db.session.execute(query.values(revoked_at=utcnow()))
+        tokens = tokens.where(RefreshToken.family_id != except_family)
+        ended = ended.where(LoginSession.id != except_family)
+    for statement in (tokens.values(revoked_at=now), ended.values(ended_at=now)):
+        db.session.execute(statement.execution_options(synchronize_session=False))
 
 
 def mark_email_unverified(user: User) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from freshcom_customers.cli import housekeeping as housekeeping_cli
-from freshcom_customers.models import OneTimeToken, RefreshToken, hash_secret
+from freshcom_customers.models import LoginSession, OneTimeToken, RefreshToken, hash_secret
 from freshcom_customers.models.base import utcnow
 
 LONG_AGO = timedelta(days=8)  # past the default retention of 7 days
@@ -44,6 +44,7 @@ def expired(session, account, auth):
     session.execute(
         update(RefreshToken).where(RefreshToken.user_id.is_not(None)).values(expires_at=utcnow() - LONG_AGO)
     )
+    session.execute(update(LoginSession).values(created_at=utcnow() - LONG_AGO))  # begun before that
     session.add(
         OneTimeToken(
             purpose="password_reset",
@@ -58,34 +59,46 @@ def expired(session, account, auth):
 
 def test_purges_and_prints_a_one_line_json_summary(runner, session, account, expired):
     result = housekeeping(runner)
-    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "dryRun": False}
+    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "sessions": 3, "dryRun": False}
     assert result.stderr == ""  # no bar off a terminal: the timer's journal gets the summary alone
     assert count(session, OneTimeToken) == 0
     # The publishable keys of the account and its test twin are all that is left.
     assert session.scalar(select(func.count()).where(RefreshToken.user_id.is_not(None))) == 0
     assert count(session, RefreshToken) == 2
-    assert summary(housekeeping(runner)) == {"oneTimeTokens": 0, "refreshTokens": 0, "dryRun": False}
+    assert count(session, LoginSession) == 0
+    assert summary(housekeeping(runner)) == {
+        "oneTimeTokens": 0,
+        "refreshTokens": 0,
+        "sessions": 0,
+        "dryRun": False,
+    }
 
 
 def test_a_dry_run_counts_and_deletes_nothing(runner, session, expired):
-    before = count(session, OneTimeToken), count(session, RefreshToken)
+    before = count(session, OneTimeToken), count(session, RefreshToken), count(session, LoginSession)
     assert summary(housekeeping(runner, "--dry-run")) == {
         "oneTimeTokens": 1,
         "refreshTokens": 9,
+        "sessions": 0,  # counted before the families go, which they follow
         "dryRun": True,
     }
-    assert (count(session, OneTimeToken), count(session, RefreshToken)) == before
+    assert (
+        count(session, OneTimeToken),
+        count(session, RefreshToken),
+        count(session, LoginSession),
+    ) == before
 
 
 def test_a_small_batch_size_still_deletes_everything(runner, session, expired):
     result = housekeeping(runner, "--batch-size", "2")
-    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "dryRun": False}
+    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "sessions": 3, "dryRun": False}
 
 
 def test_a_longer_retention_keeps_what_expired_within_it(runner, session, expired):
     assert summary(housekeeping(runner, "--retention-days", "9")) == {
         "oneTimeTokens": 0,
         "refreshTokens": 0,
+        "sessions": 0,
         "dryRun": False,
     }
 
@@ -110,7 +123,7 @@ def test_a_progress_bar_on_a_terminal_goes_to_stderr(runner, session, expired, m
     monkeypatch.setattr(housekeeping_cli, "_on_terminal", lambda: True)
     result = housekeeping(runner, "--batch-size", "4")
     assert "Purging tokens" in result.stderr
-    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "dryRun": False}
+    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "sessions": 3, "dryRun": False}
 
 
 def test_a_retention_shorter_than_an_access_tokens_life_is_refused(runner, app, session, monkeypatch):

@@ -7,9 +7,17 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 
 from freshcom_customers.errors import InvalidCredentials, InvalidToken
-from freshcom_customers.models import OneTimeToken, RefreshToken, hash_secret
+from freshcom_customers.models import LoginSession, OneTimeToken, RefreshToken, hash_secret
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import access_tokens, accounts, housekeeping, refresh_tokens, users
+from freshcom_customers.services import (
+    access_tokens,
+    accounts,
+    customers,
+    housekeeping,
+    refresh_tokens,
+    sessions,
+    users,
+)
 from freshcom_customers.services.housekeeping import Counts
 
 DAY = timedelta(days=1)
@@ -224,3 +232,61 @@ def test_batches_are_found_through_the_expiry_indexes(session, account, expired_
     # The partial index serves only a query that says user_id IS NOT NULL.
     assert "ix_refresh_tokens_expires_at_family_id" in plans[-1]
     assert "Seq Scan" not in "".join(plans)
+
+
+def purge_sessions() -> int:
+    return sum(housekeeping.purge_sessions(housekeeping.purge_before(RETENTION), batch_size=2))
+
+
+@pytest.fixture
+def login_session(account, session):
+    """A login session of the owner's, as the password grant starts it; return its row."""
+
+    def login_session(**values) -> LoginSession:
+        live = account.live
+        issued = sessions.log_in(account.owner, live, accounts.default_client(live), sessions.Device())
+        session.flush()
+        row = session.get(LoginSession, issued.family_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        session.flush()
+        return row
+
+    return login_session
+
+
+def session_ids(session) -> set:
+    return set(session.scalars(select(LoginSession.id).execution_options(populate_existing=True)))
+
+
+def test_sessions_ended_longer_than_the_retention_ago_go(session, login_session):
+    gone = login_session(ended_at=utcnow() - LONG_AGO)
+    kept = login_session(ended_at=utcnow() - LATELY)
+    live = login_session()
+    assert purge_sessions() == 1
+    assert session_ids(session) == {kept.id, live.id}
+    assert gone.id not in session_ids(session)
+
+
+def test_a_native_session_goes_after_its_family(session, login_session):
+    started = utcnow() - 40 * DAY
+    expired = login_session(created_at=started)
+    set_family(session, expired.id, expires_at=utcnow() - LONG_AGO)
+    assert purge_sessions() == 0  # its family is still there
+    assert purge() == Counts(0, 1)
+    assert purge_sessions() == 1
+    assert session_ids(session) == set()
+
+
+def test_a_chec_session_goes_once_its_jwt_expired_longer_than_the_retention_ago(session, app, account):
+    customer = customers.create_customer(account.live, {"email": "gia@example.com", "custom_data": {}})
+    lifetime = timedelta(seconds=app.config["CHEC_JWT_LIFETIME"])
+    gone = sessions.start_chec(customer, sessions.Device())
+    kept = sessions.start_chec(customer, sessions.Device())
+    session.flush()
+    gone.created_at = utcnow() - LONG_AGO - lifetime
+    kept.created_at = utcnow() - LATELY - lifetime
+    session.flush()
+    assert housekeeping.count(housekeeping.purge_before(RETENTION)).sessions == 1
+    assert purge_sessions() == 1
+    assert session_ids(session) == {kept.id}

@@ -1,0 +1,191 @@
+"""Login sessions as their owner sees them (API.md 10): recorded, listed, ended.
+
+A native session is a refresh-token family and has its id; a Chec session is a magic-link JWT
+and its `sid` claim. What a session started with is kept: its client, the user agent, and
+the network the request came from (an IPv4 /24 or an IPv6 /48: enough to tell "home" from
+"abroad", not enough to point at one device). Its last use is kept coarsely, at most once a
+minute (TOUCH_INTERVAL), so a busy session does not write on every request.
+
+Ending a session sets ended_at and revokes its family's refresh tokens; its access tokens
+and its JWT die on their next request, which reads the session (access_tokens, magic_links).
+"""
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import joinedload
+
+from freshcom_customers.errors import NotFound
+from freshcom_customers.extensions import db
+from freshcom_customers.models import Account, Client, Customer, LoginSession, RefreshToken, User
+from freshcom_customers.models.base import utcnow
+from freshcom_customers.services import refresh_tokens, users
+from freshcom_customers.services.database import as_uuid
+
+TOUCH_INTERVAL = timedelta(minutes=1)
+USER_AGENT_LENGTH = LoginSession.__table__.c.user_agent.type.length
+IPV4_PREFIX, IPV6_PREFIX = 24, 48
+# What a Chec session shows as its client: the storefront's SDK has no client of its own.
+CHEC_CLIENT_NAME = "Storefront (Chec)"
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a session started: the user agent (at most 512 characters) and the network."""
+
+    user_agent: str | None = None
+    network: str | None = None
+
+
+def device(user_agent: str | None, address: str | None) -> Device:
+    """The Device of a request with this User-Agent from this client address."""
+    agent = (user_agent or "").replace("\x00", "")[:USER_AGENT_LENGTH] or None
+    return Device(agent, network(address))
+
+
+def network(address: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) an address, or a smaller network, belongs to; None if none."""
+    try:
+        net = ipaddress.ip_network((address or "").strip(), strict=False)
+    except ValueError:
+        return None
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
+        net = ipaddress.ip_network(net.network_address.ipv4_mapped)
+    prefix = IPV4_PREFIX if net.version == 4 else IPV6_PREFIX
+    return str(net.supernet(new_prefix=prefix) if net.prefixlen > prefix else net)
+
+
+def log_in(user: User, account: Account, client: Client, where: Device) -> refresh_tokens.Issued:
+    """Start a native session: a new refresh-token family for the user, and its session row."""
+    issued = refresh_tokens.issue(user, account, client)
+    _record(issued.family_id, "oauth", account.id, where, user=user, client=client)
+    return issued
+
+
+def branch(token: RefreshToken, account: Account, where: Device) -> refresh_tokens.Issued:
+    """Start the test twin's session from a live URT (refresh_tokens.branch), and record it."""
+    issued = refresh_tokens.branch(token, account)
+    _record(issued.family_id, "oauth", account.id, where, user=token.user, client=token.client)
+    return issued
+
+
+def start_chec(customer: Customer, where: Device) -> LoginSession:
+    """Record a Chec session of the customer (its user's too, when it has one); its id is the JWT's sid."""
+    return _record(uuid.uuid4(), "chec", customer.account_id, where, user=customer.user, customer=customer)
+
+
+def _record(session_id, face, account_id, where: Device, *, user=None, client=None, customer=None):
+    now = utcnow()
+    row = LoginSession(
+        id=session_id,
+        face=face,
+        account_id=account_id,
+        user_id=user.id if user is not None else None,
+        customer_id=customer.id if customer is not None else None,
+        client_id=client.id if client is not None else None,
+        user_agent=where.user_agent,
+        ip_address=where.network,
+        created_at=now,
+        last_used_at=now,
+    )
+    db.session.add(row)
+    return row
+
+
+def touch(session_id: uuid.UUID | None, last_used_at=None) -> bool:
+    """Note a use of the session, at most once a TOUCH_INTERVAL; return whether it wrote.
+
+    last_used_at, when the caller has read it, spares the statement while it is recent.
+    """
+    if session_id is None:
+        return False
+    now = utcnow()
+    cutoff = now - TOUCH_INTERVAL
+    if last_used_at is not None and last_used_at > cutoff:
+        return False
+    touched = db.session.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.id == session_id,
+            LoginSession.ended_at.is_(None),
+            LoginSession.last_used_at <= cutoff,
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return touched.rowcount == 1
+
+
+def live_sessions(user: User) -> list[LoginSession]:
+    """The user's sessions that still work, of either face, newest first.
+
+    A customer's Chec sessions carry its user: one begun while the customer was a guest died
+    when it registered (its JWT has no token generation), so the user's id finds every live one.
+    """
+    query = (
+        select(LoginSession)
+        .where(LoginSession.user_id == user.id, _live())
+        .options(joinedload(LoginSession.client))
+        .order_by(LoginSession.created_at.desc(), LoginSession.id)
+    )
+    return list(db.session.scalars(query))
+
+
+def get_own(user: User, session_id) -> LoginSession:
+    """The user's live session with this id; NotFound for another's, an ended or a malformed one."""
+    row = db.session.get(LoginSession, as_uuid(session_id)) if as_uuid(session_id) else None
+    if row is None or row.user_id != user.id or not _is_live(row):
+        raise NotFound("session")
+    return row
+
+
+def end(session: LoginSession) -> None:
+    """End the session now: its refresh tokens revoked, its access tokens or JWT dead on next use."""
+    session.ended_at = utcnow()
+    if session.face == "oauth":
+        refresh_tokens.revoke_family(session.id)
+
+
+def end_all(user: User, *, except_session: uuid.UUID | None = None) -> None:
+    """End every session of the user but except_session: its refresh tokens (live and test) too."""
+    users.revoke_refresh_tokens(user, except_family=except_session)
+
+
+def client_name(session: LoginSession) -> str | None:
+    """What the owner calls the session's client: its name, or the Chec storefront's."""
+    if session.face == "chec":
+        return CHEC_CLIENT_NAME
+    return session.client.name if session.client is not None else None
+
+
+def chec_expiry() -> timedelta:
+    """How long a Chec session lives: its JWT's lifetime."""
+    return timedelta(seconds=current_app.config["CHEC_JWT_LIFETIME"])
+
+
+def _live():
+    """Not ended; a Chec JWT unexpired, a family with a refresh token that still works."""
+    now = utcnow()
+    idle = timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_LIFETIME"])
+    usable_token = exists().where(
+        RefreshToken.family_id == LoginSession.id,
+        RefreshToken.revoked_at.is_(None),
+        RefreshToken.rotated_at.is_(None),
+        RefreshToken.expires_at > now,
+        RefreshToken.last_used_at > now - idle,
+    )
+    return and_(
+        LoginSession.ended_at.is_(None),
+        or_(
+            and_(LoginSession.face == "chec", LoginSession.created_at > now - chec_expiry()),
+            and_(LoginSession.face == "oauth", usable_token),
+        ),
+    )
+
+
+def _is_live(session: LoginSession) -> bool:
+    return db.session.scalar(select(exists().where(LoginSession.id == session.id, _live())))
