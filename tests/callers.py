@@ -13,7 +13,7 @@ import uuid
 from freshcom_customers.chec import ids
 from freshcom_customers.http.contracts import METRICS_TOKEN
 from freshcom_customers.http.openapi import BEARER, CHEC_BEARER, CLIENT_BASIC, PUBLISHABLE_KEY
-from freshcom_customers.services import users
+from freshcom_customers.services import access_tokens, users
 from tests.chec.conftest import Chec, link_of, token_of
 from tests.conftest import REGISTRATION, create_client
 
@@ -21,9 +21,13 @@ from tests.conftest import REGISTRATION, create_client
 ROLES = {
     ("POST", "/v1/customers"): "guest",
     ("GET", "/v1/customer"): "customer",
+    ("DELETE", "/v1/customer"): "customer",
+    ("GET", "/v1/customer/export"): "customer",
     ("GET", "/v1/user"): "customer",
     ("PATCH", "/v1/user"): "customer",
     ("GET", "/v1/orders"): "customer",
+    ("GET", "/v1/sessions"): "customer",  # a customer's list holds its Chec sessions too
+    ("DELETE", "/v1/sessions/{session_id}"): "customer",
 }
 
 
@@ -43,6 +47,23 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
         headers=auth.headers(owner),
     )
     assert order.status_code == 201, order.get_json()
+    address = client.post(
+        "/v1/addresses",
+        json={
+            "data": {
+                "type": "Address",
+                "attributes": {
+                    "name": "Roy Bao",
+                    "lineOne": "1 Main St",
+                    "city": "Vancouver",
+                    "countryCode": "CA",
+                },
+                "relationships": {"customer": {"data": {"type": "Customer", "id": customer["id"]}}},
+            }
+        },
+        headers=auth.headers(owner),
+    )
+    assert address.status_code == 201, address.get_json()
     chec = Chec(client, account.prt)
     before = len(mailbox.messages)
     assert chec.email_token(REGISTRATION["email"]).get_json() == {"success": True}
@@ -71,7 +92,9 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
         "native_ids": {
             "customer_id": customer["id"],
             "order_id": order.get_json()["data"]["id"],
+            "address_id": address.get_json()["data"]["id"],
             "user_id": str(staff_user.id),
+            "session_id": access_tokens.decode(login["access_token"])["fid"],  # Roy's login
             "name": "docs.js",  # /docs/{name}: a file the rendered document loads
         },
         "chec_ids": {

@@ -209,6 +209,10 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
     "GET /v1/customer": lambda c: Base(
         role="guest", query={"code": c.guest_customer["code"], "email": c.guest_customer["email"]}
     ),
+    # Erasure needs the current password: with it, the request reaches the erasure (rolled back).
+    "DELETE /v1/customer": lambda c: Base(
+        body=_document("Customer", {"currentPassword": REGISTRATION["password"]})
+    ),
     "GET /v1/customers": lambda c: Base(
         normal={"filter[status]": "registered", "filter[email]": REGISTRATION["email"], "search": "roy"}
     ),
@@ -255,6 +259,17 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
         )
     ),
     "PATCH /v1/orders/{order_id}": lambda c: Base(normal={"status": "opened", "currency": "USD"}),
+    # Staff name the customer whose book the address goes into.
+    "POST /v1/addresses": lambda c: Base(
+        body=_document(
+            "Address",
+            {"name": "Roy Bao", "lineOne": "2 Main St", "city": "Vancouver", "countryCode": "CA"},
+            relationships={"customer": _linkage("Customer", c.credentials["native_ids"]["customer_id"])},
+        )
+    ),
+    "PATCH /v1/addresses/{address_id}": lambda c: Base(
+        body=_document("Address", {"city": "Victoria", "countryCode": "ca", "isDefaultShipping": True})
+    ),
     "PATCH /v1/password": lambda c: Base(
         body=_document("Password", {"value": PASSWORD, "resetToken": c.tokens["reset"]}),
         normal={"resetToken": c.tokens["reset"]},

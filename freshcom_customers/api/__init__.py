@@ -7,9 +7,12 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 # Importing the route modules registers their routes on bp.
 from freshcom_customers.api import (  # noqa: E402,F401
     account,
+    addresses,
+    customer_data,
     customers,
     email_verifications,
     orders,
     passwords,
+    sessions,
     users,
 )

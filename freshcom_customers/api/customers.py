@@ -4,6 +4,7 @@ from flask import url_for
 from marshmallow import fields
 
 from freshcom_customers import schemas
+from freshcom_customers.api import addresses as addresses_api
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import orders as orders_api
 from freshcom_customers.api import registration_confirmations as confirmations_api
@@ -15,7 +16,15 @@ from freshcom_customers.extensions import db
 from freshcom_customers.http import contracts, throttling
 from freshcom_customers.http.contracts import BEARER, Param
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import customers, invitations, orders, registrations, user_management
+from freshcom_customers.services import (
+    addresses,
+    customers,
+    erasure,
+    invitations,
+    orders,
+    registrations,
+    user_management,
+)
 
 
 class CustomerSchema(schemas.CustomerInputSchema):
@@ -37,26 +46,32 @@ DOCUMENT, LIST = jsonapi.documents("Customer", SCHEMA)
 INCLUDED_ORDERS = 100  # the most recent; the related link pages through them all
 
 
-def serialize(customer, orders=None) -> dict:
-    related = url_for("api.list_orders", **{"filter[customerId]": str(customer.id)})
-    relationships = {
-        "user": jsonapi.relationship("User", customer.user_id),
-        "orders": {"links": {"related": related}},
-    }
-    if orders is not None:
-        relationships["orders"]["data"] = [{"type": "Order", "id": str(order.id)} for order in orders]
+# To-many relationships: a link to their list, and their linkage when they are included.
+LISTED = (("orders", "Order", "api.list_orders"), ("addresses", "Address", "api.list_addresses"))
+
+
+def serialize(customer, orders=None, addresses=None) -> dict:
+    relationships = {"user": jsonapi.relationship("User", customer.user_id)}
+    for (name, resource_type, route), included in zip(LISTED, (orders, addresses), strict=True):
+        related = url_for(route, **{"filter[customerId]": str(customer.id)})
+        relationships[name] = {"links": {"related": related}}
+        if included is not None:
+            relationships[name]["data"] = [{"type": resource_type, "id": str(row.id)} for row in included]
     return jsonapi.resource("Customer", customer, SCHEMA, relationships)
 
 
 def _document(customer, include: set[str]):
-    """The customer, with its user and recent orders when include names them."""
-    included, recent = [], None
+    """The customer, with its user, recent orders and addresses when include names them."""
+    included, recent, book = [], None, None
     if "user" in include and customer.user is not None:
         included.append(users_api.serialize(customer.user))
     if "orders" in include:
         recent = orders.recent_orders(customer, INCLUDED_ORDERS)
         included += [orders_api.serialize(order) for order in recent]
-    return jsonapi.document(serialize(customer, recent), included=included if include else None)
+    if "addresses" in include:
+        book = addresses.addresses_of([customer.id])[customer.id]
+        included += [addresses_api.serialize(address) for address in book]
+    return jsonapi.document(serialize(customer, recent, book), included=included if include else None)
 
 
 @bp.post("/customers")
@@ -115,7 +130,7 @@ GUEST_IDENTIFIERS = ("email", "first_name", "last_name", "phone_number")
     tag="Customers",
     responses={200: DOCUMENT, 400: ERRORS, 404: ERRORS, **TOKEN_ERRORS},
     security=BEARER,
-    include=("user", "orders"),
+    include=("user", "orders", "addresses"),
     query=(Param("code"), *(Param(schemas.camelize(key)) for key in GUEST_IDENTIFIERS)),
 )
 @require_oauth()
@@ -136,7 +151,7 @@ def get_current_customer():
     tag="Customers",
     responses={200: LIST, 400: ERRORS, **TOKEN_ERRORS},
     security=BEARER,
-    include=("user",),
+    include=("user", "addresses"),
     sort=customers.LIST_SORTS,
     filters=customers.LIST_FILTERS,
     search=True,
@@ -156,8 +171,11 @@ def list_customers():
         size=size,
     )
     meta = {"total_count": total, "all_count": all_count}
-    included = [users_api.serialize(c.user) for c in rows if c.user] if include else None
-    return jsonapi.document([serialize(c) for c in rows], meta=meta, included=included)
+    included = [users_api.serialize(c.user) for c in rows if c.user] if "user" in include else []
+    books = addresses.addresses_of(c.id for c in rows) if "addresses" in include else {}
+    included += [addresses_api.serialize(a) for book in books.values() for a in book]
+    data = [serialize(c, addresses=books.get(c.id)) for c in rows]
+    return jsonapi.document(data, meta=meta, included=included if include else None)
 
 
 @bp.get("/customers/<customer_id>")
@@ -166,7 +184,7 @@ def list_customers():
     tag="Customers",
     responses={200: DOCUMENT, 400: ERRORS, 404: ERRORS, **TOKEN_ERRORS},
     security=BEARER,
-    include=("user", "orders"),
+    include=("user", "orders", "addresses"),
 )
 @require_oauth()
 def get_customer(customer_id):
@@ -206,17 +224,35 @@ def update_customer(customer_id):
     return jsonapi.document(serialize(customer))
 
 
+ERASE = Param(
+    "erase",
+    {"type": "string", "enum": ["true", "false"]},
+    description="true: erase (API.md 10): addresses and sessions go too, and the orders kept lose "
+    "the email (a placeholder) and every personal value. Default false: the email is copied onto them.",
+    values=("true", "false"),
+)
+
+
 @bp.delete("/customers/<customer_id>")
 @jsonapi.contract(
-    "Delete a customer and its user; its orders are kept",
+    "Delete a customer and its user; its orders are kept (erase=true: anonymised)",
     tag="Customers",
-    responses={204: None, 404: ERRORS, **TOKEN_ERRORS},
+    responses={204: None, 400: ERRORS, 404: ERRORS, **TOKEN_ERRORS},
     security=BEARER,
+    query=(ERASE,),
 )
 @require_oauth()
 def delete_customer(customer_id):
+    # Another customer's id is 404, as on PATCH: a customer learns nothing of other customers.
+    customer = _visible_customer(customer_id, staff_roles=CUSTOMER_MANAGERS)
     principal = caller(*CUSTOMER_MANAGERS)
-    customers.delete_customer(customers.get_customer(principal.account, customer_id))
+    erase = contracts.arg("erase") or "false"
+    if erase not in ERASE.values:
+        raise jsonapi.ApiError(400, "invalid_request", "erase must be true or false.", {"parameter": "erase"})
+    if erase == "true":
+        erasure.erase_customer(customer, erased_by=principal.user)
+    else:
+        customers.delete_customer(customer)
     db.session.commit()
     return jsonapi.no_content()
 
