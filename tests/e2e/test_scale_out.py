@@ -476,13 +476,16 @@ def test_a_drained_host_stops_without_a_failed_request_and_a_dead_one_fails_only
     assert sum(a.resent for a in load.attempts) <= 2 * LOAD_THREADS
     assert [a for a in rolling if a.outcome != 200] == []
     assert failures == on_the_dead_host and len(failures) <= LOAD_THREADS
-    assert all(a.method == "POST" for a in failures)  # nginx sent the GETs to the other host again
+    # nginx sends a GET the dead host did not answer to the other host; a GET is lost only when
+    # its answer had begun (nginx cannot take back what it passed on), a POST when it had left.
+    assert all(a.method == "POST" or a.outcome == "ChunkedEncodingError" for a in failures)
     assert any(a.outcome == 200 for a in load.attempts if drained_at < a.started < back_at)
     after = [a for a in load.attempts if a.started > gone_at]
     assert after and all(a.outcome == 200 for a in after)
     # nginx's own record agrees: each 502 it answered was a request it had sent the dead host.
     failed_upstreams = re.findall(r'" 502 \d+ \S+ id=\w+ upstream=(\S+) ', deployment.proxy.access_log())
-    assert len(failed_upstreams) == len(failures) and set(failed_upstreams) <= {first.address}
+    assert len(failed_upstreams) == sum(a.outcome == 502 for a in failures)
+    assert set(failed_upstreams) <= {first.address}
 
 
 @dataclass
@@ -546,6 +549,8 @@ def _as_a_browser_would(send) -> tuple[int | str, bool]:
         return send().status_code, False
     except requests.ConnectionError:
         pass
+    except requests.RequestException as e:  # an answer that had begun, cut off: not resent
+        return type(e).__name__, False
     try:
         return send().status_code, True
     except requests.RequestException as e:
