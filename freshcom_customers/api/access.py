@@ -33,3 +33,15 @@ def current_password_guard(user: User, attrs: dict) -> AbstractContextManager:
     if "password" not in attrs and "email" not in attrs:
         return nullcontext()
     return logins.Login(throttling.current(), throttling.client_ip()).current_password(user)
+
+
+def own_customer_id(principal: Principal):
+    """Whose rows (orders, addresses) the caller sees: its own customer's for a customer token,
+    None (all of the account's) for staff."""
+    if principal.role != "customer":
+        return None
+    if principal.customer_id is None:
+        # Not issued today (the grant refuses a customer user without a customer), but None
+        # would mean "every row" to the services.
+        raise AccessDenied("This customer token names no customer.")
+    return principal.customer_id

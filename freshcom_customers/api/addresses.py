@@ -5,9 +5,9 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
+from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, own_customer_id
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
-from freshcom_customers.errors import AccessDenied, invalid
+from freshcom_customers.errors import invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
@@ -83,7 +83,7 @@ def list_addresses():
     rows, total, all_count = addresses.list_addresses(
         principal.account,
         **jsonapi.filter_params(),
-        visible_to=_own_customer_id(principal),
+        visible_to=own_customer_id(principal),
         page=number,
         size=size,
     )
@@ -147,14 +147,4 @@ def _owner(principal):
 def _visible_address(address_id, staff_roles):
     """The address, for staff_roles of its account or for its customer; 404 for anyone else."""
     principal = caller(*staff_roles, "customer")
-    return addresses.get_address(principal.account, address_id, visible_to=_own_customer_id(principal))
-
-
-def _own_customer_id(principal):
-    """Whose addresses the caller sees: its own customer's for a customer token, None (all) for staff."""
-    if principal.role != "customer":
-        return None
-    if principal.customer_id is None:
-        # None would mean "every address" to the service.
-        raise AccessDenied("This customer token names no customer.")
-    return principal.customer_id
+    return addresses.get_address(principal.account, address_id, visible_to=own_customer_id(principal))

@@ -8,9 +8,8 @@ from marshmallow.validate import Length
 
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller
+from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, own_customer_id
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
-from freshcom_customers.errors import AccessDenied
 from freshcom_customers.extensions import db
 from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
@@ -106,7 +105,7 @@ def list_orders():
     number, size = jsonapi.page_params()
     filters = jsonapi.filter_params()
     rows, total, all_count = orders.list_orders(
-        principal.account, **filters, visible_to=_own_customer_id(principal), page=number, size=size
+        principal.account, **filters, visible_to=own_customer_id(principal), page=number, size=size
     )
     meta = {"total_count": total, "all_count": all_count}
     return jsonapi.document([serialize(o) for o in rows], meta=meta)
@@ -122,7 +121,7 @@ def list_orders():
 @require_oauth()
 def get_order(order_id):
     principal = caller(*STAFF, "customer")
-    order = orders.get_order(principal.account, order_id, visible_to=_own_customer_id(principal))
+    order = orders.get_order(principal.account, order_id, visible_to=own_customer_id(principal))
     return jsonapi.document(serialize(order))
 
 
@@ -163,14 +162,3 @@ def _customer(account) -> dict:
     """The request's customer relationship as the service's keyword: {} when it is not sent."""
     linkage = jsonapi.read_relationship("customer")
     return {"customer": orders.find_customer(account, linkage["customer"])} if linkage else {}
-
-
-def _own_customer_id(principal):
-    """Whose orders the caller sees: its own customer's for a customer token, None (all) for staff."""
-    if principal.role != "customer":
-        return None
-    if principal.customer_id is None:
-        # Not issued today (the grant refuses a customer user without a customer), but
-        # None would mean "every order" to the service.
-        raise AccessDenied("This customer token names no customer.")
-    return principal.customer_id

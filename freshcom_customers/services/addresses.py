@@ -10,13 +10,13 @@ import uuid
 from collections.abc import Iterable
 
 from babel import Locale
-from sqlalchemy import false, func, select, update
+from sqlalchemy import false, select, update
 
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import MAX_ADDRESSES, Account, Address, Customer
 from freshcom_customers.services import customers
-from freshcom_customers.services.database import as_uuid, flush, get_in_account
+from freshcom_customers.services.database import as_uuid, count, flush, get_in_account
 
 # CLDR's regions that ISO 3166-1 has not assigned to a country: exceptional reservations
 # (AC, CP, CQ, DG, EA, IC, TA, EU, EZ, UN) and user-assigned codes (QO, ZZ, and X*: XK too).
@@ -42,7 +42,7 @@ def create_address(customer: Customer, attrs: dict) -> Address:
     """Add an address to the customer's book; the 51st is refused, a new default replaces the old."""
     check(attrs, creating=True)
     _lock(customer)
-    if _count(select(Address).where(Address.customer_id == customer.id)) >= MAX_ADDRESSES:
+    if count(select(Address).where(Address.customer_id == customer.id)) >= MAX_ADDRESSES:
         raise too_many()
     _clear_other_defaults(customer.id, attrs)
     address = Address(account_id=customer.account_id, customer_id=customer.id, custom_data={})
@@ -92,10 +92,7 @@ def find_customer(account: Account, customer_id) -> Customer:
     """The customer an address names; 422 on the relationship if there is none of the account."""
     if customer_id is None:
         raise invalid("customer_id", "required", "An address needs its customer.")
-    try:
-        return customers.get_customer(account, customer_id)
-    except NotFound:
-        raise invalid("customer_id", "invalid", "Customer must be a customer of this account.") from None
+    return customers.customer_named(account, customer_id)
 
 
 def list_addresses(
@@ -113,8 +110,8 @@ def list_addresses(
     if customer_id is not None:
         customer_uuid = as_uuid(customer_id)
         query = query.where(Address.customer_id == customer_uuid if customer_uuid else false())
-    all_count = _count(everything)
-    total = _count(query) if query is not everything else all_count
+    all_count = count(everything)
+    total = count(query) if query is not everything else all_count
     newest_first = (Address.inserted_at.desc(), Address.id.desc())
     rows = db.session.scalars(query.order_by(*newest_first).offset((page - 1) * size).limit(size)).all()
     return rows, total, all_count
@@ -206,7 +203,3 @@ def _apply_fields(address: Address, attrs: dict) -> None:
     for field in TEXT_FIELDS:  # blank is none, as a form sends an empty field
         if field in attrs and not (attrs[field] or "").strip():
             setattr(address, field, None)
-
-
-def _count(query) -> int:
-    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))

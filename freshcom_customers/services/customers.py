@@ -23,7 +23,7 @@ from freshcom_customers.models import (
     customer_search,
 )
 from freshcom_customers.services import invitations, users
-from freshcom_customers.services.database import flush, get_in_account
+from freshcom_customers.services.database import count, flush, get_in_account
 
 # Kept equal on a customer and its user, in both directions.
 PROFILE_FIELDS = ("email", "phone_number", "name", "first_name", "last_name")
@@ -159,6 +159,14 @@ def get_customer(account: Account, customer_id) -> Customer:
     return get_in_account(Customer, account, customer_id, "customer")
 
 
+def customer_named(account: Account, customer_id) -> Customer:
+    """The customer a request's relationship names; 422 on it if the account has no such customer."""
+    try:
+        return get_customer(account, customer_id)
+    except NotFound:
+        raise invalid("customer_id", "invalid", "Customer must be a customer of this account.") from None
+
+
 def of_user(user: User) -> Customer | None:
     """The customer whose user this is; None for a staff or standard user."""
     return db.session.scalar(select(Customer).where(Customer.user_id == user.id))
@@ -212,7 +220,7 @@ def list_customers(account: Account, *, filters: dict, search: str | None, sort:
         total = _count_matching(account, keys[0])
     else:
         # The planner starts from the narrowest word's terms and checks the others by customer.
-        total = _count(query)
+        total = count(query)
     return rows, total, all_count
 
 
@@ -280,10 +288,6 @@ def _counted(account: Account, filters: dict) -> int:
     for field, value in filters.items():
         query = query.where(getattr(CustomerCount, field) == value)
     return int(db.session.scalar(query))  # PostgreSQL sums bigint as numeric
-
-
-def _count(query) -> int:
-    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
 
 
 def _apply_fields(customer: Customer, attrs: dict) -> None:

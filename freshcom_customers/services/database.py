@@ -3,7 +3,7 @@
 import re
 import uuid
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, func, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -17,6 +17,11 @@ OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 # Columns that hold another field's canonical form (freshcom_customers/identifiers.py).
 _KEY_OF = {"email_key": "email"}
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
+
+
+def count(query) -> int:
+    """How many rows a SELECT finds, counted by the database (its ORDER BY dropped)."""
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
 
 
 def as_uuid(value) -> uuid.UUID | None:

@@ -17,7 +17,7 @@ from freshcom_customers.models import (
     Order,
 )
 from freshcom_customers.services import customers, users
-from freshcom_customers.services.database import as_uuid, flush, get_in_account
+from freshcom_customers.services.database import as_uuid, count, flush, get_in_account
 
 STATUSES = {
     "status": ORDER_STATUSES,
@@ -70,12 +70,7 @@ def delete_order(order: Order) -> None:
 
 def find_customer(account: Account, customer_id) -> Customer | None:
     """The customer an order names (None for none); 422 on the relationship if not the account's."""
-    if customer_id is None:
-        return None
-    try:
-        return customers.get_customer(account, customer_id)
-    except NotFound:
-        raise invalid("customer_id", "invalid", "Customer must be a customer of this account.") from None
+    return None if customer_id is None else customers.customer_named(account, customer_id)
 
 
 def get_order(account: Account, order_id, *, visible_to: uuid.UUID | None = None) -> Order:
@@ -101,7 +96,7 @@ def customer_orders(customer: Customer, *, page: int, size: int, newest_first: b
     placed = func.coalesce(Order.placed_at, Order.inserted_at)
     order = (placed.desc(), Order.id.desc()) if newest_first else (placed.asc(), Order.id.asc())
     rows = db.session.scalars(query.order_by(*order).offset((page - 1) * size).limit(size)).all()
-    return rows, _count(query)
+    return rows, count(query)
 
 
 def list_orders(
@@ -127,8 +122,8 @@ def list_orders(
         query = query.where(Order.customer_id == customer_uuid if customer_uuid else false())
     if status is not None:
         query = query.where(Order.status == status)
-    all_count = _count(everything)
-    total = _count(query) if query is not everything else all_count
+    all_count = count(everything)
+    total = count(query) if query is not everything else all_count
     rows = db.session.scalars(
         query.order_by(Order.inserted_at.desc(), Order.id.desc()).offset((page - 1) * size).limit(size)
     ).all()
@@ -252,7 +247,3 @@ def _line_item_problems(item: dict):
 
 def _is_whole(value, least: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_CENTS
-
-
-def _count(query) -> int:
-    return db.session.scalar(select(func.count()).select_from(query.subquery()))
