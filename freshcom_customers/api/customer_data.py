@@ -13,6 +13,7 @@ from freshcom_customers.api import addresses as addresses_api
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import customers as customers_api
 from freshcom_customers.api import orders as orders_api
+from freshcom_customers.api import sessions as sessions_api
 from freshcom_customers.api import users as users_api
 from freshcom_customers.api.access import caller
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
@@ -22,16 +23,13 @@ from freshcom_customers.http.contracts import BEARER, JSON, STRING, Shape, objec
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.schemas import camelize
-from freshcom_customers.services import customer_data, customers, erasure, logins, sessions
+from freshcom_customers.services import customer_data, customers, erasure, logins
 
 
-class SessionSchema(Schema):
+class SessionSchema(sessions_api.SessionSchema):
+    """A session as GET /v1/sessions shows it, ended ones too, and through which face it began."""
+
     face = fields.String(metadata={"enum": ["oauth", "chec"]})
-    client_name = fields.Function(sessions.client_name)
-    user_agent = fields.String()
-    ip_address = fields.String(metadata={"description": "The /24 or /48 network the session began from."})
-    created_at = jsonapi.Timestamp()
-    last_used_at = jsonapi.Timestamp()
     ended_at = jsonapi.Timestamp()
 
 
@@ -54,7 +52,7 @@ PARTS = {
     "user": users_api.UserSchema(),
     "addresses": addresses_api.SCHEMA,
     "orders": orders_api.OrderSchema(),
-    "sessions": SessionSchema(),
+    "sessions": SessionSchema(exclude=("current",)),  # the file has no request to be current in
     "email_history": EmailSchema(),
 }
 WITHOUT_ID = {"email_history"}
