@@ -1,11 +1,12 @@
 """Addresses on /v1 (API.md 10): who may do what, validation, the limit, defaults, include and filters."""
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from freshcom_customers.extensions import db
 from freshcom_customers.models import MAX_ADDRESSES, STAFF_ROLES, Address
 from tests.conftest import REGISTRATION, errors_of
+from tests.statements import statements
 
 MEDIA_TYPE = "application/vnd.api+json"
 HOME = {"name": "Roy Bao", "lineOne": "1 Main St", "city": "Vancouver", "countryCode": "CA"}
@@ -402,16 +403,8 @@ def test_the_list_includes_each_customers_addresses_in_one_query(client, owner, 
     roys = [add(roy["id"])["id"], add(roy["id"])["id"]]
     amys = add(amy["id"])["id"]
     register(email="cy@example.com", firstName="Cy")  # no addresses
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements(db.engine) as seen:
         response = client.get("/v1/customers", query_string={"include": "addresses,user"}, headers=owner)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
     body = response.get_json()
     assert response.status_code == 200, body
     linkage = {c["attributes"]["email"]: c["relationships"]["addresses"]["data"] for c in body["data"]}
@@ -420,7 +413,7 @@ def test_the_list_includes_each_customers_addresses_in_one_query(client, owner, 
     assert linkage["cy@example.com"] == []
     assert sorted(included_addresses(body)) == sorted([*roys, amys])
     assert [r["type"] for r in body["included"]].count("User") == 3
-    assert sum("FROM addresses" in statement for statement in statements) == 1
+    assert sum("FROM addresses" in statement for statement in seen) == 1
 
 
 def test_the_list_without_include_reads_no_addresses(client, owner, roy, add):

@@ -1,13 +1,14 @@
 """Search terms: what a customer is found by, and that the terms follow every write."""
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from freshcom_customers.errors import Taken
 from freshcom_customers.models import CustomerSearchTerm
 from freshcom_customers.models.customer_search import search_keys, term_rows, terms_of
 from freshcom_customers.services import customer_import, customers, user_management
+from tests.statements import statements
 
 
 @pytest.mark.parametrize(
@@ -69,15 +70,10 @@ def test_terms_are_written_with_the_customer_and_follow_its_changes(session, acc
 
 def test_a_change_that_searches_nothing_leaves_the_terms_alone(session, account):
     customer = customers.create_customer(account.live, {"name": "Amy Li"})
-    statements = []
-    record = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
+    with statements(Engine) as seen:
         customers.update_customer(customer, {"label": "vip", "caption": "x"})
         session.flush()
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
-    assert statements and not [s for s in statements if "customer_search_terms" in s]
+    assert seen and not [s for s in seen if "customer_search_terms" in s]
 
 
 def test_an_email_changed_on_the_user_changes_the_customer_terms(session, account):

@@ -1,14 +1,13 @@
 """Access tokens: whether a user's token is still live is decided in one query, and at once."""
 
 import uuid
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.models import RefreshToken
 from freshcom_customers.services import access_tokens, accounts, customers, refresh_tokens, users
+from tests.statements import statements
 
 
 @pytest.fixture
@@ -27,26 +26,10 @@ def login(session, account):
     return login
 
 
-@contextmanager
-def statements(session):
-    """The SQL statements run inside the block."""
-    seen = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_a_user_token_is_checked_in_one_query(session, account, login):
     token, family_id = login()
     session.expire_all()  # every row must come from the database
-    with statements(session) as seen:
+    with statements(session.get_bind()) as seen:
         principal = access_tokens.authenticate(token)
     assert len(seen) == 1
     assert (principal.account.id, principal.user.id, principal.family_id) == (
@@ -97,7 +80,7 @@ def test_a_customers_principal_carries_its_customer_from_the_same_query(session,
     customer = customers.create_customer(account.live, attrs)
     token, _ = access_tokens.issue(account.live, "customer", user=customer.user, customer_id=customer.id)
     session.expire_all()
-    with statements(session) as seen:
+    with statements(session.get_bind()) as seen:
         principal = access_tokens.authenticate(token)
     assert len(seen) == 1
     assert principal.customer.id == principal.customer_id == customer.id

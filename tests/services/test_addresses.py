@@ -3,13 +3,14 @@
 import uuid
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from freshcom_customers.errors import NotFound, ValidationFailed
 from freshcom_customers.extensions import db
 from freshcom_customers.models import MAX_ADDRESSES, Address
 from freshcom_customers.services import addresses, customers
+from tests.statements import statements
 
 HOME = {"name": "Amy Li", "line_one": "1 Main St", "city": "Vancouver", "country_code": "CA"}
 
@@ -214,15 +215,10 @@ def test_lists_are_newest_first_filtered_paged_and_counted(account, amy, bob):
 def test_the_addresses_of_a_page_of_customers_take_one_query(session, amy, bob):
     mine, theirs = add(amy), add(bob)
     nobody = uuid.uuid4()
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with statements(db.engine) as seen:
         found = addresses.addresses_of([amy.id, bob.id, nobody])
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     assert found == {amy.id: [mine], bob.id: [theirs], nobody: []}
-    assert len(statements) == 1
+    assert len(seen) == 1
 
 
 def test_staff_name_a_customer_of_their_account(account, other_account, amy):

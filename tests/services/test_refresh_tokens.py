@@ -4,12 +4,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.models import RefreshToken, hash_secret
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import accounts, refresh_tokens
+from tests.statements import statements
 
 
 def row(session, value: str) -> RefreshToken:
@@ -146,15 +147,7 @@ def test_lookup_finds_tokens_in_any_state_without_using_them(session, account, l
 def test_finding_a_user_token_loads_its_account_and_user_in_the_same_query(session, account, login):
     value = login().value
     session.expire_all()  # every row must come from the database
-    seen = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(session.get_bind(), "before_cursor_execute", record)
-    try:
+    with statements(session.get_bind()) as seen:
         token = refresh_tokens.find(value)
         assert (token.account.id, token.user.id) == (account.live.id, account.owner.id)
-    finally:
-        event.remove(session.get_bind(), "before_cursor_execute", record)
     assert len(seen) == 1

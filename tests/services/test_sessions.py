@@ -1,10 +1,8 @@
 """Login sessions: what a login records, the coarse last use, ending one or all, who sees which."""
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from freshcom_customers.errors import InvalidCredentials, InvalidToken, NotFound
 from freshcom_customers.models import LoginSession, RefreshToken
@@ -18,6 +16,7 @@ from freshcom_customers.services import (
     sessions,
     users,
 )
+from tests.statements import statements
 
 ROY = {"status": "registered", "email": "roy@example.com", "password": "roy-password-1", "custom_data": {}}
 
@@ -66,22 +65,6 @@ def stored(session, session_id) -> LoginSession:
     return session.get(LoginSession, session_id, populate_existing=True)
 
 
-@contextmanager
-def statements(session):
-    """The SQL statements run inside the block."""
-    seen = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 @pytest.mark.parametrize(
     ("address", "network"),
     [
@@ -124,7 +107,7 @@ def test_an_access_token_notes_a_use_at_most_once_a_minute(session, clock, log_i
     token, _, session_id = log_in()
     started = clock.now
     clock.advance(seconds=59)
-    with statements(session) as seen:
+    with statements(session.get_bind()) as seen:
         principal = access_tokens.authenticate(token)
     assert not principal.session_touched
     assert len(seen) == 1  # the check alone: no write
