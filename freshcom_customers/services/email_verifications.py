@@ -2,13 +2,9 @@
 
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from freshcom_customers.errors import NotFound, invalid
-from freshcom_customers.extensions import db
-from freshcom_customers.models import Customer, User
-from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import email_changes, mail, one_time_tokens
+from freshcom_customers.models import User
+from freshcom_customers.services import customers, email_changes, mail, one_time_tokens
 
 PURPOSE = "email_verification"
 LIFETIME = timedelta(hours=24)
@@ -47,10 +43,7 @@ def verify_email(token_value: str) -> User | None:
         return user
     if user is None or user.email != token.email:
         raise _invalid_token()
-    user.email_verified, user.email_verified_at = True, utcnow()
-    customer = db.session.scalar(select(Customer).where(Customer.user_id == user.id))
-    if customer is not None and customer.email == token.email:
-        customer.email_verified = True
+    customers.mark_email_verified(user)  # and its customer, whose email is the user's
     return user
 
 
