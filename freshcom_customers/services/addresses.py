@@ -10,13 +10,13 @@ import uuid
 from collections.abc import Iterable
 
 from babel import Locale
-from sqlalchemy import false, select, update
+from sqlalchemy import select, update
 
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import MAX_ADDRESSES, Account, Address, Customer
 from freshcom_customers.services import customers
-from freshcom_customers.services.database import as_uuid, count, flush, get_in_account
+from freshcom_customers.services.database import count, flush, get_in_account, page_of_customer_rows
 
 # CLDR's regions that ISO 3166-1 has not assigned to a country: exceptional reservations
 # (AC, CP, CQ, DG, EA, IC, TA, EU, EZ, UN) and user-assigned codes (QO, ZZ, and X*: XK too).
@@ -103,18 +103,9 @@ def list_addresses(
     visible_to (a customer id) limits everything, allCount included, to that customer's
     addresses. A malformed customer id finds none.
     """
-    everything = select(Address).where(Address.account_id == account.id)
-    if visible_to is not None:
-        everything = everything.where(Address.customer_id == visible_to)
-    query = everything
-    if customer_id is not None:
-        customer_uuid = as_uuid(customer_id)
-        query = query.where(Address.customer_id == customer_uuid if customer_uuid else false())
-    all_count = count(everything)
-    total = count(query) if query is not everything else all_count
-    newest_first = (Address.inserted_at.desc(), Address.id.desc())
-    rows = db.session.scalars(query.order_by(*newest_first).offset((page - 1) * size).limit(size)).all()
-    return rows, total, all_count
+    return page_of_customer_rows(
+        Address, account, customer_id=customer_id, visible_to=visible_to, page=page, size=size
+    )
 
 
 def addresses_of(customer_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Address]]:

@@ -3,7 +3,7 @@
 import re
 import uuid
 
-from sqlalchemy import Index, UniqueConstraint, func, select
+from sqlalchemy import Index, UniqueConstraint, false, func, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -22,6 +22,29 @@ _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
 def count(query) -> int:
     """How many rows a SELECT finds, counted by the database (its ORDER BY dropped)."""
     return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+
+
+def page_of_customer_rows(
+    model, account, *, customer_id=None, visible_to=None, where=(), page: int, size: int
+) -> tuple[list, int, int]:
+    """(the page, count after filters, count before) of the account's rows of model, newest first.
+
+    model has account_id, customer_id, inserted_at and id (orders, addresses). visible_to (a
+    customer id) limits everything, allCount included, to that customer's rows; customer_id
+    and where filter; a malformed customer id finds none.
+    """
+    everything = select(model).where(model.account_id == account.id)
+    if visible_to is not None:
+        everything = everything.where(model.customer_id == visible_to)
+    query = everything.where(*where)
+    if customer_id is not None:
+        customer_uuid = as_uuid(customer_id)
+        query = query.where(model.customer_id == customer_uuid if customer_uuid else false())
+    all_count = count(everything)
+    total = count(query) if customer_id is not None or where else all_count
+    newest_first = (model.inserted_at.desc(), model.id.desc())
+    rows = db.session.scalars(query.order_by(*newest_first).offset((page - 1) * size).limit(size)).all()
+    return rows, total, all_count
 
 
 def as_uuid(value) -> uuid.UUID | None:

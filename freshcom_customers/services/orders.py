@@ -4,7 +4,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
@@ -17,7 +17,7 @@ from freshcom_customers.models import (
     Order,
 )
 from freshcom_customers.services import customers, users
-from freshcom_customers.services.database import as_uuid, count, flush, get_in_account
+from freshcom_customers.services.database import count, flush, get_in_account, page_of_customer_rows
 
 STATUSES = {
     "status": ORDER_STATUSES,
@@ -113,21 +113,10 @@ def list_orders(
     visible_to (a customer id) limits everything, allCount included, to that customer's
     orders. A filter value that cannot match (a malformed id, an unknown status) finds none.
     """
-    everything = select(Order).where(Order.account_id == account.id)
-    if visible_to is not None:
-        everything = everything.where(Order.customer_id == visible_to)
-    query = everything
-    if customer_id is not None:
-        customer_uuid = as_uuid(customer_id)
-        query = query.where(Order.customer_id == customer_uuid if customer_uuid else false())
-    if status is not None:
-        query = query.where(Order.status == status)
-    all_count = count(everything)
-    total = count(query) if query is not everything else all_count
-    rows = db.session.scalars(
-        query.order_by(Order.inserted_at.desc(), Order.id.desc()).offset((page - 1) * size).limit(size)
-    ).all()
-    return rows, total, all_count
+    where = () if status is None else (Order.status == status,)
+    return page_of_customer_rows(
+        Order, account, customer_id=customer_id, visible_to=visible_to, where=where, page=page, size=size
+    )
 
 
 def _attach(order: Order, customer: Customer | None) -> None:
