@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from freshcom_customers import origins
+from freshcom_customers.services import data_keys
 from freshcom_customers.services.passwords import parse_hash_params
 
 PREFIX = "FRESHCOM_"
@@ -158,6 +159,13 @@ def _http_url(value: str) -> str:
     return value.strip()
 
 
+def _sms_backend(value: str) -> str | None:
+    word = value.strip()
+    if not word:
+        return None  # the default: log outside production, SMS off in production (services/sms.py)
+    return "log" if word.lower() == "log" else _http_url(word)
+
+
 def _folder(value: str) -> str | None:
     return value.strip() or None  # whether it exists is checked once every source is read
 
@@ -193,6 +201,7 @@ SECONDS = duration(1)
 SECONDS_OR_ZERO = duration(0)
 FOLDER = Kind(_folder, "a folder's path (or empty)")
 HTTP_URL = Kind(_http_url, "an absolute http(s) URL like https://shop.example.com")
+SMS_GATEWAY = Kind(_sms_backend, "log or an absolute http(s) URL of an SMS gateway (or empty)")
 DATABASE = Kind(_database_url, "a database URL like postgresql+psycopg://user@host/name")
 STORAGE = Kind(_storage_uri, "a storage URI like memory:// or redis://host:6379/0")
 LOG_LEVEL = Kind(_log_level, "a logging level name: DEBUG, INFO, WARNING, ERROR or CRITICAL")
@@ -200,6 +209,10 @@ LIMITS = read_elsewhere(parse_many, 'rate limits like "20 per minute; 200 per ho
 ORIGINS = read_elsewhere(
     lambda value: origins.parse(value, "origins"),
     '"*" or comma-separated origins like https://shop.example.com',
+)
+DATA_KEY_LIST = read_elsewhere(
+    lambda value: data_keys.parse(value) if value.strip() else None,
+    "comma-separated Fernet keys (flask data-keys new makes one)",
 )
 HASH_PARAMS = read_elsewhere(parse_hash_params, "argon2 parameters like m=47104,t=1,p=1")
 PROXY_HOPS = read_elsewhere(_proxy_hops, "proxy hops like x_for=1,x_proto=1 (or empty)")
@@ -238,6 +251,14 @@ SETTINGS = {
     # catalogues come before the package's (services/mail.py; docs/deploy.md, "Emails").
     "EMAIL_TEMPLATE_FOLDER": Setting(FOLDER),
     "RATELIMIT_STORAGE_URI": Setting(STORAGE, "memory://", secret=True),
+    # SMS (services/sms.py; docs/deploy.md, "SMS"): "log" writes each message, its code
+    # included, to the log (development's default; production refuses it), or the URL of a
+    # gateway taking Twilio's Messages API form, with basic auth. Empty in production: SMS is off.
+    "SMS_BACKEND": Setting(SMS_GATEWAY),
+    "SMS_USERNAME": Setting(TEXT, secret=True),
+    "SMS_PASSWORD": Setting(TEXT, secret=True),
+    "SMS_FROM": Setting(TEXT),
+    "SMS_TIMEOUT": Setting(SECONDS, 5),
     # Brute-force protection (http/throttling.py, services/logins.py and lockouts.py;
     # docs/decisions.md). Limits are "N per minute; M per hour"; RATELIMIT_* also reaches
     # Flask-Limiter (STRATEGY, KEY_PREFIX).
@@ -249,6 +270,9 @@ SETTINGS = {
     "RATELIMIT_PASSWORD_RESET_PER_IP": Setting(LIMITS, "5 per minute; 30 per hour"),
     "RATELIMIT_REGISTRATION_PER_IP": Setting(LIMITS, "10 per minute; 100 per hour"),
     "RATELIMIT_MAGIC_LINK_PER_IP": Setting(LIMITS, "5 per minute; 30 per hour"),
+    # Each SMS costs the merchant money; challenges are rows until housekeeping (API.md 11).
+    "RATELIMIT_PHONE_VERIFICATION_PER_IP": Setting(LIMITS, "5 per minute; 20 per hour"),
+    "RATELIMIT_PASSKEY_CHALLENGE_PER_IP": Setting(LIMITS, "30 per minute; 300 per hour"),
     "LOCKOUT_THRESHOLD": Setting(COUNT, 5),
     "LOCKOUT_BASE_DELAY": Setting(SECONDS, 1),
     "LOCKOUT_MAX_DELAY": Setting(SECONDS, 900),
@@ -275,6 +299,14 @@ SETTINGS = {
     # The bearer token Prometheus sends to GET /metrics. Without one, /metrics is 404 in
     # production and open elsewhere (observability/metrics.py, docs/decisions.md).
     "METRICS_TOKEN": Setting(text_of_at_least(32), secret=True),
+    # Fernet keys for secrets kept encrypted at rest (TOTP secrets), comma-separated: the first
+    # encrypts, all decrypt (services/data_keys.py; docs/deploy.md, "Data keys").
+    "DATA_KEYS": Setting(DATA_KEY_LIST, secret=True),
+    # Passkeys (API.md 11): the relying party's id (the storefront's registrable domain) and
+    # the origins whose pages may use them; by default the STOREFRONT_URL's host and origin.
+    "WEBAUTHN_RP_ID": Setting(TEXT),
+    "WEBAUTHN_RP_NAME": Setting(TEXT),
+    "WEBAUTHN_ORIGINS": Setting(ORIGINS),
 }
 DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
 
@@ -291,6 +323,7 @@ def load_config(app, overrides=None):
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config)
     if app.config["ENV"] == "production":
+        _refuse_logged_sms(app.config)
         _require_production_secrets(app.config)
     else:
         _generate_development_secrets(app)
@@ -389,10 +422,20 @@ def _require_production_secrets(config):
         missing.append(f"FRESHCOM_SECRET_KEY of at least {MIN_SECRET_KEY_BYTES} bytes (a shorter one is set)")
     if not config.get("JWT_PRIVATE_KEY_FILE"):
         missing.append("FRESHCOM_JWT_PRIVATE_KEY_FILE")
+    if not config.get("DATA_KEYS"):
+        missing.append("FRESHCOM_DATA_KEYS")
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         missing.append("FRESHCOM_SQLALCHEMY_DATABASE_URI (a PostgreSQL URL, not SQLite)")
     if missing:
         raise ConfigError("FRESHCOM_ENV=production refuses to start without: " + ", ".join(missing))
+
+
+def _refuse_logged_sms(config):
+    if config["SMS_BACKEND"] == "log":
+        raise ConfigError(
+            "FRESHCOM_ENV=production refuses FRESHCOM_SMS_BACKEND=log, which writes one-time codes "
+            "to the log: set a gateway's URL, or leave it empty (SMS off)"
+        )
 
 
 def _generate_development_secrets(app):
@@ -405,6 +448,9 @@ def _generate_development_secrets(app):
         path = instance / "jwt-private.pem"
         _create_once(path, lambda: RSAKey.generate_key(2048, private=True).as_pem(private=True))
         app.config["JWT_PRIVATE_KEY_FILE"] = str(path)
+    if not app.config.get("DATA_KEYS"):
+        key = _create_once(instance / "data_key", lambda: data_keys.new_key().encode())
+        app.config["DATA_KEYS"] = key.decode()
 
 
 def _create_once(path, make):

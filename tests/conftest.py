@@ -18,7 +18,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db, mail
-from freshcom_customers.services import accounts, users
+from freshcom_customers.services import accounts, data_keys, users
 from freshcom_customers.services.mail import outbox
 from tests.mailbox import DELIVERY_TIMEOUT, Mailbox, start_smtp_server
 
@@ -36,6 +36,8 @@ LOOSE_THROTTLING = {
     "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per hour",
     "RATELIMIT_REGISTRATION_PER_IP": "1000 per hour",
     "RATELIMIT_MAGIC_LINK_PER_IP": "1000 per hour",
+    "RATELIMIT_PHONE_VERIFICATION_PER_IP": "1000 per hour",
+    "RATELIMIT_PASSKEY_CHALLENGE_PER_IP": "1000 per hour",
     "LOCKOUT_THRESHOLD": 1000,
 }
 
@@ -81,6 +83,7 @@ def app_config(database_uri, jwt_key_file):
         "SQLALCHEMY_DATABASE_URI": database_uri,
         "SECRET_KEY": "test-secret-key-of-at-least-32-bytes",  # production refuses shorter ones
         "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
+        "DATA_KEYS": data_keys.new_key(),
         "PASSWORD_HASH_PARAMS": TEST_HASH_PARAMS,
         # The suite logs in many times from one address; tests/http/test_throttling.py turns it on.
         "RATELIMIT_ENABLED": False,

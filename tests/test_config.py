@@ -12,6 +12,7 @@ from freshcom_customers.config import DEFAULTS, ConfigError, read_environment
 from freshcom_customers.services.passwords import parse_hash_params
 
 PG_URI = "postgresql+psycopg://u@127.0.0.1/db"
+DATA_KEY = "uIK6a0ml0oZ0Umk-9AHUXWwDQV0wUVO6R1AMS-aTBdI="  # a Fernet key, for production settings
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def clean_env(monkeypatch):
 @pytest.fixture
 def secrets_given(jwt_key_file) -> dict:
     """What development would otherwise generate (an RSA key a test): the tests' own."""
-    return {"SECRET_KEY": "s" * 48, "JWT_PRIVATE_KEY_FILE": str(jwt_key_file)}
+    return {"SECRET_KEY": "s" * 48, "JWT_PRIVATE_KEY_FILE": str(jwt_key_file), "DATA_KEYS": DATA_KEY}
 
 
 @pytest.fixture
@@ -90,7 +91,23 @@ def test_freshcom_database_uri_wins_over_database_url(clean_env, tmp_path):
 @pytest.mark.parametrize(
     ("config", "missing"),
     [
-        ({}, ["FRESHCOM_SECRET_KEY", "FRESHCOM_JWT_PRIVATE_KEY_FILE", "FRESHCOM_SQLALCHEMY_DATABASE_URI"]),
+        (
+            {},
+            [
+                "FRESHCOM_SECRET_KEY",
+                "FRESHCOM_JWT_PRIVATE_KEY_FILE",
+                "FRESHCOM_DATA_KEYS",
+                "FRESHCOM_SQLALCHEMY_DATABASE_URI",
+            ],
+        ),
+        (
+            {
+                "SECRET_KEY": "s" * 32,
+                "JWT_PRIVATE_KEY_FILE": "{key}",
+                "SQLALCHEMY_DATABASE_URI": "postgresql://u@h/db",
+            },
+            ["FRESHCOM_DATA_KEYS"],
+        ),
         (
             {"SECRET_KEY": "s" * 32, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u@h/db"},
             ["FRESHCOM_JWT_PRIVATE_KEY_FILE"],
@@ -120,6 +137,7 @@ def test_production_refuses_to_start_and_names_what_is_missing(
         assert name in str(error.value)
     assert not (tmp_path / "instance" / "jwt-private.pem").exists()
     assert not (tmp_path / "instance" / "secret_key").exists()
+    assert not (tmp_path / "instance" / "data_key").exists()
 
 
 def test_production_starts_with_its_secrets(clean_env, tmp_path, jwt_key_file):
@@ -128,9 +146,11 @@ def test_production_starts_with_its_secrets(clean_env, tmp_path, jwt_key_file):
         ENV="production",
         SECRET_KEY="s" * 48,
         JWT_PRIVATE_KEY_FILE=str(jwt_key_file),
+        DATA_KEYS=DATA_KEY,
         SQLALCHEMY_DATABASE_URI="postgresql+psycopg://u@127.0.0.1/db",
     )
     assert app.config["SECRET_KEY"] == "s" * 48
+    assert app.config["DATA_KEYS"] == DATA_KEY
 
 
 def test_unreadable_jwt_key_is_a_clear_error(clean_env, tmp_path):

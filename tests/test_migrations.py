@@ -8,6 +8,7 @@ import flask_migrate
 import psycopg
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
 from freshcom_customers.app import create_app
@@ -20,6 +21,9 @@ from freshcom_customers.models import (
     CustomerCount,
     CustomerSearchTerm,
     LoginSession,
+    OneTimeToken,
+    Passkey,
+    RecoveryCode,
     RefreshToken,
     User,
 )
@@ -50,6 +54,11 @@ def _postgresql_admin(uri, *statements):
     with psycopg.connect(f"{base}/postgres", autocommit=True) as connection:
         for statement in statements:
             connection.execute(statement.format(name=f'"{name}"'))
+
+
+def _columns_at_0011(model):
+    """The model's columns that revision 0011 made (0012 added second_factor_at)."""
+    return [column for column in model.__table__.columns if column.name != "second_factor_at"]
 
 
 def _insert(connection, model, **values):
@@ -245,7 +254,7 @@ def test_0011_gives_each_live_refresh_token_family_its_session(scratch_app):
         flask_migrate.upgrade(revision="0011")
 
         with db.engine.connect() as connection:
-            rows = connection.execute(select(LoginSession)).all()
+            rows = connection.execute(select(*_columns_at_0011(LoginSession))).all()
         assert len(rows) == 1
         (row,) = rows
         assert (row.id, row.account_id, row.user_id, row.client_id, row.face) == (
@@ -262,3 +271,40 @@ def test_0011_gives_each_live_refresh_token_family_its_session(scratch_app):
 def _utc(moment: datetime) -> datetime:
     """A column read with Core: SQLite gives naive UTC, PostgreSQL aware."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_0012_makes_every_user_simple_and_its_downgrade_forgets_the_second_factors(scratch_app):
+    with scratch_app.app_context():
+        flask_migrate.upgrade(revision="0011")
+        with db.engine.begin() as connection:
+            account_id = _insert(
+                connection, Account, name="Acme", mode="live", inserted_at=OLDER, updated_at=OLDER
+            )
+            user_id = _insert(
+                connection, User, account_id=account_id, username="roy", password_hash="x", role="customer",
+                inserted_at=OLDER, updated_at=OLDER,
+            )  # fmt: skip
+        flask_migrate.upgrade(revision="0012")
+
+        with db.engine.begin() as connection:
+            assert connection.execute(select(User.auth_method)).scalar_one() == "simple"
+            connection.execute(User.__table__.update().values(auth_method="tfa_totp", totp_secret="sealed"))
+            _insert(
+                connection, Passkey, user_id=user_id, credential_id=b"id", public_key=b"key", sign_count=0,
+                backup_eligible=False, backed_up=False, inserted_at=OLDER,
+            )  # fmt: skip
+            _insert(connection, RecoveryCode, user_id=user_id, code_hash="h" * 64, inserted_at=OLDER)
+            for purpose in ("login_otp", "magic_link"):
+                _insert(
+                    connection, OneTimeToken, purpose=purpose, token_hash=purpose, user_id=user_id,
+                    expires_at=NEWER, inserted_at=OLDER,
+                )  # fmt: skip
+        flask_migrate.downgrade(revision="0011")
+
+        with db.engine.connect() as connection:
+            purposes = connection.execute(text("SELECT purpose FROM one_time_tokens")).scalars().all()
+            columns = {c["name"] for c in sa_inspect(connection).get_columns("users")}
+        assert purposes == ["magic_link"]
+        assert not {"auth_method", "totp_secret", "totp_last_step"} & columns
+        assert not {"passkeys", "recovery_codes"} & set(sa_inspect(db.engine).get_table_names())
+        flask_migrate.upgrade(revision="0012")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from freshcom_customers.cli import shared
 from freshcom_customers.cli.accounts import account_json, accounts_cli
 from freshcom_customers.cli.customers import customers_cli
+from freshcom_customers.cli.data_keys import data_keys_cli
 from freshcom_customers.cli.housekeeping import purge_tokens
 from freshcom_customers.cli.users import users_cli
 from freshcom_customers.extensions import db
@@ -29,7 +30,7 @@ PASSWORD_UNCHANGED = (
 
 
 def register_commands(app: Flask) -> None:
-    for group in (accounts_cli, clients_cli, users_cli, demo_cli, customers_cli, purge_tokens):
+    for group in (accounts_cli, clients_cli, users_cli, demo_cli, customers_cli, purge_tokens, data_keys_cli):
         app.cli.add_command(group)
 
 

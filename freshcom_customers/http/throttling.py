@@ -35,6 +35,8 @@ LIMITS = {
     "password_reset_per_ip": "RATELIMIT_PASSWORD_RESET_PER_IP",
     "registration_per_ip": "RATELIMIT_REGISTRATION_PER_IP",
     "magic_link_per_ip": "RATELIMIT_MAGIC_LINK_PER_IP",
+    "phone_verification_per_ip": "RATELIMIT_PHONE_VERIFICATION_PER_IP",
+    "passkey_challenge_per_ip": "RATELIMIT_PASSKEY_CHALLENGE_PER_IP",
 }
 # A shared storage that fails is left alone this long; this process's memory stands in.
 STORAGE_RETRY_AFTER = 30

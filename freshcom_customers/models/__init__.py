@@ -6,11 +6,13 @@ from freshcom_customers.models.customer import CUSTOMER_STATUSES, Customer, Cust
 from freshcom_customers.models.customer_search import CustomerSearchTerm
 from freshcom_customers.models.oauth import Client, RefreshToken, hash_secret
 from freshcom_customers.models.order import FULFILLMENT_STATUSES, ORDER_STATUSES, PAYMENT_STATUSES, Order
+from freshcom_customers.models.second_factor import Passkey, RecoveryCode
 from freshcom_customers.models.session import SESSION_FACES, LoginSession
 from freshcom_customers.models.token import TOKEN_PURPOSES, OneTimeToken
-from freshcom_customers.models.user import MANAGED_ROLES, STAFF_ROLES, AccountMembership, User
+from freshcom_customers.models.user import AUTH_METHODS, MANAGED_ROLES, STAFF_ROLES, AccountMembership, User
 
 __all__ = [
+    "AUTH_METHODS",
     "CUSTOMER_STATUSES",
     "FULFILLMENT_STATUSES",
     "MANAGED_ROLES",
@@ -30,6 +32,8 @@ __all__ = [
     "LoginSession",
     "OneTimeToken",
     "Order",
+    "Passkey",
+    "RecoveryCode",
     "RefreshToken",
     "User",
     "hash_secret",

@@ -40,5 +40,8 @@ class LoginSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+    # When a second factor (a code, a recovery code, a passkey) was last proven in this
+    # session: a sensitive change within 5 minutes of it needs no password (API.md 11, step-up).
+    second_factor_at: Mapped[datetime | None]
 
     client: Mapped[Client | None] = relationship()

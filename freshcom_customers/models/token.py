@@ -17,6 +17,13 @@ TOKEN_PURPOSES = (
     "magic_link",
     "registration_confirmation",  # a returning guest proves its email (API.md 9)
     "invitation",  # staff invite a customer to set its first password (API.md 9)
+    # Strong authentication (API.md 11): a login's emailed or texted code, a code proving a
+    # phone number, a TOTP secret waiting for its first code, and WebAuthn challenges.
+    "login_otp",
+    "phone_verification",
+    "totp_enrollment",
+    "passkey_registration",
+    "passkey_challenge",
 )
 
 
@@ -29,11 +36,7 @@ class OneTimeToken(db.Model):
 
     __tablename__ = "one_time_tokens"
     __table_args__ = (
-        CheckConstraint(
-            "purpose IN ('password_reset', 'email_verification', 'magic_link', "
-            "'registration_confirmation', 'invitation')",
-            name="purpose",
-        ),
+        CheckConstraint(f"purpose IN ({', '.join(map(repr, TOKEN_PURPOSES))})", name="purpose"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from freshcom_customers import identifiers
@@ -21,6 +21,7 @@ STAFF_ROLES = (
     "owner",
 )
 MANAGED_ROLES = ("customer", *STAFF_ROLES)
+AUTH_METHODS = ("simple", "tfa_email", "tfa_sms", "tfa_totp")
 
 _STANDARD = text("account_id IS NULL")
 
@@ -49,6 +50,7 @@ class User(Timestamped, db.Model):
             postgresql_where=_STANDARD,
         ),
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
+        CheckConstraint("auth_method IN ('simple', 'tfa_email', 'tfa_sms', 'tfa_totp')", name="auth_method"),
     )
 
     account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -71,6 +73,14 @@ class User(Timestamped, db.Model):
     pending_email: Mapped[str | None] = mapped_column(String(254))
     email_verified: Mapped[bool] = mapped_column(default=False)
     email_verified_at: Mapped[datetime | None]
+    # How the user logs in (API.md 11): simple (a password), or a password and a second factor
+    # sent by email or SMS, or from an authenticator app (TOTP).
+    # The database's default only: rows written by older code (and migrations' tests) get it too.
+    auth_method: Mapped[str] = mapped_column(String(16), server_default="simple")
+    # The confirmed TOTP secret, encrypted with the data key (services/data_keys.py), and the
+    # time step of the last code used, so that no code is used twice (RFC 6238 5.2).
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # Part of every access token; bumping it kills the user's access tokens at once.
     token_generation: Mapped[int] = mapped_column(default=0)
 

@@ -52,7 +52,7 @@ def test_the_example_parses_for_production_and_refuses_to_start_until_the_secret
         monkeypatch.delenv(variable)
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigError, match=r"without: FRESHCOM_SECRET_KEY$"):
+    with pytest.raises(ConfigError, match=r"without: FRESHCOM_SECRET_KEY, FRESHCOM_DATA_KEYS$"):
         load_config(Flask("deploy-example"))
 
 

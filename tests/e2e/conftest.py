@@ -159,6 +159,7 @@ def _service_env(app_config: dict, database_uri: str) -> dict:
         FRESHCOM_SQLALCHEMY_DATABASE_URI=database_uri,
         FRESHCOM_JWT_PRIVATE_KEY_FILE=app_config["JWT_PRIVATE_KEY_FILE"],
         FRESHCOM_SECRET_KEY=app_config["SECRET_KEY"],
+        FRESHCOM_DATA_KEYS=app_config["DATA_KEYS"],
         FRESHCOM_PASSWORD_HASH_PARAMS=app_config["PASSWORD_HASH_PARAMS"],
         FRESHCOM_RATELIMIT_ENABLED=json.dumps(app_config["RATELIMIT_ENABLED"]),
     )
