@@ -3,8 +3,9 @@
 Shared by the Schemathesis run (tests/http/test_openapi_fuzz.py) and the hostile-input suite
 (tests/test_hostile_inputs.py): a guest token from the publishable key, customer and staff
 tokens from the password grant, a Chec JWT from a magic link sent by email and exchanged, a
-confidential client's secret from the CLI, the configured metrics token, and the ids of real
-rows, so that a request gets past authentication and the lookup of its path's ids.
+confidential client's secret from the CLI, the configured metrics token, the customer's passkey
+registered through the API (tests/webauthn_helpers.py), and the ids of real rows, so that a
+request gets past authentication and the lookup of its path's ids.
 """
 
 import base64
@@ -16,6 +17,7 @@ from freshcom_customers.http.openapi import BEARER, CHEC_BEARER, CLIENT_BASIC, P
 from freshcom_customers.services import access_tokens, users
 from tests.chec.conftest import Chec, link_of, token_of
 from tests.conftest import REGISTRATION, create_client
+from tests.webauthn_helpers import Authenticator
 
 # Who calls each native operation (the rest: the account's owner, a standard user).
 ROLES = {
@@ -28,6 +30,11 @@ ROLES = {
     ("GET", "/v1/orders"): "customer",
     ("GET", "/v1/sessions"): "customer",  # a customer's list holds its Chec sessions too
     ("DELETE", "/v1/sessions/{session_id}"): "customer",
+    # Roy's passkey (fetch_credentials registers it) is what these reach.
+    ("POST", "/v1/passkey_registrations"): "customer",
+    ("PATCH", "/v1/passkey_registrations/current"): "customer",
+    ("GET", "/v1/passkeys"): "customer",
+    ("DELETE", "/v1/passkeys/{passkey_id}"): "customer",
 }
 
 
@@ -77,6 +84,8 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
     confidential = create_client(runner, account, "Fuzzing backend", "--confidential")
     basic = f"{confidential['clientId']}:{confidential['clientSecret']}"
     login = auth.login(account, REGISTRATION["email"], REGISTRATION["password"])
+    authenticator = Authenticator()
+    passkey = register_passkey(client, auth.headers(login["access_token"]), authenticator)
     return {
         "prt": account.prt,
         "guest": auth.guest(account),
@@ -88,6 +97,7 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
         "client_secret": confidential["clientSecret"],
         "basic": "Basic " + base64.b64encode(basic.encode()).decode(),
         "metrics": client.application.config["METRICS_TOKEN"],
+        "authenticator": authenticator,  # Roy's passkey, for assertions
         # Real ids for positive cases, so that they reach past the lookup.
         "native_ids": {
             "customer_id": customer["id"],
@@ -95,6 +105,7 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
             "address_id": address.get_json()["data"]["id"],
             "user_id": str(staff_user.id),
             "session_id": access_tokens.decode(login["access_token"])["fid"],  # Roy's login
+            "passkey_id": passkey["id"],  # Roy's
             "name": "docs.js",  # /docs/{name}: a file the rendered document loads
         },
         "chec_ids": {
@@ -102,6 +113,23 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
             "order_id": ids.order_id(uuid.UUID(order.get_json()["data"]["id"])),
         },
     }
+
+
+def register_passkey(client, headers: dict, authenticator: Authenticator) -> dict:
+    """Register the authenticator's credential as a passkey of the caller, as a browser page does."""
+    completed = passkey_registration(client, headers, authenticator)
+    assert completed.status_code == 200, completed.get_json()
+    return completed.get_json()["data"]
+
+
+def passkey_registration(client, headers: dict, authenticator: Authenticator):
+    """Start a passkey registration, and answer it with the authenticator's new credential."""
+    started = client.post("/v1/passkey_registrations", headers=headers)
+    assert started.status_code == 201, started.get_json()
+    credential = authenticator.create(started.get_json()["data"]["attributes"]["publicKey"])
+    attributes = {"credential": credential, "name": "Software key"}
+    document = {"data": {"type": "PasskeyRegistration", "id": "current", "attributes": attributes}}
+    return client.patch("/v1/passkey_registrations/current", json=document, headers=headers)
 
 
 def schemes_of(definition: dict) -> set[str]:

@@ -22,6 +22,7 @@ from freshcom_customers.models import (
     Customer,
     LoginSession,
     Order,
+    Passkey,
     RefreshToken,
     hash_secret,
 )
@@ -83,6 +84,13 @@ def furnish(customer: Customer, tag: str, network: str) -> Furnished:
             )
         )
         one_time_tokens.issue("email_verification", user=user, email=user.email, lifetime=3600)
+        passkey = Passkey(
+            user_id=user.id,
+            credential_id=secrets.token_bytes(32),
+            public_key=b"cose key",
+            name=f"{name} Laptop",
+        )
+        db.session.add(passkey)
     one_time_tokens.issue("magic_link", customer=customer, email=customer.email, lifetime=900)
     db.session.add_all([*addresses, *orders, *sessions])
     db.session.flush()
@@ -93,6 +101,7 @@ def furnish(customer: Customer, tag: str, network: str) -> Furnished:
         *(value for a in addresses for value in (a.name, a.company, a.line_one, a.line_two, a.city)),
         *(value for a in addresses for value in (a.postal_code, a.phone_number)),
         *(s.user_agent for s in sessions),
+        *([f"{name} Laptop"] if user is not None else []),
         network,
     ]
     ids = {

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account
-from freshcom_customers.oauth2.grants import PasswordGrant, RefreshGrant
+from freshcom_customers.oauth2.grants import PasskeyGrant, PasswordGrant, RefreshGrant
 
 
 def test_sqlite_savepoints_roll_back_alone_and_foreign_keys_hold(tmp_path, app_config):
@@ -103,7 +103,7 @@ def test_the_token_grants_and_endpoints_are_registered_once_for_any_number_of_ap
 
     for _ in range(3):
         app_on(app_config["SQLALCHEMY_DATABASE_URI"])
-    assert [grant for grant, _ in authorization._token_grants] == [PasswordGrant, RefreshGrant]
+    assert [grant for grant, _ in authorization._token_grants] == [PasswordGrant, RefreshGrant, PasskeyGrant]
     assert {name: len(endpoints) for name, endpoints in authorization._endpoints.items()} == {
         "revocation": 1,
         "introspection": 1,

@@ -4,14 +4,15 @@ The operations, their body fields, query parameters and credentials come from th
 /openapi.json, so a new operation is covered without editing this file. Each operation starts
 from one valid request, with real credentials (tests/callers.py) and real ids, that must be
 accepted (2xx): what the document cannot say (a live one-time token, a unique email, an order
-status) is in BASES, so an operation whose generic request is refused fails the test until it
-has a base. Then each hostile value of KINDS goes, alone, into one place of that request: every
-string value and object key of the body (each form parameter of the token endpoints, and
-their JSON form too), every documented query parameter (percent-encoded, as a client sends it)
-and every header the operation reads. Bodies also get JSON nested 1,000 deep, as a value and as
-the whole body, and invalid UTF-8. The 1,000,000-character value goes once per place of an
-operation (not again for its second base), and once per face into the headers every route
-reads alike (SHARED_HEADERS): that keeps a pass under a minute.
+status, a current TOTP code, a passkey's signed credential) is in BASES, so an operation whose
+generic request is refused fails the test until it has a base. Then each hostile value of KINDS
+goes, alone, into one place of that request: every string value and object key of the body
+(each form parameter of the token endpoints, and their JSON form too), every documented query
+parameter (percent-encoded, as a client sends it) and every header the operation reads. Bodies
+also get JSON nested 1,000 deep, as a value and as the whole body, and invalid UTF-8. The
+1,000,000-character value goes once per place of an operation (not again for its second base),
+and once per face into the headers every route reads alike (SHARED_HEADERS): that keeps a pass
+under a minute.
 
 No answer may be a 5xx, and every 4xx is in the error format its face documents. A value no
 database can store (NUL, a lone surrogate, invalid UTF-8, JSON too deep) in a body, a query
@@ -27,7 +28,9 @@ import base64
 import copy
 import json
 import logging
+import os
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -36,26 +39,34 @@ from datetime import timedelta
 from itertools import count
 from urllib.parse import quote
 
+import pyotp
 import pytest
 from flask import Response
 
 from freshcom_customers.http.openapi import CLIENT_BASIC
+from freshcom_customers.models import Account, User
+from freshcom_customers.oauth2.grants import PASSKEY_GRANT
 from freshcom_customers.services import (
     customers,
     email_verifications,
     magic_links,
     one_time_tokens,
+    passkeys,
     password_resets,
     passwords,
     registrations,
+    second_factors,
+    totp,
 )
 from freshcom_customers.services.mail import outbox
 from tests import callers
 from tests.chec.conftest import BASE_URL
-from tests.conftest import REGISTRATION
+from tests.conftest import OWNER_PASSWORD, REGISTRATION
 from tests.mailbox import DELIVERY_TIMEOUT
+from tests.webauthn_helpers import Authenticator, b64url, from_b64url
 
 PASSWORD = "a-long-passphrase-1"
+PHONE = "+15555550100"
 DEPTH = 1000
 HUGE = 1_000_000
 FORM = "application/x-www-form-urlencoded"
@@ -158,6 +169,51 @@ class Call:
 
 
 @dataclass
+class Ceremonies:
+    """Second factors made when a base is: a challenge lives 5 minutes, a TOTP code 30 seconds.
+
+    A passkey challenge is issued in the test's transaction, outside any request's savepoint, so
+    that every request of the base's operation finds it waiting (each request's use of it is
+    rolled back).
+    """
+
+    session: object
+    account_id: uuid.UUID
+    roy_id: uuid.UUID  # the customer's user, whose passkey the authenticator holds
+    authenticator: Authenticator
+    totp_secret: str  # of the owner's waiting enrolment
+
+    def registration(self) -> dict:
+        """A new credential answering a passkey registration of Roy's that waits."""
+        account = self.session.get(Account, self.account_id)
+        options = passkeys.registration_options(self.session.get(User, self.roy_id), account)
+        self.session.commit()
+        return Authenticator().create(options)
+
+    def assertion(self) -> str:
+        """The JSON text of an assertion of Roy's passkey for a waiting login challenge."""
+        options = passkeys.login_options(self.session.get(Account, self.account_id))
+        self.session.commit()
+        return json.dumps(self.authenticator.get(options))
+
+    def totp_code(self) -> str:
+        return pyotp.TOTP(self.totp_secret).now()
+
+    def phone_code(self) -> str:
+        """A code texted to PHONE for Roy, as POST /v1/phone_verification_codes sends it."""
+        roy = self.session.get(User, self.roy_id)
+        code = one_time_tokens.issue_code(
+            "phone_verification",
+            roy,
+            email=None,
+            lifetime=second_factors.CODE_LIFETIME,
+            payload={"phone_number": PHONE},
+        )
+        self.session.commit()
+        return code
+
+
+@dataclass
 class Context:
     """What bases and normal values are made of: credentials, live tokens, unique names."""
 
@@ -165,6 +221,7 @@ class Context:
     tokens: dict
     guest_customer: dict
     scope: str
+    ceremonies: Ceremonies
     numbers: count = field(default_factory=lambda: count(1))
 
     def email(self) -> str:
@@ -274,6 +331,28 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
         body=_document("Password", {"value": PASSWORD, "resetToken": c.tokens["reset"]}),
         normal={"resetToken": c.tokens["reset"]},
     ),
+    # Removing Roy's passkey needs a step-up: his current password.
+    "DELETE /v1/passkeys/{passkey_id}": lambda c: Base(
+        body=_document("Passkey", {"currentPassword": REGISTRATION["password"]})
+    ),
+    "POST /v1/passkey_challenges": lambda c: Base(
+        role="guest", body=_document("PasskeyChallenge", {"scope": c.scope})
+    ),
+    # Adding a second factor takes a login of the last 5 minutes, or the current password: the
+    # suite may take longer than that.
+    "POST /v1/passkey_registrations": lambda c: Base(
+        body=_document("PasskeyRegistration", {"currentPassword": REGISTRATION["password"]})
+    ),
+    "PATCH /v1/passkey_registrations/current": lambda c: Base(
+        body=_document("PasskeyRegistration", {"credential": c.ceremonies.registration(), "name": "Laptop"})
+    ),
+    "POST /v1/totp_enrollments": lambda c: Base(
+        body=_document("TotpEnrollment", {"currentPassword": OWNER_PASSWORD})
+    ),
+    # Confirming makes the owner tfa_totp, in a savepoint rolled back after each request.
+    "PATCH /v1/totp_enrollments/current": lambda c: Base(
+        body=_document("TotpEnrollment", {"code": c.ceremonies.totp_code()})
+    ),
     "POST /v1/password_reset_tokens": lambda c: Base(
         role="guest", body=_document("PasswordResetToken", {"username": REGISTRATION["email"]})
     ),
@@ -288,6 +367,10 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
             },
         ),
         Base(
+            name="passkey grant",
+            body={"grant_type": PASSKEY_GRANT, "assertion": c.ceremonies.assertion(), "scope": c.scope},
+        ),
+        Base(
             name="refresh_token grant",
             body={
                 "grant_type": "refresh_token",
@@ -299,7 +382,22 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
     "POST /v1/token/introspect": lambda c: Base(body={"token": c.credentials["customer"]}),
     "POST /v1/token/revoke": lambda c: Base(body={"token": c.credentials["customer_refresh"]}),
     # A new password and a new email need the current password: with it, both reach the services.
-    "PATCH /v1/user": lambda c: Base(body=_document("User", {"currentPassword": REGISTRATION["password"]})),
+    "PATCH /v1/user": lambda c: [
+        Base(body=_document("User", {"currentPassword": REGISTRATION["password"]})),
+        # Turning tfa_sms on: the texted code reaches its check (API.md 11).
+        Base(
+            name="tfa_sms",
+            body=_document(
+                "User",
+                {
+                    "currentPassword": REGISTRATION["password"],
+                    "authMethod": "tfa_sms",
+                    "phoneNumber": PHONE,
+                    "phoneVerificationCode": c.ceremonies.phone_code(),
+                },
+            ),
+        ),
+    ],
     "POST /v1/users": lambda c: Base(
         body=_document("User", {"username": c.email(), "password": PASSWORD, "role": "support_specialist"})
     ),
@@ -338,7 +436,7 @@ def normal_value(name: str, schema: dict, context: Context, base: Base) -> str:
     if schema.get("format") == "date-time":
         return "2024-05-01T12:00:00Z"
     if "phone" in lowered:
-        return "+15555550100"
+        return PHONE
     if "password" in lowered:
         return PASSWORD
     if lowered.endswith("id"):
@@ -755,8 +853,10 @@ def context(credentials, account, session) -> Context:
             email_verifications.PURPOSE, user=user, email=user.email, lifetime=timedelta(hours=1)
         ),
     }
+    secret, _ = totp.start_enrolment(account.owner, issuer="Acme")
     session.commit()
-    return Context(credentials, tokens, guest, scope=f"aid:{account.live.id}")
+    ceremonies = Ceremonies(session, account.live.id, user.id, credentials["authenticator"], secret)
+    return Context(credentials, tokens, guest, scope=f"aid:{account.live.id}", ceremonies=ceremonies)
 
 
 def attack(run: Run, operation: Operation, base: Base, context: Context) -> None:
@@ -798,6 +898,116 @@ def test_no_hostile_input_gets_a_server_error(client, session, context, caplog):
     assert all(run.sent[operation.label] > 1 for operation in operations), run.sent
     if run.failures:
         pytest.fail(run.report(), pytrace=False)
+
+
+def _json_with(valid: dict, **changes) -> str:
+    return json.dumps({**valid, **changes})
+
+
+def _response_with(valid: dict, **changes) -> str:
+    return _json_with(valid, response={**valid["response"], **changes})
+
+
+def _client_data_with(valid: dict, **changes) -> str:
+    client_data = json.loads(from_b64url(valid["response"]["clientDataJSON"]))
+    return _response_with(valid, clientDataJSON=b64url(json.dumps({**client_data, **changes}).encode()))
+
+
+# The passkey grant's assertion (API.md 11): the JSON text of a credential's toJSON(), made from a
+# valid one for a live challenge, so that only the hostile part can be what is refused.
+HOSTILE_ASSERTIONS: dict[str, Callable[[dict], str]] = {
+    "NUL": lambda valid: "\x00",
+    "NUL inside": lambda valid: _inside(json.dumps(valid), "\x00"),
+    "NUL in a string": lambda valid: _json_with(valid, type="public-key\x00"),
+    "lone surrogate": lambda valid: "\udcff",
+    "lone surrogate inside": lambda valid: _inside(json.dumps(valid), "\ud800"),
+    "lone surrogate in a string": lambda valid: _json_with(valid, id="\udcff"),
+    "100 kB": lambda valid: "x" * 100_000,
+    "100 kB in a string": lambda valid: _response_with(valid, signature="A" * 100_000),
+    "arrays 50,000 deep": lambda valid: "[" * 50_000 + "]" * 50_000,
+    "objects 20,000 deep": lambda valid: '{"a":' * 20_000 + "1" + "}" * 20_000,
+    "response 20,000 deep": lambda valid: _json_with(valid, response="[" * 20_000 + "]" * 20_000),
+    "clientDataJSON 30,000 deep": lambda valid: _response_with(
+        valid, clientDataJSON=b64url(b"[" * 30_000 + b"]" * 30_000)
+    ),
+    "not JSON": lambda valid: "not JSON",
+    "JSON cut short": lambda valid: json.dumps(valid)[:-1],
+    "NaN": lambda valid: "NaN",
+    "a JSON array": lambda valid: json.dumps([valid]),
+    "a JSON string": lambda valid: json.dumps(json.dumps(valid)),
+    "a JSON number": lambda valid: "1e999",
+    "null": lambda valid: "null",
+    "id and rawId numbers": lambda valid: _json_with(valid, id=1, rawId=1),
+    "rawId not base64url": lambda valid: _json_with(valid, rawId="%%%"),
+    "type a list": lambda valid: _json_with(valid, type=["public-key"]),
+    "authenticatorAttachment NUL": lambda valid: _json_with(valid, authenticatorAttachment="\x00"),
+    "response a list": lambda valid: _json_with(valid, response=[valid["response"]]),
+    "clientDataJSON a number": lambda valid: _response_with(valid, clientDataJSON=1),
+    "clientDataJSON not base64url": lambda valid: _response_with(valid, clientDataJSON="%%%"),
+    "clientDataJSON not JSON": lambda valid: _response_with(valid, clientDataJSON=b64url(b"not JSON")),
+    "clientDataJSON invalid UTF-8": lambda valid: _response_with(
+        valid, clientDataJSON=b64url(b'{"challenge":"\xff"}')
+    ),
+    "clientDataJSON a JSON array": lambda valid: _response_with(valid, clientDataJSON=b64url(b"[]")),
+    "challenge a number": lambda valid: _client_data_with(valid, challenge=1),
+    "challenge an object": lambda valid: _client_data_with(valid, challenge={"a": 1}),
+    "challenge 10,000 characters": lambda valid: _client_data_with(valid, challenge="A" * 10_000),
+    "origin a list": lambda valid: _client_data_with(valid, origin=["http://localhost:3000"]),
+    "authenticatorData an object": lambda valid: _response_with(valid, authenticatorData={}),
+    "authenticatorData 1 byte": lambda valid: _response_with(valid, authenticatorData=b64url(b"x")),
+    "signature a list": lambda valid: _response_with(valid, signature=[]),
+    "signature not DER": lambda valid: _response_with(valid, signature=b64url(b"x" * 72)),
+    "rawId 60,000 bytes": lambda valid: _json_with(valid, rawId=b64url(os.urandom(60_000))),
+    "userHandle a number": lambda valid: _response_with(valid, userHandle=1),
+    "userHandle another user's": lambda valid: _response_with(valid, userHandle=b64url(uuid.uuid4().bytes)),
+}
+
+
+@pytest.fixture
+def fresh_assertion(client, auth, account, roy) -> Callable[[], dict]:
+    """A new assertion of Roy's passkey (registered through the API) for a new login challenge."""
+    login = auth.login(account, REGISTRATION["email"], REGISTRATION["password"])
+    authenticator = Authenticator()
+    callers.register_passkey(client, auth.headers(login["access_token"]), authenticator)
+    assert outbox.wait(DELIVERY_TIMEOUT)  # the "passkey added" email, logged inside this test
+    challenge = _document("PasskeyChallenge", {"scope": f"aid:{account.live.id}"})
+
+    def fresh_assertion() -> dict:
+        response = client.post("/v1/passkey_challenges", data=json.dumps(challenge), content_type=JSON_API)
+        assert response.status_code == 201, response.get_json()
+        return authenticator.get(response.get_json()["data"]["attributes"]["publicKey"])
+
+    return fresh_assertion
+
+
+def _passkey_grant(account, assertion: str, encoding: str) -> Call:
+    body = {"grant_type": PASSKEY_GRANT, "assertion": assertion, "scope": f"aid:{account.live.id}"}
+    content_type = FORM if encoding == "form" else "application/json"
+    return Call("POST", "/v1/token", headers={"Content-Type": content_type}, body=body, encoding=encoding)
+
+
+@pytest.mark.parametrize("encoding", ["form", "json"])
+def test_a_fresh_passkey_assertion_logs_in(client, account, fresh_assertion, encoding):
+    response = _passkey_grant(account, json.dumps(fresh_assertion()), encoding).send(client)
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize("encoding", ["form", "json"])
+@pytest.mark.parametrize("kind", list(HOSTILE_ASSERTIONS))
+def test_a_hostile_passkey_assertion_is_a_grant_error(client, account, fresh_assertion, kind, encoding):
+    assertion = HOSTILE_ASSERTIONS[kind](fresh_assertion())
+    response = _passkey_grant(account, assertion, encoding).send(client)
+    assert response.status_code == 400, response.get_data()[:300]
+    assert response.get_json()["error"] in ("invalid_grant", "invalid_request")
+
+
+@pytest.mark.parametrize("size", [1024, 3000, 60_000])
+def test_a_credential_id_over_1023_bytes_is_refused(client, auth, account, roy, size):
+    """WebAuthn L3 7.1: an RP SHOULD fail a registration whose credentialId is over 1,023 bytes."""
+    login = auth.login(account, REGISTRATION["email"], REGISTRATION["password"])
+    authenticator = Authenticator(credential_id=os.urandom(size))  # random: no compression helps
+    response = callers.passkey_registration(client, auth.headers(login["access_token"]), authenticator)
+    assert response.status_code == 422, response.get_data()[:300]
 
 
 ERROR = {"code": "format", "title": "Email is invalid."}

@@ -12,7 +12,9 @@ from freshcom_customers.api import (  # noqa: E402,F401
     customers,
     email_verifications,
     orders,
+    passkeys,
     passwords,
+    second_factors,
     sessions,
     users,
 )

@@ -28,10 +28,20 @@ def is_guest() -> bool:
     return current_token.role == "guest"
 
 
+# A user's own changes that may need its current password (API.md 5, 9 and 11).
+STEP_UP_FIELDS = ("password", "email", "auth_method", "phone_number")
+
+
 def current_password_guard(user: User, attrs: dict) -> AbstractContextManager:
-    """Around a change of the caller's own password or email: a wrong currentPassword is a failed login."""
-    if "password" not in attrs and "email" not in attrs:
+    """Around a change of the caller's own password, email or second factor: a wrong
+    currentPassword is a failed login."""
+    if not any(field in attrs for field in STEP_UP_FIELDS):
         return nullcontext()
+    return step_up_guard(user)
+
+
+def step_up_guard(user: User) -> AbstractContextManager:
+    """Around a step-up (services/step_up.py): a wrong currentPassword counts as a failed login."""
     return logins.Login(throttling.current(), throttling.client_ip()).current_password(user)
 
 

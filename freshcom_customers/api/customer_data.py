@@ -13,6 +13,7 @@ from freshcom_customers.api import addresses as addresses_api
 from freshcom_customers.api import bp, jsonapi
 from freshcom_customers.api import customers as customers_api
 from freshcom_customers.api import orders as orders_api
+from freshcom_customers.api import passkeys as passkeys_api
 from freshcom_customers.api import sessions as sessions_api
 from freshcom_customers.api import users as users_api
 from freshcom_customers.api.access import caller
@@ -53,6 +54,7 @@ PARTS = {
     "addresses": addresses_api.SCHEMA,
     "orders": orders_api.OrderSchema(),
     "sessions": SessionSchema(exclude=("current",)),  # the file has no request to be current in
+    "passkeys": passkeys_api.PasskeySchema(exclude=("current_password",)),
     "email_history": EmailSchema(),
 }
 WITHOUT_ID = {"email_history"}
@@ -73,7 +75,7 @@ def _export_schema(fields_) -> dict:
         "user": {"anyOf": [{"type": "null"}, record("user")]},
         **{
             camelize(part): {"type": "array", "items": record(part)}
-            for part in ("addresses", "orders", "sessions", "email_history")
+            for part in ("addresses", "orders", "sessions", "passkeys", "email_history")
         },
     }
     return object_schema(parts, tuple(parts))
@@ -89,7 +91,8 @@ EXPORT = Shape("CustomerExport", _export_schema, JSON)
     responses={200: EXPORT, 404: ERRORS, **TOKEN_ERRORS},
     security=BEARER,
     description="Plain JSON, not a JSON:API document: the customer, its user (no hashes), addresses, "
-    "every order, sessions and the email history (one-time links sent: purpose, address, when, used).",
+    "every order, sessions, passkeys (no keys) and the email history (one-time links and codes "
+    "mailed: purpose, address, when, used).",
 )
 @require_oauth()
 def export_customer_data():
@@ -131,6 +134,7 @@ def _written(data: customer_data.CustomerData) -> dict:
         "addresses": data.addresses,
         "orders": data.orders,
         "sessions": data.sessions,
+        "passkeys": data.passkeys,
         "email_history": data.emails,
     }
     written = {"exportedAt": jsonapi.Timestamp().serialize("now", {"now": utcnow()})}

@@ -11,7 +11,7 @@ from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
 from freshcom_customers.http.contracts import BEARER
-from freshcom_customers.models import MANAGED_ROLES
+from freshcom_customers.models import AUTH_METHODS, MANAGED_ROLES
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import user_management, users
 
@@ -48,8 +48,10 @@ class UserSchema(Schema):
     pending_email = fields.String(dump_only=True)  # a new email waiting for its link (API.md 9)
     inserted_at = jsonapi.Timestamp(dump_only=True)
     updated_at = jsonapi.Timestamp(dump_only=True)
+    auth_method = fields.String(validate=OneOf(AUTH_METHODS))  # API.md 11
     password = fields.String(load_only=True)
     current_password = fields.String(load_only=True, allow_none=True)
+    phone_verification_code = fields.String(load_only=True, validate=Length(max=16))
 
 
 def serialize(user, role: str | None = None) -> dict:

@@ -16,7 +16,7 @@ from freshcom_customers import origins
 METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 # What Commerce.js, Freshcom's SDK and browsers ask for; Authorization is never covered by "*".
 HEADERS = "Authorization, Content-Type, Accept, X-Authorization, X-Chec-Agent, X-Freshcom-OTP"
-EXPOSED = "Location, Retry-After, WWW-Authenticate"
+EXPOSED = "Location, Retry-After, WWW-Authenticate, X-Freshcom-OTP"
 
 
 @dataclass(frozen=True)

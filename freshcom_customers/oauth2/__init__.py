@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Client
 from freshcom_customers.oauth2.endpoints import Introspection, Revocation
-from freshcom_customers.oauth2.grants import PasswordGrant, RefreshGrant
+from freshcom_customers.oauth2.grants import PasskeyGrant, PasswordGrant, RefreshGrant
 from freshcom_customers.oauth2.resource import JWTBearerValidator, ResourceProtector
 from freshcom_customers.oauth2.server import AuthorizationServer
 from freshcom_customers.services.access_tokens import Signer
@@ -16,6 +16,7 @@ from freshcom_customers.services.access_tokens import Signer
 authorization = AuthorizationServer()
 authorization.register_grant(PasswordGrant)
 authorization.register_grant(RefreshGrant)
+authorization.register_grant(PasskeyGrant)
 authorization.register_endpoint(Revocation)
 authorization.register_endpoint(Introspection)
 require_oauth = ResourceProtector()

@@ -1,7 +1,7 @@
 """Errors on the token endpoint that Authlib does not answer itself, in RFC 6749 form."""
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidGrantError
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from flask import jsonify
 
 from freshcom_customers.http import errors as http_errors
@@ -54,3 +54,17 @@ class LockedOutError(InvalidGrantError):
 
     def get_headers(self):
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class OtpRequiredError(InvalidRequestError):
+    """A two-factor user's right password without its code, or with a wrong one (API.md 11).
+
+    Freshcom's answer, word for word, and X-Freshcom-OTP naming the method, which the SDK reads.
+    """
+
+    def __init__(self, method: str):
+        super().__init__("OTP is invalid, please set OTP using the X-Freshcom-OTP header.")
+        self.method = method
+
+    def get_headers(self):
+        return [*super().get_headers(), ("X-Freshcom-OTP", f"required; auth_method={self.method}")]

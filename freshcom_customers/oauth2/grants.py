@@ -1,15 +1,24 @@
-"""The password and refresh_token grants, Freshcom style: account scopes, PRTs and URTs."""
+"""The password, passkey and refresh_token grants, Freshcom style: account scopes, PRTs and URTs."""
 
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     UnauthorizedClientError,
 )
-from authlib.oauth2.rfc6749.grants import RefreshTokenGrant, ResourceOwnerPasswordCredentialsGrant
+from authlib.oauth2.rfc6749.grants import (
+    BaseGrant,
+    RefreshTokenGrant,
+    ResourceOwnerPasswordCredentialsGrant,
+    TokenEndpointMixin,
+)
 
 from freshcom_customers.errors import InvalidCredentials, NotFound
 from freshcom_customers.http import throttling
-from freshcom_customers.oauth2.errors import LockedOutError, TooManyRequestsError
+from freshcom_customers.oauth2.errors import (
+    LockedOutError,
+    OtpRequiredError,
+    TooManyRequestsError,
+)
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
 from freshcom_customers.oauth2.server import AUTH_METHODS
 from freshcom_customers.observability import metrics
@@ -19,9 +28,13 @@ from freshcom_customers.services import (
     customers,
     logins,
     refresh_tokens,
+    second_factors,
     sessions,
     users,
 )
+
+PASSKEY_GRANT = "urn:freshcom:params:oauth:grant-type:passkey"
+OTP_HEADER = "X-Freshcom-OTP"
 
 
 class FreshcomGrant:
@@ -29,19 +42,41 @@ class FreshcomGrant:
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
+    @property
+    def client_grant(self) -> str:
+        """The grant type a client's allowlist must name for this grant."""
+        return self.GRANT_TYPE
+
     def named_client(self):
         """The client the request authenticated as, or None when it named none."""
         client = self.authenticate_token_endpoint_client()
-        if client is not None and not client.check_grant_type(self.GRANT_TYPE):
+        if client is not None and not client.check_grant_type(self.client_grant):
             raise UnauthorizedClientError(f"The client may not use grant_type={self.GRANT_TYPE}.")
         return client
 
     def client_for(self, named, account):
         """The named client, or the account's default one; it must serve the account."""
         client = named or accounts.default_client(account)
-        if client is None or not client.serves(account) or not client.check_grant_type(self.GRANT_TYPE):
+        if client is None or not client.serves(account) or not client.check_grant_type(self.client_grant):
             raise InvalidGrantError(GENERIC_FAILURE)
         return client
+
+    def log_in(self, logged_in: logins.LoggedIn, named) -> None:
+        self.request.client = self.client_for(named, logged_in.account)
+        self.request.user = logged_in.user
+        self.request.account = logged_in.account
+        self.request.role = logged_in.role
+        self.request.second_factor = logged_in.second_factor
+
+    def session_token_response(self, grant: str):
+        """Start the logged-in user's session and answer with its tokens."""
+        user, account = self.request.user, self.request.account
+        issued = sessions.log_in(
+            user, account, self.request.client, self.device(), second_factor=self.request.second_factor
+        )
+        response = self.token(account, issued.value, user, issued.family_id, self.request.role)
+        metrics.token_issued(grant)
+        return 200, response, self.TOKEN_RESPONSE_HEADER
 
     def device(self) -> sessions.Device:
         """Where a session starting with this request is: its user agent and network."""
@@ -89,27 +124,54 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
     def validate_token_request(self):
         named = self.named_client()
         username, password = self.required("username"), self.required("password")
+        # Freshcom's SDK sends the code in the header; a body otp is the same code (API.md 11).
+        otp = self.request.headers.get(OTP_HEADER) or self.request.form.get("otp")
         reference = requested_account(self.request.payload.scope)
         login = logins.Login(throttling.current(), throttling.client_ip())
         try:
-            logged_in = login.with_password(reference, username, password)
+            logged_in = login.with_password(reference, username, password, otp)
+        except (second_factors.SecondFactorRequired, second_factors.WrongSecondFactor) as e:
+            # The view commits either way: a code sent is stored, and its email leaves then.
+            raise OtpRequiredError(e.method) from None
         except InvalidCredentials:
             raise InvalidGrantError(GENERIC_FAILURE) from None
         except throttling.Throttled as e:
             raise TooManyRequestsError(e.retry_after) from None
         except logins.LockedOut as e:
             raise LockedOutError(e.retry_after) from None
-        self.request.client = self.client_for(named, logged_in.account)
-        self.request.user = logged_in.user
-        self.request.account = logged_in.account
-        self.request.role = logged_in.role
+        self.log_in(logged_in, named)
 
     def create_token_response(self):
-        user, account = self.request.user, self.request.account
-        issued = sessions.log_in(user, account, self.request.client, self.device())
-        response = self.token(account, issued.value, user, issued.family_id, self.request.role)
-        metrics.token_issued("password")
-        return 200, response, self.TOKEN_RESPONSE_HEADER
+        return self.session_token_response("password")
+
+
+class PasskeyGrant(FreshcomGrant, TokenEndpointMixin, BaseGrant):
+    """A passkey's assertion for an account's challenge (API.md 11): the password grant's tokens.
+
+    A client that may log users in with a password may with a passkey: no allowlist entry of its own.
+    """
+
+    GRANT_TYPE = PASSKEY_GRANT
+
+    @property
+    def client_grant(self) -> str:
+        return "password"
+
+    def validate_token_request(self):
+        named = self.named_client()
+        assertion = self.required("assertion")
+        reference = requested_account(self.request.payload.scope)
+        login = logins.Login(throttling.current(), throttling.client_ip())
+        try:
+            logged_in = login.with_passkey(reference, assertion)
+        except InvalidCredentials:
+            raise InvalidGrantError(GENERIC_FAILURE) from None
+        except throttling.Throttled as e:
+            raise TooManyRequestsError(e.retry_after) from None
+        self.log_in(logged_in, named)
+
+    def create_token_response(self):
+        return self.session_token_response("passkey")
 
 
 class RefreshGrant(FreshcomGrant, RefreshTokenGrant):

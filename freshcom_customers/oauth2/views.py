@@ -19,6 +19,7 @@ from freshcom_customers.http.contracts import (
 )
 from freshcom_customers.oauth2 import authorization
 from freshcom_customers.oauth2.endpoints import CONFIDENTIAL_AUTH_METHODS
+from freshcom_customers.oauth2.grants import PASSKEY_GRANT
 from freshcom_customers.oauth2.server import AUTH_METHODS
 
 bp = Blueprint("oauth2", __name__)
@@ -31,11 +32,17 @@ class TokenRequestSchema(Schema):
 
     grant_type = fields.String(
         required=True,
-        validate=OneOf(("password", "refresh_token", "fresh_token")),
+        validate=OneOf(("password", "refresh_token", "fresh_token", PASSKEY_GRANT)),
         metadata={"description": "fresh_token is an alias of refresh_token (Freshcom's guide)."},
     )
     username = fields.String()
     password = fields.String()
+    otp = fields.String(
+        metadata={"description": "A two-factor user's code, or send it in X-Freshcom-OTP (API.md 11)."}
+    )
+    assertion = fields.String(
+        metadata={"description": "The passkey grant: the JSON text of the credential's toJSON()."}
+    )
     scope = fields.String(metadata={"description": "aid:<account id or handle>"})
     refresh_token = fields.String(metadata={"description": "prt-… or urt-…"})
     client_id = fields.String()
@@ -107,9 +114,9 @@ METADATA = Shape(
 
 @bp.post(TOKEN_PATH)
 @contract(
-    "Issue an access token (password or refresh_token grant)",
+    "Issue an access token (password, refresh_token or passkey grant)",
     tag="Token endpoint",
-    responses={200: TOKEN, **OAUTH_ERRORS},
+    responses={200: TOKEN, **OAUTH_ERRORS, 503: OAUTH_ERROR},
     security=CLIENT_BASIC,
     optional_auth=True,
     errors=OAUTH_ERROR,
@@ -171,7 +178,7 @@ def metadata():
         "jwks_uri": _url(issuer, "oauth2.jwks"),
         "revocation_endpoint": _url(issuer, "oauth2.revoke_token"),
         "introspection_endpoint": _url(issuer, "oauth2.introspect_token"),
-        "grant_types_supported": ["password", "refresh_token"],
+        "grant_types_supported": ["password", "refresh_token", PASSKEY_GRANT],
         # No authorization endpoint, so no response types (RFC 8414 2 requires the member).
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

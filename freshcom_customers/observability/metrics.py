@@ -61,8 +61,8 @@ EXPOSITION = Shape("", STRING, "text/plain")
 # Methods labelled as they are; any other a client invents is OTHER, so that it makes no series.
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 UNMATCHED = "unmatched"
-LOGIN_OUTCOMES = ("success", "invalid_credentials", "locked_out", "throttled")
-GRANTS = ("password", "refresh_token_prt", "refresh_token_urt", "chec_magic_link")
+LOGIN_OUTCOMES = ("success", "invalid_credentials", "second_factor_required", "locked_out", "throttled")
+GRANTS = ("password", "passkey", "refresh_token_prt", "refresh_token_urt", "chec_magic_link")
 EMAIL_KINDS = (
     "password_reset",
     "email_verification",
@@ -72,6 +72,8 @@ EMAIL_KINDS = (
     "email_change_confirmation",
     "email_changed_notice",
     "password_changed_notice",
+    "second_factor_notice",
+    "login_code",
 )
 EMAIL_OUTCOMES = ("sent", "failed", "logged")
 _STARTED = "freshcom.metrics_started"

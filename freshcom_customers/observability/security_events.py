@@ -17,3 +17,8 @@ def record(event: str, **fields) -> None:
     """Log a security event (login_failed, lockout, refresh_token_reuse, user_suspended, ...)."""
     logger.warning(event, extra={"security_event": event, "fields": fields})
     metrics.security_event(event)
+
+
+def user_fields(user) -> dict:
+    """A user's fields in an event: its id and its account's (None for a standard user)."""
+    return {"user_id": str(user.id), "account_id": str(user.account_id) if user.account_id else None}

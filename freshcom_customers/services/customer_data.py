@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Address, Customer, LoginSession, OneTimeToken, Order, User
+from freshcom_customers.models import Address, Customer, LoginSession, OneTimeToken, Order, Passkey, User
 from freshcom_customers.observability import security_events
 
 
@@ -27,6 +27,7 @@ class CustomerData:
     addresses: list[Address]
     orders: list[Order]
     sessions: list[LoginSession]
+    passkeys: list[Passkey]
     emails: list[OneTimeToken]
 
 
@@ -38,7 +39,9 @@ def export_customer_data(customer: Customer) -> CustomerData:
         addresses=_rows(Address, Address.customer_id == customer.id),
         orders=_rows(Order, Order.customer_id == customer.id),
         sessions=_sessions(customer),
-        emails=_rows(OneTimeToken, _owned_by(OneTimeToken, customer)),
+        passkeys=_rows(Passkey, Passkey.user_id == customer.user_id) if customer.user_id else [],
+        # Only what was mailed: a texted code or a WebAuthn challenge has no address.
+        emails=_rows(OneTimeToken, _owned_by(OneTimeToken, customer) & OneTimeToken.email.is_not(None)),
     )
     security_events.record(
         "customer_data_exported",

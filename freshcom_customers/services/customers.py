@@ -22,7 +22,7 @@ from freshcom_customers.models import (
     User,
     customer_search,
 )
-from freshcom_customers.services import invitations, users
+from freshcom_customers.services import invitations, second_factors, users
 from freshcom_customers.services.database import count, flush, get_in_account
 
 # Kept equal on a customer and its user, in both directions.
@@ -65,14 +65,23 @@ def add_customer(account: Account, attrs: dict, *, by_guest: bool = False) -> Cu
     return customer
 
 
-def update_customer(customer: Customer, attrs: dict, *, by_customer: bool = False) -> Customer:
-    """Apply a partial update; a status change moves the user's status with it."""
+def update_customer(
+    customer: Customer, attrs: dict, *, by_customer: bool = False, sms_phone_proven: bool = False
+) -> Customer:
+    """Apply a partial update; a status change moves the user's status with it.
+
+    The phone of a tfa_sms user is where its codes go: it changes only with a code texted to the
+    new number (sms_phone_proven, services/second_factors), never by staff or a plain update.
+    """
     status = attrs.get("status", customer.status)
     if by_customer and status != customer.status:
         raise AccessDenied("A customer cannot change its own status.")
     # Load the user before any field changes: a lazy load autoflushes, and a unique
     # violation raised there would escape flush() and its Taken.
     user = customer.user
+    new_phone = attrs.get("phone_number", customer.phone_number) != customer.phone_number
+    if new_phone and user is not None and user.auth_method == "tfa_sms" and not sms_phone_proven:
+        raise invalid("phone_number", "second_factor", second_factors.SMS_PHONE_TITLE)
     if "password" in attrs and user is not None:
         raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
     old_email = customer.email
@@ -128,7 +137,9 @@ def register_customer_user(account: Account, attrs: dict) -> User:
     return create_customer(account, {**fields, "status": status}, by_guest=True).user
 
 
-def update_customer_user(customer: Customer, attrs: dict, *, by_customer: bool = False) -> None:
+def update_customer_user(
+    customer: Customer, attrs: dict, *, by_customer: bool = False, sms_phone_proven: bool = False
+) -> None:
     """Change a customer's user through its customer, which copies the profile back to the user."""
     if attrs.get("role", "customer") != "customer":
         raise invalid("role", "invalid", "A customer's user keeps the customer role.")
@@ -137,7 +148,7 @@ def update_customer_user(customer: Customer, attrs: dict, *, by_customer: bool =
         changes["status"] = _CUSTOMER_STATUS[attrs["status"]]
     # Around the whole update: a suspension flushes before update_customer's own flush does.
     with users.username_clash_on_email(attrs):
-        update_customer(customer, changes, by_customer=by_customer)
+        update_customer(customer, changes, by_customer=by_customer, sms_phone_proven=sms_phone_proven)
 
 
 def delete_customer(customer: Customer) -> None:

@@ -24,15 +24,21 @@ LIFETIME = timedelta(hours=24)
 
 
 def hold_back(
-    attrs: dict, *, user: User | None, guest: Customer | None = None, login_link_recent: bool | None = None
+    attrs: dict,
+    *,
+    user: User | None,
+    guest: Customer | None = None,
+    login_link_recent: bool | None = None,
+    stepped_up: bool = False,
 ) -> dict:
     """A person's own update: a new email is mailed a link and waits; return the other changes.
 
     The person is a user, or a guest customer (on the Chec face, which logs guests in too). The
     proof is attrs' current_password (the caller counts a wrong one like a failed login:
     services.logins.Login.current_password); on the Chec face, which has no passwords,
-    login_link_recent says whether its session began with a login link minutes ago. A user's
-    new address waits as its pending_email; a guest's, on the link alone.
+    login_link_recent says whether its session began with a login link minutes ago;
+    stepped_up, that the user's session proved a second factor minutes ago (services/step_up).
+    A user's new address waits as its pending_email; a guest's, on the link alone.
     """
     if "email" not in attrs:
         return attrs
@@ -49,7 +55,8 @@ def hold_back(
     if login_link_recent is False:
         title = "Log in again with a login link to change your email: it proves the address for 15 minutes."
         raise invalid("email", "stale_login", title)
-    if login_link_recent is None and not users.verify_password(user, attrs.get("current_password")):
+    proven = stepped_up or users.verify_password(user, attrs.get("current_password"))
+    if login_link_recent is None and not proven:
         raise WrongPassword()
     _check_free(address, user=user, guest=guest)
     if user is not None:

@@ -12,8 +12,11 @@ ratelimiters=..., remote_addr=...)`` takes it: the app's throttle (http/throttli
 None when throttling is off), which raises its own 429 when a rate limit is used up, and the
 client's address.
 
-A second factor (two-factor, passkeys) slots into ``Login.with_password`` after the password
-is verified, inside the attempt.
+A two-factor user's code is checked after the password, inside the attempt
+(services/second_factors.py): a wrong code counts as a failure, a missing one (which sends
+it) neither counts nor clears the failures, so that asking for codes cannot reset the lockout.
+A passkey login (``Login.with_passkey``) is counted against the client's address only: until
+the assertion is verified, there is no username to count it against.
 """
 
 from collections.abc import Callable, Iterator
@@ -28,7 +31,7 @@ from freshcom_customers import identifiers
 from freshcom_customers.errors import DomainError, InvalidCredentials, WrongPassword
 from freshcom_customers.models import Account, User
 from freshcom_customers.observability import metrics, security_events
-from freshcom_customers.services import accounts, passwords, users
+from freshcom_customers.services import accounts, passkeys, passwords, second_factors, users
 from freshcom_customers.services.lockouts import Lockouts, Policy
 
 
@@ -57,6 +60,7 @@ class Throttle(Protocol):
 
 # How a login ends, as metrics count it: the throttle's own 429 is werkzeug's TooManyRequests.
 OUTCOMES = (
+    (second_factors.SecondFactorRequired, "second_factor_required"),
     (LockedOut, "locked_out"),
     (InvalidCredentials, "invalid_credentials"),
     (TooManyRequests, "throttled"),
@@ -68,6 +72,7 @@ class LoggedIn:
     user: User
     account: Account
     role: str
+    second_factor: bool = False  # a code or a passkey was proven, not the password alone
 
 
 class Login:
@@ -77,20 +82,45 @@ class Login:
         self.throttle = throttle
         self.client_ip = client_ip
 
-    def with_password(self, account_reference: str | None, username: str, password: str) -> LoggedIn:
+    def with_password(
+        self, account_reference: str | None, username: str, password: str, otp: str | None = None
+    ) -> LoggedIn:
         """Log in a managed user of the referenced account, else a standard user to their default account.
 
-        Every refusal is InvalidCredentials, or LockedOut while the account+username waits.
+        otp is a two-factor user's code. Every refusal is InvalidCredentials (WrongSecondFactor
+        for a wrong code), or LockedOut while the account+username waits; SecondFactorRequired
+        when the password is right and the code missing.
         """
         with metrics.outcome(metrics.LOGINS, OUTCOMES):
             account = accounts.find_by_reference(account_reference) if account_reference is not None else None
             with self._attempt(_account_id(account), _account_key(account_reference, account), username):
                 user, account = _password_verified(account_reference, account, username, password)
-                # The password is right and the account known: a second factor slots in here.
-            role = users.role_in(user, account)
+                role = users.role_in(user, account)
+                if role is not None:
+                    second_factors.prove(user, otp)
             if role is None:
                 raise InvalidCredentials()  # the password was right, so no failure is counted
-            return LoggedIn(user, account, role)
+            return LoggedIn(user, account, role, second_factor=user.auth_method != "simple")
+
+    def with_passkey(self, account_reference: str | None, assertion: str) -> LoggedIn:
+        """Log in the user of the referenced account whose passkey signed the assertion.
+
+        Every refusal is InvalidCredentials, recorded as a failed login from the client's address.
+        """
+        with metrics.outcome(metrics.LOGINS, OUTCOMES):
+            if self.throttle is not None:
+                self.throttle.run(lambda backend: backend.hit("login_per_ip", self.client_ip))
+            account = accounts.find_by_reference(account_reference) if account_reference is not None else None
+            try:
+                if account is None:
+                    raise InvalidCredentials()
+                user = passkeys.authenticate(account, assertion)
+            except InvalidCredentials:
+                security_events.record(
+                    "login_failed", account_id=_account_id(account), method="passkey", ip=self.client_ip
+                )
+                raise
+            return LoggedIn(user, account, users.role_in(user, account), second_factor=True)
 
     @contextmanager
     def current_password(self, user: User) -> Iterator[None]:

@@ -50,6 +50,10 @@ class Session:
         return time.time() - self.logged_in_at <= LIFETIME.total_seconds()
 
 
+# Second factors a login link cannot stand for: they prove something other than the inbox.
+BEYOND_EMAIL = ("tfa_sms", "tfa_totp")
+
+
 def send_login_link(account: Account, email: str, base_url: str) -> None:
     """Email a login link to the account's customer with this email, unless it is suspended.
 
@@ -105,6 +109,11 @@ def exchange(account: Account, value: str) -> Customer:
 
     NotFound for a token that is unknown, used, expired or superseded, that was sent for
     another account, to an address the customer no longer has, or to a customer suspended since.
+
+    A link proves the email alone. That is a whole login for a simple user and for a tfa_email
+    one (its code would come to the same inbox), but not for a user whose second factor is a
+    phone or an authenticator app (API.md 11): Commerce.js cannot send a code, so such a
+    user's link is refused, with a 422 on token that says why (docs/decisions.md).
     """
     token = one_time_tokens.consume(PURPOSE, value)
     customer = token.customer
@@ -115,6 +124,12 @@ def exchange(account: Account, value: str) -> Customer:
         or customer.email != token.email
     ):
         raise NotFound("one-time token")
+    if customer.user is not None and customer.user.auth_method in BEYOND_EMAIL:
+        raise invalid(
+            "token",
+            "second_factor",
+            "This account logs in with its password and a second factor: a login link is not enough.",
+        )
     return customer
 
 

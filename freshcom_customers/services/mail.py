@@ -46,7 +46,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 PRODUCT_NAME = "Freshcom"
 DEFAULT_LOCALE = "en"
 # Kinds that tell of something done and carry no link.
-NOTICES = frozenset(("email_changed_notice", "password_changed_notice"))
+NOTICES = frozenset(("email_changed_notice", "password_changed_notice", "second_factor_notice", "login_code"))
 PARTS = (".subject.txt", ".txt", ".html")
 # Bodies in 7-bit encodings, which any server relays; smtplib writes the headers in UTF-8
 # itself when an address needs SMTPUTF8.

@@ -59,10 +59,18 @@ def network(address: str | None) -> str | None:
     return str(net.supernet(new_prefix=prefix) if net.prefixlen > prefix else net)
 
 
-def log_in(user: User, account: Account, client: Client, where: Device) -> refresh_tokens.Issued:
-    """Start a native session: a new refresh-token family for the user, and its session row."""
+def log_in(
+    user: User, account: Account, client: Client, where: Device, *, second_factor: bool = False
+) -> refresh_tokens.Issued:
+    """Start a native session: a new refresh-token family for the user, and its session row.
+
+    second_factor: the login proved one (a code, a passkey), which a step-up may rely on
+    for a while (services/step_up.py).
+    """
     issued = refresh_tokens.issue(user, account, client)
-    _record(issued.family_id, "oauth", account.id, where, user=user, client=client)
+    row = _record(issued.family_id, "oauth", account.id, where, user=user, client=client)
+    if second_factor:
+        row.second_factor_at = row.created_at
     return issued
 
 

@@ -10,7 +10,7 @@ import uuid
 from freshcom_customers.errors import AccessDenied, FieldError, ValidationFailed, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import MANAGED_ROLES, STAFF_ROLES, Account, Customer, User
-from freshcom_customers.services import customers, email_changes, users
+from freshcom_customers.services import customers, email_changes, second_factors, step_up, users
 from freshcom_customers.services.database import flush
 
 # Owners are standard users made by `flask accounts create`; no one grants the role.
@@ -21,7 +21,12 @@ _PROFILE_FIELDS = ("name", "first_name", "last_name", "phone_number")
 
 
 def create_user(account: Account, attrs: dict, *, by_role: str) -> User:
-    """Create a managed user: a guest registers a customer user (with its customer), staff a staff user."""
+    """Create a managed user: a guest registers a customer user (with its customer), staff a staff user.
+
+    Every user starts simple: a second factor is set up by the user, with its proof (API.md 11).
+    """
+    if attrs.get("auth_method", "simple") != "simple":
+        raise invalid("auth_method", "inclusion", "A new user is simple; it turns two-factor on itself.")
     if by_role == "guest":
         return customers.register_customer_user(account, attrs)
     _require_staff_fields(attrs)
@@ -46,6 +51,7 @@ def update_user(user: User, attrs: dict, *, by_role: str) -> User:
     _check_outranked(user, by_role)
     if "password" in attrs:
         raise invalid("password", "invalid", "Change a password with PATCH /v1/user or a password reset.")
+    second_factors.change_auth_method(user, attrs, session_id=None, by_staff=True)
     customer = customers.of_user(user)
     if customer is not None:
         customers.update_customer_user(customer, attrs)
@@ -69,19 +75,29 @@ def update_user(user: User, attrs: dict, *, by_role: str) -> User:
 def update_own_user(user: User, attrs: dict, *, role: str, session_family: uuid.UUID | None = None) -> User:
     """Apply the caller's partial update to their own user; role and status are staff's to change.
 
-    A new password needs the current one and ends the user's other sessions: every refresh
-    token family but session_family, the caller's own.
+    A new password needs the current one (or a second factor proven in session_family
+    minutes ago) and ends the user's other sessions: every refresh token family but
+    session_family, the caller's own. A change of authMethod or of a tfa_sms phone goes through
+    services/second_factors.
     """
     if attrs.get("role", role) != role or attrs.get("status", user.status) != user.status:
         raise AccessDenied("Your own role and status are changed by staff.")
     customer = customers.of_user(user)
-    attrs = email_changes.hold_back(attrs, user=user)  # checks the current password: before it changes
+    # A second factor proven minutes ago stands for the current password (API.md 11).
+    stepped_up = ("password" in attrs or "email" in attrs) and step_up.recent(user, session_family)
+    phone_proven = second_factors.change_auth_method(user, attrs, session_id=session_family)
+    # Checks the current password: before it changes.
+    attrs = email_changes.hold_back(attrs, user=user, stepped_up=stepped_up)
     if "password" in attrs:
         users.change_password(
-            user, attrs.get("current_password"), attrs["password"], keep_family=session_family
+            user,
+            attrs.get("current_password"),
+            attrs["password"],
+            keep_family=session_family,
+            stepped_up=stepped_up,
         )
     if customer is not None:
-        customers.update_customer_user(customer, attrs, by_customer=True)
+        customers.update_customer_user(customer, attrs, by_customer=True, sms_phone_proven=phone_proven)
         return user
     _apply_profile(user, attrs)
     with users.username_clash_on_email(attrs):

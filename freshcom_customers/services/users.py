@@ -162,8 +162,7 @@ def suspend(user: User) -> None:
     """Lock the user out now: refresh tokens revoked, access tokens dead on the next request."""
     user.status = "suspended"
     revoke_sessions(user)
-    account_id = str(user.account_id) if user.account_id else None  # None: a standard (staff) user
-    security_events.record("user_suspended", user_id=str(user.id), account_id=account_id)
+    security_events.record("user_suspended", **security_events.user_fields(user))
 
 
 def reactivate(user: User) -> None:
@@ -183,14 +182,20 @@ def get_managed_user(account: Account, user_id) -> User:
 
 
 def change_password(
-    user: User, current_password: str | None, new_password: str, *, keep_family: uuid.UUID | None = None
+    user: User,
+    current_password: str | None,
+    new_password: str,
+    *,
+    keep_family: uuid.UUID | None = None,
+    stepped_up: bool = False,
 ) -> None:
     """Set a new password after checking the current one; revoke every other refresh token family.
 
     keep_family, the caller's session, stays; the other families' access tokens die with
-    them (they carry their family). Without keep_family every session ends.
+    them (they carry their family). Without keep_family every session ends. stepped_up: the
+    caller's session proved a second factor minutes ago, which stands for the current password.
     """
-    if not verify_password(user, current_password):
+    if not stepped_up and not verify_password(user, current_password):
         raise WrongPassword()
     passwords.check_policy(new_password)
     user.password_hash = passwords.hash_password(new_password)
@@ -204,6 +209,34 @@ def tell_password_changed(user: User, *, how: str) -> None:
     if user.email:
         mail.send(
             "password_changed_notice", user.email, account=user.account, username=user.username, how=how
+        )
+
+
+# What a second_factor_notice calls each method: "a login now needs <factor> after the password".
+FACTORS = {
+    "tfa_email": "a code sent by email",
+    "tfa_sms": "a code sent by SMS",
+    "tfa_totp": "a code from an authenticator app",
+}
+
+
+def tell_second_factor_changed(
+    user: User, change: str, *, method: str | None = None, name: str | None = None
+):
+    """Tell the user's address that a second factor was turned on or off, or a passkey added or
+    removed (ASVS 5.0 6.3.6): if it was not them, they know.
+
+    change is enabled (with method), disabled, passkey_added or passkey_removed (with name).
+    """
+    if user.email:
+        mail.send(
+            "second_factor_notice",
+            user.email,
+            account=user.account,
+            username=user.username,
+            change=change,
+            factor=FACTORS.get(method, ""),
+            name=name or "",
         )
 
 

@@ -16,7 +16,7 @@ from tests.conftest import assert_no_content, error_code, errors_of
 
 PLACEHOLDER = re.compile(r"^erased-[0-9a-f]{16}@invalid$")
 EXPORT = "/v1/customer/export"
-PARTS = {"exportedAt", "customer", "user", "addresses", "orders", "sessions", "emailHistory"}
+PARTS = {"exportedAt", "customer", "user", "addresses", "orders", "sessions", "passkeys", "emailHistory"}
 # Each table that holds rows of a customer or its user, and the part of the export that has them.
 EXPORTED = {
     "customers": "customer",
@@ -24,6 +24,7 @@ EXPORTED = {
     "addresses": "addresses",
     "orders": "orders",
     "sessions": "sessions",
+    "passkeys": "passkeys",
     "one_time_tokens": "emailHistory",
 }
 # And those the export leaves out, with the reason (docs/decisions.md, "Export and erasure").
@@ -31,6 +32,7 @@ LEFT_OUT = {
     "customer_search_terms": "the search index: pieces of the code, name, email and phone exported",
     "refresh_tokens": "the sessions' credentials, hashes only: the sessions are exported",
     "account_memberships": "standard (staff) users' roles: a customer's user has none",
+    "recovery_codes": "hashes of one-time codes, shown to their owner once: nothing personal to read back",
 }
 
 

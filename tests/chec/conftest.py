@@ -124,3 +124,17 @@ def roy_customer(session, account, roy):
 
 def chec_id(customer) -> str:
     return ids.customer_id(customer.id)
+
+
+@pytest.fixture
+def issued(chec, mailbox, gia, roy):
+    """Ask for a link for an email; return the token it carries (None when no email came)."""
+
+    def issued(email: str, key: str | None = None) -> str | None:
+        before = len(mailbox.settled())
+        response = chec.email_token(email, key=key)
+        assert (response.status_code, response.get_json()) == (200, {"success": True})
+        messages = mailbox.settled()
+        return token_of(link_of(mailbox, messages[-1])) if len(messages) > before else None
+
+    return issued

@@ -210,20 +210,6 @@ def test_exchange_token_needs_a_token(chec, body):
 # none of them tells whether the email belongs to a customer.
 
 
-@pytest.fixture
-def issued(chec, mailbox, gia, roy):
-    """Ask for a link for an email; return the token it carries (None when no email came)."""
-
-    def issued(email: str, key: str | None = None) -> str | None:
-        before = len(mailbox.settled())
-        response = chec.email_token(email, key=key)
-        assert (response.status_code, response.get_json()) == (200, {"success": True})
-        messages = mailbox.settled()
-        return token_of(link_of(mailbox, messages[-1])) if len(messages) > before else None
-
-    return issued
-
-
 def test_a_used_token_is_not_found(chec, issued):
     token = issued("gia@example.com")
     assert chec.exchange(token).status_code == 200

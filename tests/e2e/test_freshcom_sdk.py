@@ -2,12 +2,13 @@
 
 The Node side is in freshcom_sdk/: sdk.mjs builds requests as the SDK does, sdk.test.mjs
 drives a storefront session with node:test, returning_guest.mjs makes one step of a returning
-guest's registration a run (API.md 9). Here: install its locked packages, run them, and check
-what they saw.
+guest's registration a run (API.md 9), two_factor.mjs one password grant of a two-factor login
+a run (API.md 11). Here: install its locked packages, run them, and check what they saw.
 """
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -19,7 +20,7 @@ import requests
 from freshcom_customers.config import DEFAULTS
 from tests.e2e.conftest import OWNER_PASSWORD
 from tests.e2e.npm import installed_folder, tap_summary
-from tests.mailbox import DELIVERY_TIMEOUT
+from tests.mailbox import DELIVERY_TIMEOUT, Mailbox
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +28,9 @@ SDK_DIR = Path(__file__).parent / "freshcom_sdk"
 SUBTESTS = 10  # the test() calls in sdk.test.mjs
 NODE_TIMEOUT = 120
 GUEST_PASSWORD = "roy-comes-back-1"
+TFA_PASSWORD = "roy-two-factors-1"
+LOGIN_CODE_SUBJECT = "Your login code for "  # email/login_code.subject.txt, then the code
+OTP_REQUIRED = "OTP is invalid, please set OTP using the X-Freshcom-OTP header."
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +117,154 @@ def test_a_returning_guest_registers_through_the_sdk_and_keeps_its_orders(
         ["invalid"],
     )
     assert [m["To"] for m in served_mailbox.messages].count(email) == 1
+
+
+def test_a_tfa_email_customer_logs_in_with_the_emailed_code_through_the_sdk(
+    sdk_dir, mailing_server, served_mailbox
+):
+    account = mailing_server.create_account()["account"]
+    email = f"roy-{uuid.uuid4().hex[:12]}@e2e.test"
+    user_id = _tfa_email_customer(mailing_server, served_mailbox, account, email)
+    env = {
+        **os.environ,
+        "BASE_URL": mailing_server.base_url,
+        "ACCOUNT_ID": account["id"],
+        "USERNAME": email,
+        "PASSWORD": TFA_PASSWORD,
+    }
+    form = {
+        "grant_type": "password",
+        "username": email,
+        "password": TFA_PASSWORD,
+        "scope": f"aid:{account['id']}",
+    }
+
+    # A wrong password says nothing of the second factor, and sends no code.
+    wrong = _two_factor(sdk_dir, {**env, "PASSWORD": "not-roys-password"})
+    assert (wrong["status"], wrong["refusal"]["error"], wrong["otpHeader"]) == (400, "invalid_grant", None)
+
+    asked = _two_factor(sdk_dir, env)
+
+    assert asked["sent"] == {
+        "path": "/v1/token",
+        "contentType": "application/x-www-form-urlencoded",
+        "otpHeader": None,
+        "form": form,
+    }
+    assert asked["status"] == 400
+    assert asked["refusal"] == {"error": "invalid_request", "error_description": OTP_REQUIRED}
+    assert asked["otpHeader"] == "required; auth_method=tfa_email"
+    code = _login_code(_message_to(served_mailbox, email, LOGIN_CODE_SUBJECT))
+
+    answered = _two_factor(sdk_dir, {**env, "OTP": code})
+
+    # The SDK's request: the code in X-Freshcom-OTP, and still in the form.
+    assert answered["sent"] == {
+        "path": "/v1/token",
+        "contentType": "application/x-www-form-urlencoded",
+        "otpHeader": code,
+        "form": {**form, "otp": code},
+    }
+    assert (answered["status"], answered["otpHeader"]) == (200, None)
+    token = answered["token"]
+    assert (token["tokenType"], token["scope"], token["refreshTokenPrefix"]) == (
+        "bearer",
+        f"aid:{account['id']}",
+        "urt-live",
+    )
+    assert answered["user"] == {
+        "status": 200,
+        "authorization": f"Bearer {token['accessToken']}",
+        "type": "User",
+        "id": user_id,
+        "username": email,
+        "authMethod": "tfa_email",
+        "emailVerified": True,
+    }
+    # The code works once.
+    again = _two_factor(sdk_dir, {**env, "OTP": code})
+    assert (again["status"], again["refusal"]["error"], again["otpHeader"]) == (
+        400,
+        "invalid_request",
+        "required; auth_method=tfa_email",
+    )
+    logins = [m for m in served_mailbox.messages if m["To"] == email and _is_login_code(m)]
+    assert len(logins) == 1
+
+
+def _tfa_email_customer(server, mailbox, account: dict, email: str) -> str:
+    """Register a customer with a guest token, verify its email, turn on tfa_email; return its user id."""
+    registered = server.register_customer(
+        server.guest_token(account["publishableKey"]),
+        status="registered",
+        email=email,
+        password=TFA_PASSWORD,
+        firstName="Roy",
+        lastName="Bao",
+    )
+    assert registered.status_code == 201, registered.text
+    body = {
+        "grant_type": "password",
+        "username": email,
+        "password": TFA_PASSWORD,
+        "scope": f"aid:{account['id']}",
+    }
+    response = requests.post(server.url("/v1/token"), data=body, timeout=10)
+    assert response.status_code == 200, response.text
+    headers = {
+        "Authorization": f"Bearer {response.json()['access_token']}",
+        "Content-Type": "application/vnd.api+json",
+    }
+    asked = {"data": {"type": "EmailVerificationToken"}}
+    response = requests.post(
+        server.url("/v1/email_verification_tokens"), json=asked, headers=headers, timeout=10
+    )
+    assert response.status_code == 204, response.text
+    token = mailbox.token(_message_to(mailbox, email, "Verify your email address"))
+    verification = {"data": {"type": "EmailVerification", "attributes": {"token": token}}}
+    response = requests.post(server.url("/v1/email_verifications"), json=verification, timeout=10)
+    assert response.status_code == 204, response.text
+    change = {"data": {"type": "User", "attributes": {"authMethod": "tfa_email"}}}
+    response = requests.patch(server.url("/v1/user"), json=change, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    user = response.json()["data"]
+    assert (user["attributes"]["authMethod"], user["attributes"]["emailVerified"]) == ("tfa_email", True)
+    return user["id"]
+
+
+def _two_factor(sdk_dir: Path, env: dict) -> dict:
+    """Run two_factor.mjs once (one createToken); return the JSON line it printed."""
+    result = subprocess.run(
+        ["node", "two_factor.mjs"], cwd=sdk_dir, env=env, capture_output=True, text=True, timeout=NODE_TIMEOUT
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    (line,) = result.stdout.splitlines()
+    return json.loads(line)
+
+
+def _is_login_code(message) -> bool:
+    return str(message["Subject"]).startswith(LOGIN_CODE_SUBJECT)
+
+
+def _login_code(message) -> str:
+    """The six-digit code at the end of a login code email's subject (the body says it too)."""
+    match = re.search(r"(\d{6})$", str(message["Subject"]))
+    assert match, message["Subject"]
+    text, _ = Mailbox.parts(message)
+    assert match[1] in text
+    return match[1]
+
+
+def _message_to(mailbox, address: str, subject: str):
+    """The one message to this address whose subject starts so, once it arrived."""
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while not (
+        sent := [m for m in mailbox.messages if m["To"] == address and str(m["Subject"]).startswith(subject)]
+    ):
+        assert time.monotonic() < deadline, f"no email {subject!r}… to {address} within {DELIVERY_TIMEOUT}s"
+        time.sleep(0.05)
+    (message,) = sent
+    return message
 
 
 def _returning_guest(sdk_dir: Path, env: dict, step: str, **extra: str) -> dict:

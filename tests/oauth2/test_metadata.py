@@ -27,7 +27,11 @@ def test_metadata_describes_the_endpoints_under_the_issuer(production_like):
         "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
         "revocation_endpoint": f"{ISSUER}/v1/token/revoke",
         "introspection_endpoint": f"{ISSUER}/v1/token/introspect",
-        "grant_types_supported": ["password", "refresh_token"],
+        "grant_types_supported": [
+            "password",
+            "refresh_token",
+            "urn:freshcom:params:oauth:grant-type:passkey",
+        ],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],

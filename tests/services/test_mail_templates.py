@@ -52,6 +52,16 @@ KINDS = {
         "Your password at Acme was changed",
         ["The password of roy at Acme was changed.", "If it was not you, contact Acme"],
     ),
+    "second_factor_notice": (
+        {"username": "roy", "change": "enabled", "factor": "a code from an authenticator app", "name": ""},
+        "Two-step login was turned on at Acme",
+        ["turned on for roy at Acme", "a code from an authenticator app after the password", "not you"],
+    ),
+    "login_code": (
+        {"code": "042917", "minutes": 5},
+        "Your login code for Acme: 042917",
+        ["Your login code for Acme is", "042917", "for 5 minutes", "someone knows your"],
+    ),
 }
 
 
@@ -281,3 +291,21 @@ def test_the_shipped_catalogues_carry_every_message_of_the_templates():
     for path in [translations / "messages.pot", *translations.glob("*/LC_MESSAGES/messages.po")]:
         with path.open("rb") as f:
             assert {m.id for m in read_po(f) if m.id} == extracted, path
+
+
+@pytest.mark.parametrize(
+    ("change", "subject", "says"),
+    [
+        ("disabled", "Two-step login was turned off at Acme", "the password alone logs in now"),
+        ("passkey_added", "A passkey was added to your account at Acme", 'named "Work laptop" was added'),
+        (
+            "passkey_removed",
+            "A passkey was removed from your account at Acme",
+            'named "Work laptop" was removed',
+        ),
+    ],
+)
+def test_the_second_factor_notice_names_each_change(acme, change, subject, says):
+    message = send("second_factor_notice", acme, change=change, name="Work laptop")
+    assert message.subject == subject
+    assert says in message.body

@@ -59,6 +59,11 @@ export function createSdk ({ apiRootUrl, locale = 'en' }) {
         .then(deserialize, rejectWithResponse)
     },
 
+    // GET /user: the caller's user (2742fa6's retrieveCurrentUser).
+    retrieveCurrentUser (params = {}) {
+      return http.get('/user', { params }).then(deserialize, rejectWithResponse)
+    },
+
     retrieveCurrentCustomer (params = {}) {
       return http.get('/customer', { params }).then(deserialize, rejectWithResponse)
     },
