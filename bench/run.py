@@ -16,6 +16,7 @@ docs/benchmarks.md says what each figure is and what to make of it.
 """
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -116,6 +117,7 @@ def service_env(uri: str, tmp: Path) -> dict:
         "FRESHCOM_ENV": "production",
         "FRESHCOM_SQLALCHEMY_DATABASE_URI": uri,
         "FRESHCOM_SECRET_KEY": secrets.token_urlsafe(32),
+        "FRESHCOM_DATA_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
         "FRESHCOM_JWT_PRIVATE_KEY_FILE": str(key),
         "FRESHCOM_PROXY_FIX": "x_for=1,x_proto=1",
         "FRESHCOM_RATELIMIT_ENABLED": "false",

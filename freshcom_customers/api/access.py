@@ -7,7 +7,7 @@ from authlib.integrations.flask_oauth2 import current_token
 from freshcom_customers.errors import AccessDenied
 from freshcom_customers.http import throttling
 from freshcom_customers.models import STAFF_ROLES, User
-from freshcom_customers.services import logins
+from freshcom_customers.services import logins, step_up
 from freshcom_customers.services.access_tokens import Principal
 
 STAFF = frozenset(STAFF_ROLES)
@@ -43,6 +43,15 @@ def current_password_guard(user: User, attrs: dict) -> AbstractContextManager:
 def step_up_guard(user: User) -> AbstractContextManager:
     """Around a step-up (services/step_up.py): a wrong currentPassword counts as a failed login."""
     return logins.Login(throttling.current(), throttling.client_ip()).current_password(user)
+
+
+def require_step_up(principal: Principal, attrs: dict, *, fresh_login: bool = False) -> None:
+    """The caller's proof for a sensitive change (services/step_up.require), in its session;
+    a wrong currentPassword in attrs counts as a failed login."""
+    with step_up_guard(principal.user):
+        step_up.require(
+            principal.user, attrs.get("current_password"), principal.family_id, fresh_login=fresh_login
+        )
 
 
 def own_customer_id(principal: Principal):

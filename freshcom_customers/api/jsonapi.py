@@ -153,6 +153,11 @@ def load(resource_id=None) -> dict:
     return schemas.load(declared.schema, attributes, partial=declared.partial)
 
 
+def load_if_sent(resource_id=None) -> dict:
+    """load(), or nothing when the request has no body (a body declared with required=False)."""
+    return load(resource_id) if request.content_length else {}
+
+
 def read_attributes(resource_type: str, resource_id=None) -> dict:
     """Read data.attributes of the request document, keys snake_case.
 

@@ -13,7 +13,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller, step_up_guard
+from freshcom_customers.api.access import STAFF, caller, require_step_up
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.errors import invalid
 from freshcom_customers.extensions import db
@@ -21,7 +21,7 @@ from freshcom_customers.http import throttling
 from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.oauth2.scopes import requested_account
-from freshcom_customers.services import accounts, passkeys, step_up
+from freshcom_customers.services import accounts, passkeys
 
 USERS = ("customer", *STAFF)
 OPTIONS = {"description": "WebAuthn's options JSON, for PublicKeyCredential.parse*OptionsFromJSON()."}
@@ -72,9 +72,8 @@ def serialize(passkey) -> dict:
 @require_oauth()
 def create_passkey_registration():
     principal = caller(*USERS)
-    attrs = jsonapi.load() if request.content_length else {}
-    with step_up_guard(principal.user):
-        step_up.require(principal.user, attrs.get("current_password"), principal.family_id, fresh_login=True)
+    attrs = jsonapi.load_if_sent()
+    require_step_up(principal, attrs, fresh_login=True)
     options = passkeys.registration_options(principal.user, principal.account)
     db.session.commit()
     registration = SimpleNamespace(id="current", public_key=options)
@@ -128,9 +127,8 @@ def list_passkeys():
 def delete_passkey(passkey_id):
     principal = caller(*USERS)
     passkey = passkeys.get_own(principal.user, passkey_id)
-    attrs = jsonapi.load(passkey_id) if request.content_length else {}
-    with step_up_guard(principal.user):
-        step_up.require(principal.user, attrs.get("current_password"), principal.family_id)
+    attrs = jsonapi.load_if_sent(passkey_id)
+    require_step_up(principal, attrs)
     passkeys.remove(passkey)
     db.session.commit()
     return jsonapi.no_content()
@@ -146,7 +144,7 @@ def delete_passkey(passkey_id):
 @require_oauth(optional=True)
 @throttling.limit_per_ip("passkey_challenge")
 def create_passkey_challenge():
-    attrs = jsonapi.load() if request.content_length else {}
+    attrs = jsonapi.load_if_sent()
     account = _challenged_account(attrs.get("scope"))
     options = passkeys.login_options(account)
     db.session.commit()

@@ -2,18 +2,18 @@
 
 from types import SimpleNamespace
 
-from flask import request, url_for
+from flask import url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller, step_up_guard
+from freshcom_customers.api.access import STAFF, caller, require_step_up
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
 from freshcom_customers.http.contracts import BEARER
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import second_factors, step_up, totp
+from freshcom_customers.services import second_factors, totp
 
 USERS = ("customer", *STAFF)
 
@@ -63,10 +63,9 @@ def create_phone_verification_code():
 @require_oauth()
 def create_totp_enrollment():
     principal = caller(*USERS)
-    attrs = jsonapi.load() if request.content_length else {}
+    attrs = jsonapi.load_if_sent()
     user = principal.user
-    with step_up_guard(user):
-        step_up.require(user, attrs.get("current_password"), principal.family_id, fresh_login=True)
+    require_step_up(principal, attrs, fresh_login=True)
     secret, uri = totp.start_enrolment(user, issuer=principal.account.name)
     db.session.commit()
     enrolment = SimpleNamespace(id="current", secret=secret, otpauth_uri=uri)
@@ -92,8 +91,7 @@ def confirm_totp_enrollment():
     attrs = jsonapi.load("current")
     user = principal.user
     if user.auth_method != "simple":  # replacing a second factor: the step-up of API.md 11
-        with step_up_guard(user):
-            step_up.require(user, attrs.get("current_password"), principal.family_id)
+        require_step_up(principal, attrs)
     codes = totp.confirm(user, attrs.get("code"))
     db.session.commit()
     enrolment = SimpleNamespace(id="current", recovery_codes=codes)

@@ -27,6 +27,18 @@ def installed_folder(folder: Path) -> Path:
     return folder
 
 
+def run_node_tests(folder: Path, script: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    """Run a node:test script of the folder with the TAP reporter, its output captured."""
+    return subprocess.run(
+        ["node", "--test", "--test-reporter=tap", script],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def tap_summary(tap: str) -> dict:
     counts = dict(re.findall(r"^# (tests|pass|fail) (\d+)$", tap, re.MULTILINE))
     return {key: int(value) for key, value in counts.items()}

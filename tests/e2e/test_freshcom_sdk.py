@@ -19,7 +19,7 @@ import requests
 
 from freshcom_customers.config import DEFAULTS
 from tests.e2e.conftest import OWNER_PASSWORD
-from tests.e2e.npm import installed_folder, tap_summary
+from tests.e2e.npm import installed_folder, run_node_tests, tap_summary
 from tests.mailbox import DELIVERY_TIMEOUT, Mailbox
 
 pytestmark = pytest.mark.e2e
@@ -48,14 +48,7 @@ def test_freshcom_sdk_session(sdk_dir, server):
         "JWT_PRIVATE_KEY_FILE": server.env["FRESHCOM_JWT_PRIVATE_KEY_FILE"],
         "REUSE_GRACE_SECONDS": str(DEFAULTS["REFRESH_TOKEN_REUSE_GRACE"]),
     }
-    result = subprocess.run(
-        ["node", "--test", "--test-reporter=tap", "sdk.test.mjs"],
-        cwd=sdk_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=NODE_TIMEOUT,
-    )
+    result = run_node_tests(sdk_dir, "sdk.test.mjs", env, NODE_TIMEOUT)
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, output
     assert tap_summary(result.stdout) == {"tests": SUBTESTS, "pass": SUBTESTS, "fail": 0}, output

@@ -10,7 +10,6 @@ check what it saw and what the API kept.
 
 import json
 import os
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import Server, _serve
-from tests.e2e.npm import installed_folder, tap_summary
+from tests.e2e.npm import installed_folder, run_node_tests, tap_summary
 
 pytestmark = pytest.mark.e2e
 
@@ -96,14 +95,7 @@ def test_a_customer_registers_a_passkey_in_chromium_and_logs_in_with_it(
         "RESULT_FILE": str(result_file),
     }
 
-    result = subprocess.run(
-        ["node", "--test", "--test-reporter=tap", "passkeys.test.mjs"],
-        cwd=passkeys_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=NODE_TIMEOUT,
-    )
+    result = run_node_tests(passkeys_dir, "passkeys.test.mjs", env, NODE_TIMEOUT)
 
     output = f"{result.stdout}\n{result.stderr}\n{_log_tail(passkey_workdir / 'gunicorn.log')}"
     assert result.returncode == 0, output

@@ -589,6 +589,7 @@ def _operator_environment(app_config: dict, database_uri: str, redis_prefix: str
     env.update(
         FRESHCOM_SQLALCHEMY_DATABASE_URI=database_uri,
         FRESHCOM_SECRET_KEY=secrets.token_hex(32),
+        FRESHCOM_DATA_KEYS=app_config["DATA_KEYS"],
         FRESHCOM_JWT_PRIVATE_KEY_FILE=app_config["JWT_PRIVATE_KEY_FILE"],
         FRESHCOM_JWT_ISSUER=f"https://{SERVER_NAME}",
         FRESHCOM_RATELIMIT_STORAGE_URI=REDIS_URI,

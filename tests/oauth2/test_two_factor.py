@@ -8,7 +8,7 @@ that each code is of a known time step and no test waits for the next one.
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pyotp
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from freshcom_customers.models import LoginSession, OneTimeToken, User, hash_secret
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import access_tokens, sms, totp
+from tests.clocks import TotpClock
 from tests.conftest import LOOSE_THROTTLING, REGISTRATION, errors_of
 from tests.logcapture import app_factory
 from tests.mailbox import Mailbox, free_port
@@ -35,17 +36,6 @@ SIX_DIGITS = re.compile(r"\b([0-9]{6})\b")
 SAM, SAM_PASSWORD = "sam@example.com", "sam-password-1"
 
 
-class Clock:
-    """The TOTP clock: a fixed instant, moved on by hand, in the middle of a 30-second step."""
-
-    def __init__(self, monkeypatch):
-        self.now = datetime(2025, 1, 1, 12, 0, 15, tzinfo=UTC)
-        monkeypatch.setattr(totp, "_now", lambda: self.now)
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @dataclass
 class Factor:
     """Roy with a second factor, and where its codes arrive."""
@@ -53,7 +43,7 @@ class Factor:
     method: str
     user: User
     mailbox: Mailbox
-    clock: Clock
+    clock: TotpClock
     secret: str | None = None
     recovery_codes: list[str] = field(default_factory=list)
 
@@ -94,8 +84,8 @@ def roy_user(session) -> User:
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
+def clock(monkeypatch) -> TotpClock:
+    return TotpClock(monkeypatch)
 
 
 @pytest.fixture(params=METHODS)

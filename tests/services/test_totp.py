@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from freshcom_customers.errors import ValidationFailed
 from freshcom_customers.models import OneTimeToken, RecoveryCode, User, hash_secret
 from freshcom_customers.services import data_keys, one_time_tokens, totp, users
+from tests.clocks import TotpClock
 from tests.logcapture import app_records
 
 EMAIL = "tess@example.com"
@@ -21,23 +22,9 @@ EMAIL = "tess@example.com"
 RECOVERY_FORMAT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4})+")
 
 
-class Clock:
-    """totp's clock: a fixed instant in the middle of a 30-second step, moved on by hand."""
-
-    def __init__(self, monkeypatch):
-        self.now = datetime(2025, 1, 1, 12, 0, 15, tzinfo=UTC)
-        monkeypatch.setattr(totp, "_now", lambda: self.now)
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def step(self, secret: str) -> int:
-        return pyotp.TOTP(secret).timecode(self.now)
-
-
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
+def clock(monkeypatch) -> TotpClock:
+    return TotpClock(monkeypatch)
 
 
 @pytest.fixture
