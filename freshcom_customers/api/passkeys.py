@@ -48,6 +48,11 @@ class PasskeyRegistrationSchema(Schema):
 
 class PasskeyChallengeSchema(Schema):
     scope = fields.String(validate=Length(max=128), metadata={"description": "aid:<account id>"})
+    username = fields.String(
+        load_only=True,
+        validate=Length(max=254),
+        metadata={"description": "For a login with a username: allowCredentials lists that user's passkeys."},
+    )
     public_key = fields.Dict(dump_only=True, metadata=OPTIONS)
 
 
@@ -136,7 +141,8 @@ def delete_passkey(passkey_id):
 
 @bp.post("/passkey_challenges")
 @jsonapi.contract(
-    "A challenge for a passkey login to the account the scope names (a guest token, or none)",
+    "A challenge for a passkey login to the account the scope names (a guest token, or none), "
+    "discoverable or for a username",
     tag="Passkeys",
     responses={201: CHALLENGE, 429: ERRORS, **BODY_ERRORS},
     body=jsonapi.body("PasskeyChallenge", PasskeyChallengeSchema(), required=False),
@@ -146,7 +152,7 @@ def delete_passkey(passkey_id):
 def create_passkey_challenge():
     attrs = jsonapi.load_if_sent()
     account = _challenged_account(attrs.get("scope"))
-    options = passkeys.login_options(account)
+    options = passkeys.login_options(account, attrs.get("username"))
     db.session.commit()
     challenge = SimpleNamespace(id=options["challenge"], public_key=options)
     return jsonapi.document(

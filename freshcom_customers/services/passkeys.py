@@ -15,6 +15,8 @@ password grant's invalid_grant.
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -37,12 +39,13 @@ from webauthn.helpers import (
 from webauthn.helpers.decoded_public_key_to_cryptography import decoded_public_key_to_cryptography
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
 
-from freshcom_customers import origins
+from freshcom_customers import identifiers, origins
 from freshcom_customers.errors import InvalidCredentials, NotFound, Taken, invalid
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Passkey, User
@@ -56,6 +59,7 @@ CHALLENGE_BYTES = 32
 TIMEOUT_MS = CHALLENGE_LIFETIME * 1000
 MAX_PASSKEYS = 20  # per user
 MAX_NAME = 64
+_TRANSPORTS = {t.value for t in AuthenticatorTransport}
 MAX_CREDENTIAL_ID = 1023  # bytes; longer ones a relying party SHOULD refuse (WebAuthn L3 7.1)
 DEFAULT_NAME = "Passkey"  # what the list and the notices call one registered without a name
 
@@ -155,22 +159,34 @@ def register(user: User, credential: object, name: str | None) -> Passkey:
     return passkey
 
 
-def login_options(account: Account) -> dict:
-    """Request options for a login to account with any of its users' passkeys (discoverable)."""
+def login_options(account: Account, username: str | None = None) -> dict:
+    """Request options for a login to account: with any of its users' passkeys (discoverable),
+    or, given a username, with that user's (allowCredentials lists them).
+
+    A username that names no user of the account with a passkey gets one credential id made up
+    from it, the same each time, so that the answer does not tell who has an account.
+    """
     rp = relying_party()
     challenge = secrets.token_bytes(CHALLENGE_BYTES)
+    payload = {"account_id": str(account.id)}
+    allowed = []
+    if username:
+        user = users.managed_user_named(account, username)
+        keys = list_for(user) if user is not None else []
+        if keys:
+            payload["user_id"] = str(user.id)
+            allowed = [_descriptor(key) for key in keys]
+        else:
+            payload["user_id"] = None  # no passkey can answer this challenge
+            allowed = [PublicKeyCredentialDescriptor(id=_decoy_id(account, username))]
     one_time_tokens.issue(
-        "passkey_challenge",
-        email=None,
-        lifetime=CHALLENGE_LIFETIME,
-        value=_b64(challenge),
-        payload={"account_id": str(account.id)},
+        "passkey_challenge", email=None, lifetime=CHALLENGE_LIFETIME, value=_b64(challenge), payload=payload
     )
     options = generate_authentication_options(
         rp_id=rp.id,
         challenge=challenge,
         timeout=TIMEOUT_MS,
-        allow_credentials=[],
+        allow_credentials=allowed,
         user_verification=UserVerificationRequirement.REQUIRED,
     )
     return json.loads(options_to_json(options))
@@ -188,13 +204,17 @@ def authenticate(account: Account, assertion: str) -> User:
         parsed = parse_authentication_credential_json(assertion)
         challenge = _challenge_of(parsed.response.client_data_json)
         token = one_time_tokens.consume("passkey_challenge", _b64(challenge))
+        payload = token.payload or {}
         passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == parsed.raw_id))
-        if passkey is None or (token.payload or {}).get("account_id") != str(account.id):
+        if passkey is None or payload.get("account_id") != str(account.id):
             raise InvalidCredentials()
-        # Every login is discoverable (no allowCredentials), so the user handle must be there
-        # and name the passkey's user (WebAuthn L3 7.2, step 6).
+        # A challenge for a username is that user's; a discoverable one must get the user
+        # handle, and a handle given must name the passkey's user (WebAuthn L3 7.2, step 6).
+        named = "user_id" in payload
+        if named and payload["user_id"] != str(passkey.user_id):
+            raise InvalidCredentials()
         handle = parsed.response.user_handle
-        if not handle or bytes(handle) != passkey.user_id.bytes:
+        if (not named and not handle) or (handle and bytes(handle) != passkey.user_id.bytes):
             raise InvalidCredentials()
         verified = verify_authentication_response(
             credential=parsed,
@@ -239,6 +259,20 @@ def remove(passkey: Passkey) -> None:
     )
     users.tell_second_factor_changed(passkey.user, "passkey_removed", name=passkey.name or DEFAULT_NAME)
     db.session.delete(passkey)
+
+
+def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:
+    transports = [t for t in (passkey.transports or {}).get("transports", []) if t in _TRANSPORTS]
+    return PublicKeyCredentialDescriptor(
+        id=passkey.credential_id, transports=[AuthenticatorTransport(t) for t in transports] or None
+    )
+
+
+def _decoy_id(account: Account, username: str) -> bytes:
+    """A credential id for a username without passkeys: made from it with the secret key, so stable."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    message = f"passkey-decoy:{account.id}:{identifiers.canonical(username)}".encode()
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 def _challenge_of(client_data_json: bytes) -> bytes:

@@ -114,6 +114,13 @@ def authenticate(account: Account | None, username: str, password: str) -> User:
     return user
 
 
+def managed_user_named(account: Account, username: str) -> User | None:
+    """The managed user of account with this username, as people read it; None if none."""
+    return db.session.scalar(
+        select(User).where(User.account_id == account.id, User.username == identifiers.canonical(username))
+    )
+
+
 def username_taken(account_id: uuid.UUID | None, username: str, *, other_than: User | None = None) -> bool:
     """Whether another user of the account (None: a standard user) has this username, as people read it."""
     query = select(User.id).where(

@@ -676,3 +676,46 @@ def test_a_credential_whose_public_key_is_unusable_is_refused_at_registration(ap
 
     assert field_errors(refused.value) == [("credential", "invalid")]
     assert passkeys.list_for(pia) == []
+
+
+@pytest.fixture
+def localhost(app, monkeypatch):
+    """The default relying party (localhost), which tests/webauthn_helpers.py's authenticator uses."""
+    monkeypatch.setitem(app.config, "WEBAUTHN_RP_ID", None)
+    monkeypatch.setitem(app.config, "WEBAUTHN_ORIGINS", None)
+
+
+def test_a_login_with_a_username_lists_its_passkeys_and_takes_only_theirs(localhost, acme, pia, other):
+    mine, theirs = Authenticator(), Authenticator()
+    passkeys.register(pia, mine.create(passkeys.registration_options(pia, acme)), "Mine")
+    passkeys.register(other, theirs.create(passkeys.registration_options(other, acme)), "Theirs")
+
+    request = passkeys.login_options(acme, "PIA")
+    assert [c["id"] for c in request["allowCredentials"]] == [b64url(mine.credential_id)]
+    assert passkeys.authenticate(acme, json.dumps(mine.get(request))) == pia
+
+    request = passkeys.login_options(acme, "pia")
+    with pytest.raises(InvalidCredentials):  # another user's passkey, for pia's challenge
+        passkeys.authenticate(acme, json.dumps(theirs.get(request)))
+
+
+def test_a_login_with_a_username_needs_no_user_handle(localhost, acme, pia):
+    """A credential listed in allowCredentials may come back without its user handle (WebAuthn L3 7.2)."""
+    authenticator = Authenticator()
+    passkeys.register(pia, authenticator.create(passkeys.registration_options(pia, acme)), None)
+    assertion = authenticator.get(passkeys.login_options(acme, "pia"))
+    del assertion["response"]["userHandle"]
+
+    assert passkeys.authenticate(acme, json.dumps(assertion)) == pia
+
+
+def test_an_unknown_username_gets_a_stable_made_up_credential(localhost, acme, globex, pia):
+    first = passkeys.login_options(acme, "nobody@example.com")
+    again = passkeys.login_options(acme, "Nobody@Example.com")
+    elsewhere = passkeys.login_options(globex, "nobody@example.com")
+    without_passkeys = passkeys.login_options(acme, "pia")
+
+    ids = [[c["id"] for c in options["allowCredentials"]] for options in (first, again, elsewhere)]
+    assert len(ids[0]) == 1 and ids[0] == ids[1] != ids[2]
+    assert len(without_passkeys["allowCredentials"]) == 1  # a user without passkeys looks the same
+    assert len(from_b64url(ids[0][0])) == 32
