@@ -1,4 +1,4 @@
-"""One-time tokens sent by email: password reset, email verification, magic-link login."""
+"""One-time tokens: the links and codes sent by email or SMS, and WebAuthn challenges."""
 
 import uuid
 from datetime import datetime
@@ -30,8 +30,10 @@ TOKEN_PURPOSES = (
 class OneTimeToken(db.Model):
     """A random token, stored only as its SHA-256 hash, used once before it expires.
 
-    It belongs to a user (reset, verification) or a customer (magic link, which guests get
-    too); issuing a new one for the same subject and purpose deletes the older ones.
+    It belongs to a user (reset, verification, codes, challenges of a registration) or a
+    customer (magic link, which guests get too), and a passkey login's challenge to no one;
+    issuing a new one for the same subject and purpose deletes the older ones. A code's hash
+    is keyed (services/one_time_tokens.issue_code).
     """
 
     __tablename__ = "one_time_tokens"

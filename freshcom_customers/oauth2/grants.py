@@ -38,7 +38,7 @@ OTP_HEADER = "X-Freshcom-OTP"
 
 
 class FreshcomGrant:
-    """What both grants share: client resolution and the token response."""
+    """What the grants share: client resolution, the login's session and the token response."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
