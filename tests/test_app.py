@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from freshcom_customers.app import create_app
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account
-from freshcom_customers.oauth2.grants import PasskeyGrant, PasswordGrant, RefreshGrant
+from freshcom_customers.oauth2.grants import MachineGrant, PasskeyGrant, PasswordGrant, RefreshGrant
 
 
 def test_sqlite_savepoints_roll_back_alone_and_foreign_keys_hold(tmp_path, app_config):
@@ -103,7 +103,8 @@ def test_the_token_grants_and_endpoints_are_registered_once_for_any_number_of_ap
 
     for _ in range(3):
         app_on(app_config["SQLALCHEMY_DATABASE_URI"])
-    assert [grant for grant, _ in authorization._token_grants] == [PasswordGrant, RefreshGrant, PasskeyGrant]
+    grants = [PasswordGrant, RefreshGrant, PasskeyGrant, MachineGrant]
+    assert [grant for grant, _ in authorization._token_grants] == grants
     assert {name: len(endpoints) for name, endpoints in authorization._endpoints.items()} == {
         "revocation": 1,
         "introspection": 1,

@@ -23,6 +23,15 @@ def caller(*roles: str) -> Principal:
     return principal
 
 
+def user_caller(*roles: str) -> Principal:
+    """The authenticated caller, as caller() does, when the route needs a user: a machine
+    client's token (API.md 12) has a role but no user, and is refused here."""
+    principal = caller(*roles)
+    if principal.user is None:
+        raise AccessDenied("This needs a user's token; a client's token has no user.")
+    return principal
+
+
 def is_guest() -> bool:
     """Whether the caller holds a guest token (a storefront visitor, who may self-register)."""
     return current_token.role == "guest"

@@ -250,7 +250,9 @@ def delete_customer(customer_id):
     if erase not in ERASE.values:
         raise jsonapi.ApiError(400, "invalid_request", "erase must be true or false.", {"parameter": "erase"})
     if erase == "true":
-        erasure.erase_customer(customer, erased_by=principal.user)
+        erasure.erase_customer(
+            customer, erased_by=principal.user, erased_by_client=principal.machine_client_id
+        )
     else:
         customers.delete_customer(customer)
     db.session.commit()

@@ -13,7 +13,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller, require_step_up
+from freshcom_customers.api.access import STAFF, require_step_up, user_caller
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.errors import invalid
 from freshcom_customers.extensions import db
@@ -76,7 +76,7 @@ def serialize(passkey) -> dict:
 )
 @require_oauth()
 def create_passkey_registration():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     attrs = jsonapi.load_if_sent()
     require_step_up(principal, attrs, fresh_login=True)
     options = passkeys.registration_options(principal.user, principal.account)
@@ -99,7 +99,7 @@ def create_passkey_registration():
 )
 @require_oauth()
 def complete_passkey_registration():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     attrs = jsonapi.load("current")
     if not attrs.get("credential"):
         raise invalid("credential", "required", "credential is the new credential's toJSON().")
@@ -114,7 +114,7 @@ def complete_passkey_registration():
 )
 @require_oauth()
 def list_passkeys():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     rows = passkeys.list_for(principal.user)
     meta = {"total_count": len(rows), "all_count": len(rows)}
     return jsonapi.document([serialize(row) for row in rows], meta=meta)
@@ -130,7 +130,7 @@ def list_passkeys():
 )
 @require_oauth()
 def delete_passkey(passkey_id):
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     passkey = passkeys.get_own(principal.user, passkey_id)
     attrs = jsonapi.load_if_sent(passkey_id)
     require_step_up(principal, attrs)

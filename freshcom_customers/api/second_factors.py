@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 from marshmallow.validate import Length
 
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller, require_step_up
+from freshcom_customers.api.access import STAFF, require_step_up, user_caller
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
@@ -46,7 +46,7 @@ ENROLMENT_DOCUMENT, _ = jsonapi.documents("TotpEnrollment", TotpEnrollmentSchema
 @require_oauth()
 @throttling.limit_per_ip("phone_verification")
 def create_phone_verification_code():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     second_factors.send_phone_code(principal.user, jsonapi.load()["phone_number"])
     db.session.commit()
     return jsonapi.no_content()
@@ -62,7 +62,7 @@ def create_phone_verification_code():
 )
 @require_oauth()
 def create_totp_enrollment():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     attrs = jsonapi.load_if_sent()
     user = principal.user
     require_step_up(principal, attrs, fresh_login=True)
@@ -87,7 +87,7 @@ def create_totp_enrollment():
 )
 @require_oauth()
 def confirm_totp_enrollment():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     attrs = jsonapi.load("current")
     user = principal.user
     if user.auth_method != "simple":  # replacing a second factor: the step-up of API.md 11

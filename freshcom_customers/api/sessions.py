@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields
 
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller
+from freshcom_customers.api.access import STAFF, user_caller
 from freshcom_customers.api.jsonapi import ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http.contracts import BEARER
@@ -41,7 +41,7 @@ def serialize(session, principal) -> dict:
 )
 @require_oauth()
 def list_sessions():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     rows = sessions.live_sessions(principal.user)
     meta = {"total_count": len(rows), "all_count": len(rows)}
     return jsonapi.document([serialize(row, principal) for row in rows], meta=meta)
@@ -56,7 +56,7 @@ def list_sessions():
 )
 @require_oauth()
 def delete_session(session_id):
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     sessions.end(sessions.get_own(principal.user, session_id))
     db.session.commit()
     return jsonapi.no_content()
@@ -71,7 +71,7 @@ def delete_session(session_id):
 )
 @require_oauth()
 def delete_other_sessions():
-    principal = caller(*USERS)
+    principal = user_caller(*USERS)
     sessions.end_all(principal.user, except_session=principal.family_id)
     db.session.commit()
     return jsonapi.no_content()

@@ -6,7 +6,7 @@ from marshmallow.validate import Length, OneOf
 
 from freshcom_customers import schemas
 from freshcom_customers.api import bp, jsonapi
-from freshcom_customers.api.access import STAFF, caller, current_password_guard, is_guest
+from freshcom_customers.api.access import STAFF, caller, current_password_guard, is_guest, user_caller
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
@@ -92,7 +92,7 @@ def create_user():
 )
 @require_oauth()
 def get_current_user():
-    principal = caller("customer", *STAFF)
+    principal = user_caller("customer", *STAFF)
     return jsonapi.document(serialize(principal.user, principal.role))
 
 
@@ -106,7 +106,7 @@ def get_current_user():
 )
 @require_oauth()
 def update_current_user():
-    principal = caller("customer", *STAFF)
+    principal = user_caller("customer", *STAFF)
     attrs = jsonapi.load(principal.user.id)
     with current_password_guard(principal.user, attrs):
         user_management.update_own_user(

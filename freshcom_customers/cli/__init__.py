@@ -1,7 +1,9 @@
-"""Command line: the groups of `flask --app wsgi`; here flask clients create|update and flask demo seed."""
+"""Command line: the groups of `flask --app wsgi`; here flask clients create|update|list|rotate-secret
+and flask demo seed."""
 
 import json
 import secrets
+from datetime import timedelta
 
 import click
 from flask import Flask
@@ -15,13 +17,14 @@ from freshcom_customers.cli.housekeeping import purge_tokens
 from freshcom_customers.cli.users import users_cli
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
-from freshcom_customers.models import Account, User
+from freshcom_customers.models import STAFF_ROLES, Account, User
 from freshcom_customers.services import accounts, passwords
 
 clients_cli = click.Group("clients", help="Create and change OAuth2 clients.")
 demo_cli = click.Group("demo", help="The demo account of the README.")
 
 DEMO_HANDLE = "demo"
+MAX_SECRET_GRACE = 365 * 86400
 DEMO_OWNER = "owner@demo.example"
 PASSWORD_UNCHANGED = (
     "The demo owner's password is unchanged (the one printed before still works). For a new one: "
@@ -40,13 +43,18 @@ def register_commands(app: Flask) -> None:
 @click.option("--confidential", is_flag=True, help="Give it a secret (client_secret_basic/post).")
 @click.option("--no-rotation", is_flag=True, help="Keep refresh tokens across refreshes (legacy SDKs).")
 @click.option("--no-password-grant", is_flag=True, help="Refuse it the password grant (SECURITY.md).")
+@click.option(
+    "--role",
+    type=click.Choice(STAFF_ROLES),
+    help="A machine client (with --confidential): client_credentials tokens with this staff role.",
+)
 @schema.required
-def create_client(account_reference, name, confidential, no_rotation, no_password_grant):
+def create_client(account_reference, name, confidential, no_rotation, no_password_grant, role):
     """Create an OAuth2 client; print its id (and secret, shown only now) as JSON."""
     account = shared.account(account_reference)
     with shared.domain_errors():
         client, secret = accounts.create_client(
-            account, name, confidential=confidential, rotation=not no_rotation
+            account, name, confidential=confidential, rotation=not no_rotation, role=role
         )
     if no_password_grant:
         _allow_grant(client, "password", False)
@@ -54,7 +62,53 @@ def create_client(account_reference, name, confidential, no_rotation, no_passwor
     output = {"clientId": client.get_client_id()}
     if secret:
         output["clientSecret"] = secret
+    if role:
+        output["role"] = role
     click.echo(json.dumps(output))
+
+
+@clients_cli.command("list")
+@click.option("--account", "account_reference", required=True, help=shared.ACCOUNT_HELP)
+@schema.required
+def list_clients(account_reference):
+    """Print the account's clients as JSON: id, name, kind, role, grants (never a secret)."""
+    clients = accounts.list_clients(shared.account(account_reference))
+    click.echo(json.dumps([_client_json(client) for client in clients], indent=2))
+
+
+@clients_cli.command("rotate-secret")
+@click.option("--account", "account_reference", required=True, help=shared.ACCOUNT_HELP)
+@click.option("--client", "client_id", required=True, help="The confidential client's id.")
+@click.option(
+    "--grace",
+    type=click.IntRange(min=0, max=MAX_SECRET_GRACE),
+    required=True,
+    help="Seconds the old secret keeps working beside the new one (0: it stops now; a year at most).",
+)
+@schema.required
+def rotate_client_secret(account_reference, client_id, grace):
+    """Give a confidential client a new secret; print it (shown only now) and when the old one stops."""
+    client = shared.client(shared.account(account_reference), client_id)
+    with shared.domain_errors():
+        secret = accounts.rotate_client_secret(client, timedelta(seconds=grace))
+    db.session.commit()
+    stops = client.previous_secret_expires_at
+    output = {"clientId": client.get_client_id(), "clientSecret": secret}
+    output["previousSecretExpiresAt"] = stops.isoformat().replace("+00:00", "Z") if stops else None
+    click.echo(json.dumps(output))
+
+
+def _client_json(client) -> dict:
+    return {
+        "clientId": client.get_client_id(),
+        "name": client.name,
+        "isDefault": client.is_default,
+        "confidential": client.is_confidential,
+        "role": client.role,
+        "grantTypes": client.grant_types.split(),
+        "rotation": client.rotate_refresh_tokens,
+        "insertedAt": client.inserted_at.isoformat().replace("+00:00", "Z"),
+    }
 
 
 @clients_cli.command("update")

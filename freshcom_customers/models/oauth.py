@@ -5,12 +5,12 @@ import hmac
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from freshcom_customers.models.account import Account
 from freshcom_customers.models.base import db, utcnow
-from freshcom_customers.models.user import User
+from freshcom_customers.models.user import STAFF_ROLES, User
 
 
 def hash_secret(value: str) -> str:
@@ -30,6 +30,7 @@ class Client(db.Model):
             sqlite_where=text("is_default"),
             postgresql_where=text("is_default"),
         ),
+        CheckConstraint(f"role IN ({', '.join(map(repr, STAFF_ROLES))})", name="role"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -37,6 +38,13 @@ class Client(db.Model):
     name: Mapped[str] = mapped_column(String(255))
     is_default: Mapped[bool] = mapped_column(default=False)
     secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # A secret rotated out (flask clients rotate-secret --grace) works beside the new one until then.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None]
+    # A machine client's staff role (API.md 12): its client_credentials tokens act with it.
+    role: Mapped[str | None] = mapped_column(String(32))
+    # Part of every client_credentials token; bumping it (a revocation) ends them all at once.
+    token_generation: Mapped[int] = mapped_column(server_default="0")
     grant_types: Mapped[str] = mapped_column(String(255), default="password refresh_token")
     rotate_refresh_tokens: Mapped[bool] = mapped_column(default=True)
     inserted_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -55,7 +63,13 @@ class Client(db.Model):
         return str(self.id)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.is_confidential and hmac.compare_digest(self.secret_hash, hash_secret(client_secret))
+        if not self.is_confidential:
+            return False
+        given = hash_secret(client_secret)
+        current = hmac.compare_digest(self.secret_hash, given)
+        old = self.previous_secret_hash
+        previous = old is not None and hmac.compare_digest(old, given)
+        return current or (previous and self.previous_secret_expires_at > utcnow())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return (method == "none") != self.is_confidential

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Client
 from freshcom_customers.oauth2.endpoints import Introspection, Revocation
-from freshcom_customers.oauth2.grants import PasskeyGrant, PasswordGrant, RefreshGrant
+from freshcom_customers.oauth2.grants import MachineGrant, PasskeyGrant, PasswordGrant, RefreshGrant
 from freshcom_customers.oauth2.resource import JWTBearerValidator, ResourceProtector
 from freshcom_customers.oauth2.server import AuthorizationServer
 from freshcom_customers.services.access_tokens import Signer
@@ -17,6 +17,7 @@ authorization = AuthorizationServer()
 authorization.register_grant(PasswordGrant)
 authorization.register_grant(RefreshGrant)
 authorization.register_grant(PasskeyGrant)
+authorization.register_grant(MachineGrant)
 authorization.register_endpoint(Revocation)
 authorization.register_endpoint(Introspection)
 require_oauth = ResourceProtector()

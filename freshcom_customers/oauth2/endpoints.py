@@ -12,10 +12,13 @@ from flask import current_app
 from flask import request as flask_request
 
 from freshcom_customers.oauth2.scopes import account_scope
-from freshcom_customers.oauth2.server import AUTH_METHODS, TokenRequest, request_parameters
+from freshcom_customers.oauth2.server import (
+    AUTH_METHODS,
+    CONFIDENTIAL_AUTH_METHODS,
+    TokenRequest,
+    request_parameters,
+)
 from freshcom_customers.services import accounts, tokens
-
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 class UnsupportedTokenTypeError(OAuth2Error):
@@ -40,7 +43,8 @@ class TokenEndpointMixin:
 
 
 class Revocation(TokenEndpointMixin, RevocationEndpoint):
-    """Public clients may revoke; a URT or a user access token ends its whole refresh family."""
+    """Public clients may revoke; a URT or a user access token ends its whole refresh family,
+    a machine's token (revoked by its own client) every token of that client."""
 
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
@@ -49,10 +53,14 @@ class Revocation(TokenEndpointMixin, RevocationEndpoint):
         token = self.query_token(request.form["token"], None)
         if token is None:
             return None  # RFC 7009 2.2: an invalid or unknown token is answered 200
-        if token.family_id is None:
+        if not token.revocable:
             # A publishable key is public by design: revoking it would let anyone end a store's
             # guest access. Guest access tokens come from it.
             raise UnsupportedTokenTypeError("Publishable keys and guest tokens cannot be revoked.")
+        if token.machine and not token.active:
+            return None  # revoked already (or its client changed since): nothing more to end
+        if token.machine and client is None:
+            raise InvalidGrantError("The token was issued to another client.")  # its own, named
         client = client or accounts.default_client(token.account)
         if token.client_id != client.id:
             raise InvalidGrantError("The token was issued to another client.")

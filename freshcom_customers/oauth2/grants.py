@@ -1,12 +1,15 @@
-"""The password, passkey and refresh_token grants, Freshcom style: account scopes, PRTs and URTs."""
+"""The password, passkey, refresh_token and client_credentials grants, Freshcom style: account
+scopes, PRTs and URTs."""
 
 from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.grants import (
     BaseGrant,
+    ClientCredentialsGrant,
     RefreshTokenGrant,
     ResourceOwnerPasswordCredentialsGrant,
     TokenEndpointMixin,
@@ -20,8 +23,8 @@ from freshcom_customers.oauth2.errors import (
     TooManyRequestsError,
 )
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE, account_scope, requested_account
-from freshcom_customers.oauth2.server import AUTH_METHODS
-from freshcom_customers.observability import metrics
+from freshcom_customers.oauth2.server import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
+from freshcom_customers.observability import metrics, security_events
 from freshcom_customers.services import (
     access_tokens,
     accounts,
@@ -222,4 +225,53 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         sessions.touch(token.family_id)
         response = self.token(account, issued.value, token.user, issued.family_id)
         metrics.token_issued("refresh_token_urt")
+        return 200, response, self.TOKEN_RESPONSE_HEADER
+
+
+class MachineGrant(ClientCredentialsGrant):
+    """client_credentials (API.md 12): a confidential client with a staff role gets an access
+    token with that role for its account, or the test twin its scope names; no refresh token.
+
+    A public client, a wrong secret or none: 401 invalid_client (Authlib's, with a Basic
+    challenge); a client without the grant or without a role: unauthorized_client.
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_token_request(self):
+        client = self.authenticate_token_endpoint_client()
+        if client is None:  # no client named: the token endpoint's default client is no machine
+            raise InvalidClientError(status_code=401, description="Authenticate the client.")
+        if not client.check_grant_type(self.GRANT_TYPE) or client.role is None:
+            raise UnauthorizedClientError(f"The client may not use grant_type={self.GRANT_TYPE}.")
+        self.request.client = client
+        self.request.account = self.account_for(client)
+
+    def account_for(self, client):
+        """The client's account, or the account the scope names when it is that account's test twin."""
+        reference = requested_account(self.request.payload.scope)
+        if reference is None:
+            return client.account
+        account = accounts.find_by_reference(reference)
+        if account is None or not client.serves(account):
+            raise InvalidGrantError(GENERIC_FAILURE)
+        return account
+
+    def create_token_response(self):
+        client, account = self.request.client, self.request.account
+        access_token, lifetime = access_tokens.issue_for_client(account, client)
+        security_events.record(
+            "client_token_issued",
+            client_id=str(client.id),
+            client_name=client.name,
+            account_id=str(account.id),
+            role=client.role,
+        )
+        metrics.token_issued(self.GRANT_TYPE)
+        response = {
+            "access_token": access_token,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+            "scope": account_scope(account),
+        }
         return 200, response, self.TOKEN_RESPONSE_HEADER

@@ -7,6 +7,7 @@ from werkzeug.exceptions import Unauthorized
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
+from freshcom_customers.observability import logs
 from freshcom_customers.services import access_tokens
 
 REALM = "freshcom"
@@ -18,6 +19,8 @@ class JWTBearerValidator(BearerTokenValidator):
             principal = access_tokens.authenticate(token_string)
         except InvalidToken:
             return None
+        if principal.is_machine:
+            logs.note_client(str(principal.machine_client_id))
         if principal.session_touched:
             # The session's last use, noted once a minute, must outlive a view that writes nothing.
             db.session.commit()

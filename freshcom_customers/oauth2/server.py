@@ -9,6 +9,8 @@ from flask import request as flask_request
 
 # RFC 6749 2.3.1, plus "none" for public storefront clients.
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+# Where only a confidential client may call: introspection, client_credentials.
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 # Where a request that names no client gets the default client of the token's account.
 CLIENTLESS_ENDPOINTS = ("token", "revocation")
 # Freshcom's guide spells refresh_token as fresh_token in its examples.

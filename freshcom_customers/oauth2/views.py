@@ -18,9 +18,8 @@ from freshcom_customers.http.contracts import (
     object_schema,
 )
 from freshcom_customers.oauth2 import authorization
-from freshcom_customers.oauth2.endpoints import CONFIDENTIAL_AUTH_METHODS
 from freshcom_customers.oauth2.grants import PASSKEY_GRANT
-from freshcom_customers.oauth2.server import AUTH_METHODS
+from freshcom_customers.oauth2.server import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 bp = Blueprint("oauth2", __name__)
 # The token endpoints' errors are RFC 6749's (app.register_error_handlers dispatches on it).
@@ -32,7 +31,7 @@ class TokenRequestSchema(Schema):
 
     grant_type = fields.String(
         required=True,
-        validate=OneOf(("password", "refresh_token", "fresh_token", PASSKEY_GRANT)),
+        validate=OneOf(("password", "refresh_token", "fresh_token", "client_credentials", PASSKEY_GRANT)),
         metadata={"description": "fresh_token is an alias of refresh_token (Freshcom's guide)."},
     )
     username = fields.String()
@@ -114,7 +113,7 @@ METADATA = Shape(
 
 @bp.post(TOKEN_PATH)
 @contract(
-    "Issue an access token (password, refresh_token or passkey grant)",
+    "Issue an access token (password, refresh_token, passkey or client_credentials grant)",
     tag="Token endpoint",
     responses={200: TOKEN, **OAUTH_ERRORS, 503: OAUTH_ERROR},
     security=CLIENT_BASIC,
@@ -178,7 +177,7 @@ def metadata():
         "jwks_uri": _url(issuer, "oauth2.jwks"),
         "revocation_endpoint": _url(issuer, "oauth2.revoke_token"),
         "introspection_endpoint": _url(issuer, "oauth2.introspect_token"),
-        "grant_types_supported": ["password", "refresh_token", PASSKEY_GRANT],
+        "grant_types_supported": ["password", "refresh_token", "client_credentials", PASSKEY_GRANT],
         # No authorization endpoint, so no response types (RFC 8414 2 requires the member).
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

@@ -48,6 +48,7 @@ MAX_FIELD = 256  # characters of a logged string field (a 1 MiB "username" stays
 MAX_PATH = 512
 
 _ENVIRON_ID = "freshcom.request_id"
+_ENVIRON_CLIENT = "freshcom.client_id"
 _ENVIRON_STARTED = "freshcom.started"
 _HANDLER_MARK = "_freshcom_handler"
 # A request's id outside its request context: the mail thread delivering its email.
@@ -164,10 +165,17 @@ def _start() -> None:
     request_id()
 
 
+def note_client(client_id: str) -> None:
+    """Name the machine client (API.md 12) that made this request in its access log line."""
+    request.environ[_ENVIRON_CLIENT] = client_id
+
+
 def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id()
     started = request.environ.get(_ENVIRON_STARTED)
     access = {"status": response.status_code}
+    if _ENVIRON_CLIENT in request.environ:
+        access["client_id"] = request.environ[_ENVIRON_CLIENT]
     if started is not None:
         access["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     if request.query_string:

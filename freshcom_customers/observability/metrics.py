@@ -62,7 +62,14 @@ EXPOSITION = Shape("", STRING, "text/plain")
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 UNMATCHED = "unmatched"
 LOGIN_OUTCOMES = ("success", "invalid_credentials", "second_factor_required", "locked_out", "throttled")
-GRANTS = ("password", "passkey", "refresh_token_prt", "refresh_token_urt", "chec_magic_link")
+GRANTS = (
+    "password",
+    "passkey",
+    "refresh_token_prt",
+    "refresh_token_urt",
+    "client_credentials",
+    "chec_magic_link",
+)
 EMAIL_KINDS = (
     "password_reset",
     "email_verification",

@@ -13,7 +13,15 @@ from sqlalchemy import and_, bindparam, func, select
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, AccountMembership, Customer, LoginSession, RefreshToken, User
+from freshcom_customers.models import (
+    Account,
+    AccountMembership,
+    Client,
+    Customer,
+    LoginSession,
+    RefreshToken,
+    User,
+)
 from freshcom_customers.services import refresh_tokens, sessions
 
 ALGORITHM = "RS256"
@@ -103,10 +111,16 @@ class Principal:
     customer: Customer | None = None
     # Whether checking the token noted a use of its session (sessions.touch): a write to commit.
     session_touched: bool = False
+    # The client of a client_credentials token (a machine: no user); None for the others.
+    machine_client_id: uuid.UUID | None = None
 
     @property
     def is_staff(self) -> bool:
         return self.role not in ("guest", "customer")
+
+    @property
+    def is_machine(self) -> bool:
+        return self.machine_client_id is not None
 
 
 def issue(
@@ -149,6 +163,20 @@ def issue(
     return jwt.encode(header, claims, signer.key), lifetime
 
 
+def issue_for_client(account: Account, client: Client) -> tuple[str, int]:
+    """Sign a client_credentials token (API.md 12): the client's role in account, no user;
+    return (jwt, lifetime in seconds). Its gen is the client's token generation."""
+    lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
+    claims = {
+        "role": client.role,
+        "typ": "client",
+        "client_id": str(client.id),
+        "gen": client.token_generation,
+    }
+    token, _ = sign(account, claims, lifetime)
+    return token, lifetime
+
+
 def sign(account: Account, claims: dict, lifetime: int) -> tuple[str, int]:
     """Sign claims for the account, adding iss, aid, iat, exp and jti; return (jwt, exp)."""
     signer = _signer()
@@ -177,6 +205,8 @@ def principal_of(claims: dict, *, touch: bool = False) -> Principal:
         if account is None:
             raise InvalidToken()
         return Principal(account, "guest")
+    if claims.get("typ") == "client":
+        return _machine(claims)
     family_id = claim_uuid(claims["fid"]) if "fid" in claims else None
     ids = {
         "account_id": claim_uuid(claims["aid"]),
@@ -203,6 +233,26 @@ def principal_of(claims: dict, *, touch: bool = False) -> Principal:
     touched = touch and last_used_at is not None and sessions.touch(family_id, last_used_at)
     customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
     return Principal(account, claims["role"], user, customer_id, family_id, customer, touched)
+
+
+def _machine(claims: dict) -> Principal:
+    """A client_credentials token's caller: its client must still serve the account, with the
+    token's role and generation (a revocation, or a new role, ends its tokens at once)."""
+    row = db.session.execute(
+        select(Account, Client)
+        .join(Client, Client.id == claim_uuid(claims.get("client_id")))
+        .where(Account.id == claim_uuid(claims["aid"]))
+    ).one_or_none()
+    if row is None:
+        raise InvalidToken()
+    account, client = row
+    if (
+        not client.serves(account)
+        or client.role != claims.get("role")
+        or client.token_generation != claims.get("gen")
+    ):
+        raise InvalidToken()
+    return Principal(account, client.role, machine_client_id=client.id)
 
 
 def _belongs(user: User, account: Account, membership_id) -> bool:

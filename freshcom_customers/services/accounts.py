@@ -10,8 +10,17 @@ from sqlalchemy.orm import selectinload
 
 from freshcom_customers.errors import InvalidCredentials, NotFound, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, AccountMembership, Client, RefreshToken, User, hash_secret
+from freshcom_customers.models import (
+    STAFF_ROLES,
+    Account,
+    AccountMembership,
+    Client,
+    RefreshToken,
+    User,
+    hash_secret,
+)
 from freshcom_customers.models.base import utcnow
+from freshcom_customers.observability import security_events
 from freshcom_customers.services import refresh_tokens, users
 from freshcom_customers.services.database import as_uuid, flush
 
@@ -36,18 +45,62 @@ def create_account(name: str, *, owner_email: str, owner_password: str, handle: 
     return live, test, owner
 
 
-def create_client(account: Account, name: str, *, confidential: bool, rotation: bool = True):
-    """Create an extra client; return it with its secret, shown once and stored only hashed."""
+def create_client(
+    account: Account, name: str, *, confidential: bool, rotation: bool = True, role: str | None = None
+):
+    """Create an extra client; return it with its secret, shown once and stored only hashed.
+
+    A client with a role is a machine (API.md 12): confidential, and client_credentials is its
+    only grant; its tokens act with that staff role.
+    """
+    if role is not None:
+        if role not in STAFF_ROLES:
+            raise invalid("role", "inclusion", f"A client's role is one of {', '.join(STAFF_ROLES)}.")
+        if not confidential:
+            raise invalid(
+                "role", "confidential", "A client with a role must be confidential (it has a secret)."
+            )
     secret = secrets.token_urlsafe(32) if confidential else None
     client = Client(
-        account=account,
+        account_id=account.live_id,  # a live account's client serves its test twin too
         name=name,
         secret_hash=hash_secret(secret) if secret else None,
         rotate_refresh_tokens=rotation,
+        role=role,
     )
+    if role is not None:
+        client.grant_types = "client_credentials"
     db.session.add(client)
     flush()
     return client, secret
+
+
+def rotate_client_secret(client: Client, grace: timedelta) -> str:
+    """Give a confidential client a new secret; the old one keeps working for grace. Return the new one."""
+    if not client.is_confidential:
+        raise invalid("client", "public", "A public client has no secret to rotate.")
+    secret = secrets.token_urlsafe(32)
+    client.previous_secret_hash = client.secret_hash if grace > timedelta(0) else None
+    client.previous_secret_expires_at = utcnow() + grace if grace > timedelta(0) else None
+    client.secret_hash = hash_secret(secret)
+    security_events.record(
+        "client_secret_rotated",
+        client_id=str(client.id),
+        account_id=str(client.account_id),
+        grace=int(grace.total_seconds()),
+    )
+    return secret
+
+
+def list_clients(account: Account) -> list[Client]:
+    """The account's clients, the default first, then oldest first."""
+    return list(
+        db.session.scalars(
+            select(Client)
+            .where(Client.account_id == account.live_id)
+            .order_by(Client.is_default.desc(), Client.inserted_at, Client.id)
+        )
+    )
 
 
 def get_client(account: Account, client_id: str | None) -> Client:

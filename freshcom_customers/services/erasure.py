@@ -15,6 +15,7 @@ whatever the case. The record is a security event with ids only (docs/decisions.
 import hashlib
 import hmac
 import re
+import uuid
 
 from flask import current_app
 from sqlalchemy import delete, or_, select
@@ -44,10 +45,13 @@ def erase_own_customer(customer: Customer, current_password: str | None) -> None
     erase_customer(customer)
 
 
-def erase_customer(customer: Customer, *, erased_by: User | None = None) -> None:
+def erase_customer(
+    customer: Customer, *, erased_by: User | None = None, erased_by_client: uuid.UUID | None = None
+) -> None:
     """Delete the customer, its user, addresses, sessions and tokens; keep its orders, anonymised.
 
-    erased_by is the staff user who asked; None when the customer erased itself.
+    erased_by is the staff user who asked, erased_by_client the machine client (API.md 12);
+    neither when the customer erased itself.
     """
     user = customer.user
     addresses = db.session.scalars(select(Address).where(Address.customer_id == customer.id)).all()
@@ -62,8 +66,9 @@ def erase_customer(customer: Customer, *, erased_by: User | None = None) -> None
         account_id=str(customer.account_id),
         customer_id=str(customer.id),
         user_id=str(user.id) if user else None,
-        by="staff" if erased_by else "customer",
+        by="staff" if erased_by else "client" if erased_by_client else "customer",
         staff_user_id=str(erased_by.id) if erased_by else None,
+        client_id=str(erased_by_client) if erased_by_client else None,
         orders_kept=kept,
     )
 

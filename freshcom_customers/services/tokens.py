@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, RefreshToken, User
+from freshcom_customers.models import Account, Client, RefreshToken, User
 from freshcom_customers.observability import security_events
 from freshcom_customers.services import access_tokens, refresh_tokens
 
@@ -23,6 +23,12 @@ class PresentedToken:
     issued_at: int | None = None
     expires_at: int | None = None
     claims: dict = field(default_factory=dict)  # an access token's role, cid and jti
+    machine: bool = False  # a client_credentials token (API.md 12): no user, no family
+
+    @property
+    def revocable(self) -> bool:
+        """A session's tokens and a machine's are; a publishable key and its guest tokens are not."""
+        return self.family_id is not None or self.machine
 
 
 def identify(value: str) -> PresentedToken | None:
@@ -38,12 +44,20 @@ def identify(value: str) -> PresentedToken | None:
 
 
 def revoke(token: PresentedToken) -> None:
-    """End the session the token belongs to: its refresh token family, and so its access tokens."""
-    refresh_tokens.revoke_family(token.family_id)
+    """End the session the token belongs to: its refresh token family, and so its access tokens.
+
+    A machine's token has no session: every token of its client ends (RFC 7009 2.1 allows a
+    server to revoke related tokens), by the client's token generation.
+    """
+    if token.machine:
+        client = db.session.get(Client, token.client_id)
+        client.token_generation += 1
+    else:
+        refresh_tokens.revoke_family(token.family_id)
     security_events.record(
         "token_revoked",
         kind=token.kind,
-        family_id=str(token.family_id),
+        family_id=str(token.family_id) if token.family_id else None,
         user_id=str(token.user.id) if token.user else None,
         account_id=str(token.account.id),
         client_id=str(token.client_id),
@@ -89,6 +103,7 @@ def _access_token(claims: dict) -> PresentedToken | None:
         issued_at=claims.get("iat"),
         expires_at=claims["exp"],
         claims={key: claims[key] for key in ("role", "cid", "jti") if key in claims},
+        machine=claims.get("typ") == "client",
     )
 
 

@@ -64,6 +64,12 @@ class Server:
         """Create a public client of the account; return its client id."""
         return self.flask("clients", "create", "--account", account_id, "--name", name)["clientId"]
 
+    def create_machine_client(self, account_id: str, role: str, name: str = "Back office") -> dict:
+        """Create a confidential client with a staff role (API.md 12); return the CLI's JSON:
+        clientId, clientSecret (shown only now) and role."""
+        args = ["--account", account_id, "--name", name, "--confidential", "--role", role]
+        return self.flask("clients", "create", *args)
+
     def guest_token(self, publishable_key: str) -> str:
         """Exchange a publishable key for a guest access token."""
         response = requests.post(

@@ -30,6 +30,7 @@ def test_metadata_describes_the_endpoints_under_the_issuer(production_like):
         "grant_types_supported": [
             "password",
             "refresh_token",
+            "client_credentials",
             "urn:freshcom:params:oauth:grant-type:passkey",
         ],
         "response_types_supported": [],

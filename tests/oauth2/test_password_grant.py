@@ -157,7 +157,7 @@ def test_suspended_user_gets_the_same_invalid_grant(client, auth, account, regis
         ({"grant_type": "password", "password": "x"}, "invalid_request"),
         ({"grant_type": "password", "username": "x"}, "invalid_request"),
         ({"grant_type": "password", "username": "", "password": "x"}, "invalid_request"),
-        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials"}, "invalid_client"),  # it names no client
         ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
         ({}, "invalid_request"),
         ({"username": "x", "password": "y"}, "invalid_request"),

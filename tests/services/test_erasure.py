@@ -161,6 +161,7 @@ def test_the_erasure_is_recorded_with_ids_only(session, acme, ann, caplog):
         "user_id": ids[2],
         "by": "staff",
         "staff_user_id": str(staff.id),
+        "client_id": None,
         "orders_kept": 2,
     }
     logged = (record.getMessage() + repr(record.fields)).lower()
