@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -232,10 +232,26 @@ def authenticate(account: Account, assertion: str) -> User:
     user = passkey.user
     if not user.is_active or users.role_in(user, account) is None:
         raise InvalidCredentials()
-    passkey.sign_count = verified.new_sign_count
-    passkey.backed_up = verified.credential_backed_up
-    passkey.last_used_at = utcnow()
+    _record_use(passkey, verified.new_sign_count, verified.credential_backed_up)
     return user
+
+
+def _record_use(passkey: Passkey, sign_count: int, backed_up: bool) -> None:
+    """Keep the counter the assertion showed, unless a concurrent login kept one as high: two
+    assertions with the same count (a cloned authenticator) must not both pass. A counter of 0
+    (an authenticator that keeps none) stays 0 and is never a clash."""
+    moved = sign_count > passkey.sign_count
+    query = update(Passkey).where(Passkey.id == passkey.id)
+    if moved:
+        query = query.where(Passkey.sign_count < sign_count)
+    used = db.session.execute(
+        query.values(sign_count=sign_count, backed_up=backed_up, last_used_at=utcnow()).execution_options(
+            synchronize_session=False
+        )
+    )
+    if used.rowcount != 1:
+        raise InvalidCredentials()
+    db.session.refresh(passkey, ["sign_count", "backed_up", "last_used_at"])
 
 
 def list_for(user: User) -> list[Passkey]:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cache
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 
 from freshcom_customers.errors import InvalidCredentials, NotFound, ValidationFailed
 from freshcom_customers.models import OneTimeToken, Passkey, hash_secret
@@ -719,3 +719,23 @@ def test_an_unknown_username_gets_a_stable_made_up_credential(localhost, acme, g
     assert len(ids[0]) == 1 and ids[0] == ids[1] != ids[2]
     assert len(without_passkeys["allowCredentials"]) == 1  # a user without passkeys looks the same
     assert len(from_b64url(ids[0][0])) == 32
+
+
+def test_a_counter_a_concurrent_login_kept_already_is_refused(session, localhost, acme, pia):
+    """Two logins read the counter at 1; the first keeps 5; the second, with 3, must not pass."""
+    authenticator = Authenticator()
+    passkeys.register(pia, authenticator.create(passkeys.registration_options(pia, acme)), None)
+    passkeys.authenticate(acme, json.dumps(authenticator.get(passkeys.login_options(acme))))
+    (passkey,) = passkeys.list_for(pia)
+    assert passkey.sign_count == 1
+    session.execute(
+        update(Passkey)
+        .where(Passkey.id == passkey.id)
+        .values(sign_count=5)
+        .execution_options(synchronize_session=False)
+    )  # the other login's write; this one still holds 1
+
+    with pytest.raises(InvalidCredentials):
+        passkeys._record_use(passkey, 3, False)
+    passkeys._record_use(passkey, 6, False)
+    assert passkey.sign_count == 6
