@@ -98,13 +98,18 @@ class Email:
         return message
 
 
+def account_name(account: Account | None) -> str:
+    """Who a message to a user comes from: its account, or the product for a standard user."""
+    return account.name if account else PRODUCT_NAME
+
+
 def send(kind: str, to: str, *, account: Account | None, link: str | None = None, **context) -> None:
     """Render the kind's templates and send the message once the transaction commits."""
     if kind not in metrics.EMAIL_KINDS:
         raise ValueError(f"{kind!r} is not a kind of email (metrics.EMAIL_KINDS)")
     if link is None and kind not in NOTICES:
         raise ValueError(f"an email of kind {kind} needs a link")
-    context |= {"account_name": account.name if account else PRODUCT_NAME, "link": link, "to": to}
+    context |= {"account_name": account_name(account), "link": link, "to": to}
     locale = account.default_locale if account else DEFAULT_LOCALE
     subject, body, html = current_app.extensions[_TEMPLATES].render(kind, locale, context)
     db.session.info.setdefault(_PENDING, []).append(Email(kind, [to], subject, body, html))

@@ -171,7 +171,7 @@ def login_options(account: Account, username: str | None = None) -> dict:
     payload = {"account_id": str(account.id)}
     allowed = []
     if username:
-        user = users.managed_user_named(account, username)
+        user = users.user_named(account, username)
         keys = list_for(user) if user is not None else []
         if keys:
             payload["user_id"] = str(user.id)

@@ -72,7 +72,7 @@ def send_login_code(user: User) -> None:
     code = one_time_tokens.issue_code(
         "login_otp", user, email=to if by_email else None, lifetime=CODE_LIFETIME
     )
-    shop = user.account.name if user.account else mail.PRODUCT_NAME
+    shop = mail.account_name(user.account)
     if by_email:
         mail.send("login_code", to, account=user.account, code=code, minutes=CODE_LIFETIME // 60)
     else:
@@ -88,7 +88,7 @@ def send_phone_code(user: User, phone_number: str) -> None:
     code = one_time_tokens.issue_code(
         "phone_verification", user, email=None, lifetime=CODE_LIFETIME, payload={"phone_number": phone_number}
     )
-    shop = user.account.name if user.account else mail.PRODUCT_NAME
+    shop = mail.account_name(user.account)
     _text(phone_number, f"{code} is your {shop} verification code.")
 
 

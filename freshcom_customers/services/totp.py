@@ -28,6 +28,7 @@ from freshcom_customers.models import RecoveryCode, User, hash_secret
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
 from freshcom_customers.services import data_keys, one_time_tokens, users
+from freshcom_customers.services.database import count
 
 ENROLMENT_LIFETIME = 15 * 60
 DRIFT_STEPS = 1  # steps accepted either side of now
@@ -109,7 +110,8 @@ def normalise_recovery_code(code: str) -> str:
 
 def _matching_step(secret: str, code: str | None, *, after: int | None) -> int | None:
     """The time step, within the drift allowed and later than after, whose code is code; else None."""
-    if not code or not _SIX_DIGITS.fullmatch(code.strip()):
+    code = (code or "").strip()
+    if not _SIX_DIGITS.fullmatch(code):
         return None
     totp = pyotp.TOTP(secret)
     now = _now()
@@ -117,7 +119,7 @@ def _matching_step(secret: str, code: str | None, *, after: int | None) -> int |
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
         if after is not None and step <= after:
             continue
-        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+        if hmac.compare_digest(totp.generate_otp(step), code):
             return step
     return None
 
@@ -161,10 +163,8 @@ def _use_recovery_code(user: User, code: str) -> bool:
 
 
 def remaining_recovery_codes(user: User) -> int:
-    return len(
-        db.session.scalars(
-            select(RecoveryCode.id).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-        ).all()
+    return count(
+        select(RecoveryCode.id).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
     )
 
 

@@ -97,12 +97,7 @@ def authenticate(account: Account | None, username: str, password: str) -> User:
     Every failure is the same InvalidCredentials, and an unknown username costs one hash
     verify like a wrong password does.
     """
-    user = db.session.scalar(
-        select(User).where(
-            User.username == identifiers.canonical(username),
-            User.account_id == account.id if account else User.account_id.is_(None),
-        )
-    )
+    user = user_named(account, username)
     if user is None:
         passwords.dummy_verify()
         raise InvalidCredentials()
@@ -114,10 +109,14 @@ def authenticate(account: Account | None, username: str, password: str) -> User:
     return user
 
 
-def managed_user_named(account: Account, username: str) -> User | None:
-    """The managed user of account with this username, as people read it; None if none."""
+def user_named(account: Account | None, username: str) -> User | None:
+    """The managed user of account (a standard user when None) with this username, as people
+    read it; None if none."""
     return db.session.scalar(
-        select(User).where(User.account_id == account.id, User.username == identifiers.canonical(username))
+        select(User).where(
+            User.username == identifiers.canonical(username),
+            User.account_id == account.id if account else User.account_id.is_(None),
+        )
     )
 
 
