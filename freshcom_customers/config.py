@@ -307,6 +307,15 @@ SETTINGS = {
     "WEBAUTHN_RP_ID": Setting(TEXT),
     "WEBAUTHN_RP_NAME": Setting(TEXT),
     "WEBAUTHN_ORIGINS": Setting(ORIGINS),
+    # Webhooks (API.md 12; docs/deploy.md, "Webhooks"): whether deliveries may go to loopback,
+    # private and link-local addresses (default: not in production, yes elsewhere); an
+    # attempt's timeout; the first retry's delay, doubled each time up to 6 hours; how long
+    # retries go on; how long a worker's claim on a delivery lasts before another may take it.
+    "WEBHOOK_PRIVATE_ADDRESSES": Setting(BOOLEAN),
+    "WEBHOOK_TIMEOUT": Setting(SECONDS, 10),
+    "WEBHOOK_FIRST_RETRY": Setting(SECONDS, 30),
+    "WEBHOOK_RETRY_PERIOD": Setting(SECONDS, 3 * 86400),
+    "WEBHOOK_LEASE": Setting(SECONDS, 60),
 }
 DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
 

@@ -42,6 +42,19 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
     """Real credentials and ids of one account (the fixtures' values), fetched as clients fetch them."""
     customer, _ = register()
     owner = auth.owner(account)
+    # An endpoint before the order: the order's creation gives it a delivery.
+    endpoint = client.post(
+        "/v1/webhook_endpoints",
+        json={
+            "data": {
+                "type": "WebhookEndpoint",
+                "attributes": {"url": "http://127.0.0.1:9/hooks", "events": ["*"]},
+            }
+        },
+        headers=auth.headers(owner),
+    )
+    assert endpoint.status_code == 201, endpoint.get_json()
+    endpoint_id = endpoint.get_json()["data"]["id"]
     order = client.post(
         "/v1/orders",
         json={
@@ -77,6 +90,7 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
     link = link_of(mailbox, mailbox.wait_for(before + 1)[-1])
     exchanged = chec.exchange(token_of(link))
     assert exchanged.status_code == 200, exchanged.get_json()
+    deliveries = client.get(f"/v1/webhook_endpoints/{endpoint_id}/deliveries", headers=auth.headers(owner))
     staff_user = users.create_managed_user(
         account.live, username="fuzz-support", password="support-password", role="support_specialist"
     )
@@ -106,6 +120,8 @@ def fetch_credentials(client, auth, account, runner, register, mailbox, session)
             "user_id": str(staff_user.id),
             "session_id": access_tokens.decode(login["access_token"])["fid"],  # Roy's login
             "passkey_id": passkey["id"],  # Roy's
+            "endpoint_id": endpoint_id,
+            "delivery_id": deliveries.get_json()["data"][0]["id"],
             "name": "docs.js",  # /docs/{name}: a file the rendered document loads
         },
         "chec_ids": {

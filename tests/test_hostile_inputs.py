@@ -335,6 +335,18 @@ BASES: dict[str, Callable[[Context], Base | list[Base]]] = {
     "DELETE /v1/passkeys/{passkey_id}": lambda c: Base(
         body=_document("Passkey", {"currentPassword": REGISTRATION["password"]})
     ),
+    # A URL the rules accept outside production: http to a loopback address.
+    "POST /v1/webhook_endpoints": lambda c: Base(
+        body=_document(
+            "WebhookEndpoint",
+            {"url": "http://127.0.0.1:9/hooks", "events": ["customer.created"], "description": "CRM"},
+        )
+    ),
+    "PATCH /v1/webhook_endpoints/{endpoint_id}": lambda c: Base(
+        body=_document(
+            "WebhookEndpoint", {"url": "http://localhost:9/crm", "events": ["*"], "description": "CRM"}
+        )
+    ),
     "POST /v1/passkey_challenges": lambda c: Base(
         role="guest", body=_document("PasskeyChallenge", {"scope": c.scope})
     ),

@@ -9,6 +9,7 @@ from freshcom_customers.api import (  # noqa: E402,F401
     account,
     addresses,
     customer_data,
+    customer_events,
     customers,
     email_verifications,
     orders,
@@ -17,4 +18,5 @@ from freshcom_customers.api import (  # noqa: E402,F401
     second_factors,
     sessions,
     users,
+    webhooks,
 )

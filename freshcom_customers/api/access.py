@@ -7,7 +7,7 @@ from authlib.integrations.flask_oauth2 import current_token
 from freshcom_customers.errors import AccessDenied
 from freshcom_customers.http import throttling
 from freshcom_customers.models import STAFF_ROLES, User
-from freshcom_customers.services import logins, step_up
+from freshcom_customers.services import actors, logins, step_up
 from freshcom_customers.services.access_tokens import Principal
 
 STAFF = frozenset(STAFF_ROLES)
@@ -20,7 +20,17 @@ def caller(*roles: str) -> Principal:
     principal = current_token._get_current_object()
     if principal.role not in roles:
         raise AccessDenied(f"The {principal.role} role may not do this.")
+    actors.act_as(actor_of(principal))
     return principal
+
+
+def actor_of(principal: Principal) -> actors.Actor:
+    """Who the caller is in a customer's history: a client, a staff user, or the customer itself."""
+    if principal.is_machine:
+        return actors.Actor("client", principal.machine_client_id)
+    if principal.role in STAFF:
+        return actors.Actor("staff", principal.user.id if principal.user else None)
+    return actors.CUSTOMER
 
 
 def user_caller(*roles: str) -> Principal:

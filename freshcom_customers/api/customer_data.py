@@ -11,6 +11,7 @@ from marshmallow import Schema, fields
 
 from freshcom_customers.api import addresses as addresses_api
 from freshcom_customers.api import bp, jsonapi
+from freshcom_customers.api import customer_events as customer_events_api
 from freshcom_customers.api import customers as customers_api
 from freshcom_customers.api import orders as orders_api
 from freshcom_customers.api import passkeys as passkeys_api
@@ -56,6 +57,7 @@ PARTS = {
     "sessions": SessionSchema(exclude=("current",)),  # the file has no request to be current in
     "passkeys": passkeys_api.PasskeySchema(exclude=("current_password",)),
     "email_history": EmailSchema(),
+    "history": customer_events_api.SCHEMA,
 }
 WITHOUT_ID = {"email_history"}
 
@@ -75,7 +77,7 @@ def _export_schema(fields_) -> dict:
         "user": {"anyOf": [{"type": "null"}, record("user")]},
         **{
             camelize(part): {"type": "array", "items": record(part)}
-            for part in ("addresses", "orders", "sessions", "passkeys", "email_history")
+            for part in ("addresses", "orders", "sessions", "passkeys", "email_history", "history")
         },
     }
     return object_schema(parts, tuple(parts))
@@ -92,7 +94,7 @@ EXPORT = Shape("CustomerExport", _export_schema, JSON)
     security=BEARER,
     description="Plain JSON, not a JSON:API document: the customer, its user (no hashes), addresses, "
     "every order, sessions, passkeys (no keys) and the email history (one-time links and codes "
-    "mailed: purpose, address, when, used).",
+    "mailed: purpose, address, when, used) and the customer's history (logins, changes).",
 )
 @require_oauth()
 def export_customer_data():
@@ -136,6 +138,7 @@ def _written(data: customer_data.CustomerData) -> dict:
         "sessions": data.sessions,
         "passkeys": data.passkeys,
         "email_history": data.emails,
+        "history": data.history,
     }
     written = {"exportedAt": jsonapi.Timestamp().serialize("now", {"now": utcnow()})}
     for part, value in rows.items():

@@ -15,9 +15,11 @@ from freshcom_customers.errors import AccessDenied, NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.http import contracts, throttling
 from freshcom_customers.http.contracts import BEARER, Param
+from freshcom_customers.models import Customer
 from freshcom_customers.oauth2 import require_oauth
 from freshcom_customers.services import (
     addresses,
+    changes,
     customers,
     erasure,
     invitations,
@@ -58,6 +60,15 @@ def serialize(customer, orders=None, addresses=None) -> dict:
         if included is not None:
             relationships[name]["data"] = [{"type": resource_type, "id": str(row.id)} for row in included]
     return jsonapi.resource("Customer", customer, SCHEMA, relationships)
+
+
+# A webhook event's data (API.md 12): the customer as GET shows it, its lists' links aside.
+changes.show_as(
+    Customer,
+    lambda customer: jsonapi.resource(
+        "Customer", customer, SCHEMA, {"user": jsonapi.relationship("User", customer.user_id)}
+    ),
+)
 
 
 def _document(customer, include: set[str]):

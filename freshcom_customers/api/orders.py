@@ -12,8 +12,9 @@ from freshcom_customers.api.access import CUSTOMER_MANAGERS, STAFF, caller, own_
 from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http.contracts import BEARER
+from freshcom_customers.models import Order
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import orders
+from freshcom_customers.services import changes, orders
 
 
 class LineItems(fields.List):
@@ -68,6 +69,7 @@ def serialize(order) -> dict:
     )
 
 
+changes.show_as(Order, serialize)  # a webhook event's data (API.md 12)
 DOCUMENT, LIST = jsonapi.documents("Order", OrderSchema())
 CUSTOMER = (("customer", "Customer"),)  # the relationship a written order may name
 

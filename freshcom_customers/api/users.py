@@ -11,9 +11,9 @@ from freshcom_customers.api.jsonapi import BODY_ERRORS, ERRORS, TOKEN_ERRORS
 from freshcom_customers.extensions import db
 from freshcom_customers.http import throttling
 from freshcom_customers.http.contracts import BEARER
-from freshcom_customers.models import AUTH_METHODS, MANAGED_ROLES
+from freshcom_customers.models import AUTH_METHODS, MANAGED_ROLES, User
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import user_management, users
+from freshcom_customers.services import changes, user_management, users
 
 # Who manages an account's managed users (API.md 5; owners too, as they outrank both).
 USER_MANAGERS = ("developer", "administrator", "owner")
@@ -62,6 +62,9 @@ def serialize(user, role: str | None = None) -> dict:
     if role is not None:
         data["attributes"]["role"] = role
     return data
+
+
+changes.show_as(User, serialize)  # a webhook event's data (API.md 12)
 
 
 DOCUMENT, _ = jsonapi.documents("User", UserSchema())

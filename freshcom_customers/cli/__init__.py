@@ -15,6 +15,7 @@ from freshcom_customers.cli.customers import customers_cli
 from freshcom_customers.cli.data_keys import data_keys_cli
 from freshcom_customers.cli.housekeeping import purge_tokens
 from freshcom_customers.cli.users import users_cli
+from freshcom_customers.cli.webhooks import webhooks_cli
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
 from freshcom_customers.models import STAFF_ROLES, Account, User
@@ -33,7 +34,17 @@ PASSWORD_UNCHANGED = (
 
 
 def register_commands(app: Flask) -> None:
-    for group in (accounts_cli, clients_cli, users_cli, demo_cli, customers_cli, purge_tokens, data_keys_cli):
+    groups = (
+        accounts_cli,
+        clients_cli,
+        users_cli,
+        demo_cli,
+        customers_cli,
+        purge_tokens,
+        data_keys_cli,
+        webhooks_cli,
+    )
+    for group in groups:
         app.cli.add_command(group)
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from freshcom_customers.extensions import db
 from freshcom_customers.http import schema
-from freshcom_customers.models import OneTimeToken, User
+from freshcom_customers.models import OneTimeToken, User, WebhookEndpoint
 from freshcom_customers.services import data_keys
 
 data_keys_cli = click.Group("data-keys", help="The Fernet keys of FRESHCOM_DATA_KEYS.")
@@ -54,5 +54,10 @@ def rotate():
     )
     for token in pending:
         token.payload = {**token.payload, "secret": data_keys.rotate(token.payload["secret"])}
+    # Webhook endpoints' signing secrets (API.md 12): a few per account.
+    endpoints = list(db.session.scalars(select(WebhookEndpoint)))
+    for endpoint in endpoints:
+        endpoint.secret_ciphertext = data_keys.rotate(endpoint.secret_ciphertext)
     db.session.commit()
-    click.echo(json.dumps({"users": users, "reEncrypted": rotated, "pendingEnrolments": len(pending)}))
+    summary = {"users": users, "reEncrypted": rotated, "pendingEnrolments": len(pending)}
+    click.echo(json.dumps({**summary, "webhookEndpoints": len(endpoints)}))

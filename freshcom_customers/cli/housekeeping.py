@@ -33,13 +33,15 @@ DEFAULT_RETENTION_DAYS = housekeeping.DEFAULT_RETENTION.days
 )
 @schema.required
 def purge_tokens(dry_run, batch_size, retention_days):
-    """Delete expired one-time tokens, expired refresh token families and old sessions; print a JSON summary.
+    """Delete expired tokens, old sessions, delivered webhook events and the failed logins of no
+    customer; print a JSON summary.
 
     A refresh token family goes whole, once its absolute expiry is more than the retention in
     the past; publishable keys are never deleted. A login session goes once ended, or expired
-    (its family gone, its Chec JWT expired), longer than the retention ago. Prints
-    {"oneTimeTokens", "refreshTokens", "sessions", "seconds", "dryRun"} on one line; a progress
-    bar is drawn on stderr when it is a terminal.
+    (its family gone, its Chec JWT expired), longer than the retention ago; a webhook event
+    once it happened that long ago and waits for no delivery. Prints {"oneTimeTokens",
+    "refreshTokens", "sessions", "webhookEvents", "unknownFailedLogins", "seconds", "dryRun"}
+    on one line; a progress bar is drawn on stderr when it is a terminal.
     """
     started = time.monotonic()
     try:
@@ -51,6 +53,8 @@ def purge_tokens(dry_run, batch_size, retention_days):
         "oneTimeTokens": counts.one_time_tokens,
         "refreshTokens": counts.refresh_tokens,
         "sessions": counts.sessions,
+        "webhookEvents": counts.webhook_events,
+        "unknownFailedLogins": counts.unknown_failed_logins,
         "seconds": round(time.monotonic() - started, 3),
         "dryRun": dry_run,
     }
@@ -63,6 +67,8 @@ def _purge(before, batch_size: int) -> housekeeping.Counts:
             _commit_each(housekeeping.purge_one_time_tokens(before, batch_size), advance),
             _commit_each(housekeeping.purge_refresh_tokens(before, batch_size), advance),
             _commit_each(housekeeping.purge_sessions(before, batch_size), advance),
+            _commit_each(housekeeping.purge_webhook_events(before, batch_size), advance),
+            _commit_each(housekeeping.purge_unknown_failed_logins(before, batch_size), advance),
         )
 
 

@@ -14,7 +14,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Address, Customer, LoginSession, OneTimeToken, Order, Passkey, User
+from freshcom_customers.models import (
+    Address,
+    Customer,
+    CustomerEvent,
+    LoginSession,
+    OneTimeToken,
+    Order,
+    Passkey,
+    User,
+)
 from freshcom_customers.observability import security_events
 
 
@@ -29,6 +38,7 @@ class CustomerData:
     sessions: list[LoginSession]
     passkeys: list[Passkey]
     emails: list[OneTimeToken]
+    history: list[CustomerEvent]
 
 
 def export_customer_data(customer: Customer) -> CustomerData:
@@ -42,6 +52,9 @@ def export_customer_data(customer: Customer) -> CustomerData:
         passkeys=_rows(Passkey, Passkey.user_id == customer.user_id) if customer.user_id else [],
         # Only what was mailed: a texted code or a WebAuthn challenge has no address.
         emails=_rows(OneTimeToken, _owned_by(OneTimeToken, customer) & OneTimeToken.email.is_not(None)),
+        history=db.session.scalars(
+            select(CustomerEvent).where(CustomerEvent.customer_id == customer.id).order_by(CustomerEvent.id)
+        ).all(),
     )
     security_events.record(
         "customer_data_exported",

@@ -24,7 +24,7 @@ from freshcom_customers.errors import WrongPassword
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Address, Customer, LoginSession, OneTimeToken, Order, RefreshToken, User
 from freshcom_customers.observability import security_events
-from freshcom_customers.services import users
+from freshcom_customers.services import changes, history, users
 from freshcom_customers.services.database import flush
 
 PLACEHOLDER = "erased-{}@invalid"  # RFC 2606's .invalid: no mail is ever delivered there
@@ -57,6 +57,8 @@ def erase_customer(
     addresses = db.session.scalars(select(Address).where(Address.customer_id == customer.id)).all()
     kept = _anonymise_orders(customer, _personal_pattern([customer, user, *addresses]))
     _delete_belongings(customer, user)
+    history.forget_networks(customer.id)
+    changes.mark(db.session, customer, "erased")
     db.session.delete(customer)
     if user is not None:
         db.session.delete(user)

@@ -14,6 +14,10 @@ What goes, once it has been past its life for longer than the retention (docs/de
 - A login session (services/sessions) ended before the cutoff, a Chec one whose JWT expired
   before it, and a native one whose family is gone (purged above, which it follows). An
   access token of a purged ended session still dies: its family is revoked, or gone.
+- A webhook event (API.md 12) that happened before the cutoff and waits for no delivery (each
+  succeeded or failed for good), with its deliveries' log.
+- A failed login of no customer in the history (services/history.py writes one whatever the
+  username, so that an unknown one costs what a known one does). A customer's history stays.
 
 Each batch is one DELETE, and the caller commits after each one: a long purge holds its locks
 for a batch at most and can stop between any two.
@@ -27,7 +31,14 @@ from flask import current_app
 from sqlalchemy import Delete, and_, delete, exists, func, or_, select
 
 from freshcom_customers.extensions import db
-from freshcom_customers.models import LoginSession, OneTimeToken, RefreshToken
+from freshcom_customers.models import (
+    CustomerEvent,
+    LoginSession,
+    OneTimeToken,
+    RefreshToken,
+    WebhookDelivery,
+    WebhookEvent,
+)
 from freshcom_customers.models.base import utcnow
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -40,6 +51,8 @@ class Counts(NamedTuple):
     one_time_tokens: int
     refresh_tokens: int
     sessions: int = 0
+    webhook_events: int = 0
+    unknown_failed_logins: int = 0
 
 
 def purge_before(retention: timedelta = DEFAULT_RETENTION) -> datetime:
@@ -57,6 +70,8 @@ def count(before: datetime) -> Counts:
         db.session.scalar(select(func.count()).where(_expired_one_time_token(before))),
         db.session.scalar(select(func.count()).where(_expired_refresh_token(before))),
         db.session.scalar(select(func.count()).where(_expired_session(before))),
+        db.session.scalar(select(func.count()).where(_finished_webhook_event(before))),
+        db.session.scalar(select(func.count()).where(_unknown_failed_login(before))),
     )
 
 
@@ -97,6 +112,29 @@ def purge_sessions(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> It
     """
     oldest = select(LoginSession.id).where(_expired_session(before)).limit(batch_size)
     return _batches(delete(LoginSession).where(LoginSession.id.in_(oldest)), batch_size)
+
+
+def purge_webhook_events(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[int]:
+    """Delete webhook events that happened before the cutoff and wait for no delivery, with their
+    deliveries' log; yield each batch's count. The caller commits after each batch."""
+    oldest = select(WebhookEvent.id).where(_finished_webhook_event(before)).limit(batch_size)
+    return _batches(delete(WebhookEvent).where(WebhookEvent.id.in_(oldest)), batch_size)
+
+
+def purge_unknown_failed_logins(before: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[int]:
+    """Delete the history rows of failed logins of no customer (services/history.py) written
+    before the cutoff; yield each batch's count. The caller commits after each batch."""
+    oldest = select(CustomerEvent.id).where(_unknown_failed_login(before)).limit(batch_size)
+    return _batches(delete(CustomerEvent).where(CustomerEvent.id.in_(oldest)), batch_size)
+
+
+def _finished_webhook_event(before: datetime):
+    waiting = exists().where(WebhookDelivery.event_id == WebhookEvent.id, WebhookDelivery.status == "pending")
+    return and_(WebhookEvent.occurred_at < before, ~waiting)
+
+
+def _unknown_failed_login(before: datetime):
+    return and_(CustomerEvent.customer_id.is_(None), CustomerEvent.occurred_at < before)
 
 
 def _expired_session(before: datetime):

@@ -31,7 +31,15 @@ from freshcom_customers import identifiers
 from freshcom_customers.errors import DomainError, InvalidCredentials, WrongPassword
 from freshcom_customers.models import Account, User
 from freshcom_customers.observability import metrics, security_events
-from freshcom_customers.services import accounts, passkeys, passwords, second_factors, users
+from freshcom_customers.services import (
+    accounts,
+    history,
+    passkeys,
+    passwords,
+    second_factors,
+    sessions,
+    users,
+)
 from freshcom_customers.services.lockouts import Lockouts, Policy
 
 
@@ -150,6 +158,7 @@ class Login:
         except failure:
             fields = {"account_id": account_id, "username": name, "ip": self.client_ip}
             security_events.record("login_failed", **fields)
+            history.login_failed(account_id, name, sessions.network(self.client_ip), "password")
             delay = counters.failed()
             if delay:
                 security_events.record("lockout", **fields, seconds=delay)

@@ -8,7 +8,15 @@ from freshcom_customers import identifiers
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, User
-from freshcom_customers.services import customers, invitations, mail, one_time_tokens, passwords, users
+from freshcom_customers.services import (
+    changes,
+    customers,
+    invitations,
+    mail,
+    one_time_tokens,
+    passwords,
+    users,
+)
 
 PURPOSE = "password_reset"
 LIFETIME = timedelta(hours=1)
@@ -63,6 +71,7 @@ def reset_password(token_value: str | None, new_password: str) -> User:
         raise ValidationFailed(*problems)
     invited = user.password_hash is None
     user.password_hash = passwords.hash_password(new_password)
+    changes.mark(db.session, user, "password_reset")
     users.revoke_sessions(user)
     for purpose in (PURPOSE, invitations.PURPOSE):  # the other links would set it again
         one_time_tokens.discard(purpose, user=user)

@@ -23,7 +23,7 @@ from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Client, Customer, LoginSession, RefreshToken, User
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import refresh_tokens, users
+from freshcom_customers.services import actors, history, refresh_tokens, users
 from freshcom_customers.services.database import as_uuid
 
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -69,6 +69,7 @@ def log_in(
     """
     issued = refresh_tokens.issue(user, account, client)
     row = _record(issued.family_id, "oauth", account.id, where, user=user, client=client)
+    _remember_login(user.id, None, "oauth", where)
     if second_factor:
         row.second_factor_at = row.created_at
     return issued
@@ -83,7 +84,22 @@ def branch(token: RefreshToken, account: Account, where: Device) -> refresh_toke
 
 def start_chec(customer: Customer, where: Device) -> LoginSession:
     """Record a Chec session of the customer (its user's too, when it has one); its id is the JWT's sid."""
+    _remember_login(None, customer.id, "chec", where)
     return _record(uuid.uuid4(), "chec", customer.account_id, where, user=customer.user, customer=customer)
+
+
+def _remember_login(user_id, customer_id, face: str, where: Device) -> None:
+    """A customer's login in its history (a staff user's has none), by the customer itself."""
+    if (customer := _customer_of(user_id, customer_id)) is not None:
+        history.record(
+            customer, "logged_in", actor=actors.CUSTOMER, ip_address=where.network, details={"face": face}
+        )
+
+
+def _customer_of(user_id, customer_id) -> Customer | None:
+    if customer_id is not None:
+        return db.session.get(Customer, customer_id)
+    return db.session.scalar(select(Customer).where(Customer.user_id == user_id))
 
 
 def _record(session_id, face, account_id, where: Device, *, user=None, client=None, customer=None):
@@ -156,11 +172,18 @@ def end(session: LoginSession) -> None:
     session.ended_at = utcnow()
     if session.face == "oauth":
         refresh_tokens.revoke_family(session.id)
+    _remember_ended(session.user_id, session.customer_id, {"session_id": str(session.id)})
 
 
 def end_all(user: User, *, except_session: uuid.UUID | None = None) -> None:
     """End every session of the user but except_session: its refresh tokens (live and test) too."""
     users.revoke_refresh_tokens(user, except_family=except_session)
+    _remember_ended(user.id, None, {"all_but_current": except_session is not None})
+
+
+def _remember_ended(user_id, customer_id, details: dict) -> None:
+    if (customer := _customer_of(user_id, customer_id)) is not None:
+        history.record(customer, "sessions_ended", details=details)
 
 
 def client_name(session: LoginSession) -> str | None:

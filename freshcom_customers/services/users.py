@@ -16,7 +16,7 @@ from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, AccountMembership, LoginSession, RefreshToken, User
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
-from freshcom_customers.services import mail, one_time_tokens, passwords
+from freshcom_customers.services import changes, mail, one_time_tokens, passwords
 from freshcom_customers.services.database import flush, get_in_account
 
 USER_STATUSES = ("active", "suspended")
@@ -205,6 +205,7 @@ def change_password(
         raise WrongPassword()
     passwords.check_policy(new_password)
     user.password_hash = passwords.hash_password(new_password)
+    changes.mark(db.session, user, "password_changed")
     revoke_refresh_tokens(user, except_family=keep_family)
     one_time_tokens.discard("password_reset", user=user)  # a reset link must not undo it
     tell_password_changed(user, how="changed")

@@ -16,7 +16,17 @@ from tests.conftest import assert_no_content, error_code, errors_of
 
 PLACEHOLDER = re.compile(r"^erased-[0-9a-f]{16}@invalid$")
 EXPORT = "/v1/customer/export"
-PARTS = {"exportedAt", "customer", "user", "addresses", "orders", "sessions", "passkeys", "emailHistory"}
+PARTS = {
+    "exportedAt",
+    "customer",
+    "user",
+    "addresses",
+    "orders",
+    "sessions",
+    "passkeys",
+    "emailHistory",
+    "history",
+}
 # Each table that holds rows of a customer or its user, and the part of the export that has them.
 EXPORTED = {
     "customers": "customer",
@@ -26,6 +36,7 @@ EXPORTED = {
     "sessions": "sessions",
     "passkeys": "passkeys",
     "one_time_tokens": "emailHistory",
+    "customer_events": "history",
 }
 # And those the export leaves out, with the reason (docs/decisions.md, "Export and erasure").
 LEFT_OUT = {

@@ -6,8 +6,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from freshcom_customers.models import User
-from freshcom_customers.services import data_keys, totp
+from freshcom_customers.models import User, WebhookEndpoint
+from freshcom_customers.services import data_keys, totp, webhooks
 from tests import factories
 
 CACHE = "freshcom_customers.data_keys"
@@ -39,16 +39,24 @@ def test_rotate_re_encrypts_every_secret_with_the_first_key(runner, session, key
     waiting = factories.customer(account, status="registered", email="gia@example.com").user
     enrolled.totp_secret = data_keys.encrypt("JBSWY3DPEHPK3PXP")
     totp.start_enrolment(waiting, issuer="Acme")
+    endpoint = webhooks.create_endpoint(account, {"url": "https://crm.example.com/hooks", "events": ["*"]})
     session.commit()
 
     keys(new, old)
     result = runner.invoke(args=["data-keys", "rotate"])
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"users": 1, "reEncrypted": 1, "pendingEnrolments": 1}
+    assert json.loads(result.output) == {
+        "users": 1,
+        "reEncrypted": 1,
+        "pendingEnrolments": 1,
+        "webhookEndpoints": 1,
+    }
     keys(new)  # the old key leaves the list: everything still opens
     stored = session.scalar(select(User.totp_secret).where(User.id == enrolled.id))
     assert data_keys.decrypt(stored) == "JBSWY3DPEHPK3PXP"
+    session.expire_all()
+    assert webhooks.secret_of(session.get(WebhookEndpoint, endpoint.endpoint.id)) == endpoint.secret
     with pytest.raises(data_keys.UnreadableSecret):
         keys(old)
         data_keys.decrypt(stored)

@@ -8,10 +8,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from freshcom_customers.cli import housekeeping as housekeeping_cli
-from freshcom_customers.models import LoginSession, OneTimeToken, RefreshToken, hash_secret
+from freshcom_customers.models import CustomerEvent, LoginSession, OneTimeToken, RefreshToken, hash_secret
 from freshcom_customers.models.base import utcnow
 
 LONG_AGO = timedelta(days=8)  # past the default retention of 7 days
+# The owner's logins leave no webhook event and no failed login.
+NOTHING_NEW = {"webhookEvents": 0, "unknownFailedLogins": 0}
 
 
 def housekeeping(runner, *options):
@@ -59,7 +61,13 @@ def expired(session, account, auth):
 
 def test_purges_and_prints_a_one_line_json_summary(runner, session, account, expired):
     result = housekeeping(runner)
-    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "sessions": 3, "dryRun": False}
+    assert summary(result) == {
+        "oneTimeTokens": 1,
+        "refreshTokens": 9,
+        "sessions": 3,
+        **NOTHING_NEW,
+        "dryRun": False,
+    }
     assert result.stderr == ""  # no bar off a terminal: the timer's journal gets the summary alone
     assert count(session, OneTimeToken) == 0
     # The publishable keys of the account and its test twin are all that is left.
@@ -70,6 +78,7 @@ def test_purges_and_prints_a_one_line_json_summary(runner, session, account, exp
         "oneTimeTokens": 0,
         "refreshTokens": 0,
         "sessions": 0,
+        **NOTHING_NEW,
         "dryRun": False,
     }
 
@@ -80,6 +89,7 @@ def test_a_dry_run_counts_and_deletes_nothing(runner, session, expired):
         "oneTimeTokens": 1,
         "refreshTokens": 9,
         "sessions": 0,  # counted before the families go, which they follow
+        **NOTHING_NEW,
         "dryRun": True,
     }
     assert (
@@ -91,7 +101,13 @@ def test_a_dry_run_counts_and_deletes_nothing(runner, session, expired):
 
 def test_a_small_batch_size_still_deletes_everything(runner, session, expired):
     result = housekeeping(runner, "--batch-size", "2")
-    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "sessions": 3, "dryRun": False}
+    assert summary(result) == {
+        "oneTimeTokens": 1,
+        "refreshTokens": 9,
+        "sessions": 3,
+        **NOTHING_NEW,
+        "dryRun": False,
+    }
 
 
 def test_a_longer_retention_keeps_what_expired_within_it(runner, session, expired):
@@ -99,6 +115,7 @@ def test_a_longer_retention_keeps_what_expired_within_it(runner, session, expire
         "oneTimeTokens": 0,
         "refreshTokens": 0,
         "sessions": 0,
+        **NOTHING_NEW,
         "dryRun": False,
     }
 
@@ -123,7 +140,13 @@ def test_a_progress_bar_on_a_terminal_goes_to_stderr(runner, session, expired, m
     monkeypatch.setattr(housekeeping_cli, "_on_terminal", lambda: True)
     result = housekeeping(runner, "--batch-size", "4")
     assert "Purging tokens" in result.stderr
-    assert summary(result) == {"oneTimeTokens": 1, "refreshTokens": 9, "sessions": 3, "dryRun": False}
+    assert summary(result) == {
+        "oneTimeTokens": 1,
+        "refreshTokens": 9,
+        "sessions": 3,
+        **NOTHING_NEW,
+        "dryRun": False,
+    }
 
 
 def test_a_retention_shorter_than_an_access_tokens_life_is_refused(runner, app, session, monkeypatch):
@@ -149,3 +172,30 @@ def test_on_a_database_behind_the_migrations_it_says_to_upgrade(app_on, tmp_path
         result.output.strip()
         == "Error: the database schema is not up to date; run: flask --app wsgi db upgrade"
     )
+
+
+def test_purges_old_failed_logins_of_no_customer_and_keeps_customers_history(
+    runner, session, account, auth, roy
+):
+    scope = f"aid:{account.live.id}"
+    auth.token(
+        expect=400,
+        grant_type="password",
+        username="nobody@example.com",
+        password="wrong-password-1",
+        scope=scope,
+    )
+    auth.token(
+        expect=400,
+        grant_type="password",
+        username=roy["attributes"]["email"],
+        password="wrong-password-1",
+        scope=scope,
+    )
+    session.execute(update(CustomerEvent).values(occurred_at=utcnow() - LONG_AGO))
+    session.commit()
+    known = session.scalar(select(func.count()).where(CustomerEvent.customer_id.is_not(None)))
+
+    assert summary(housekeeping(runner))["unknownFailedLogins"] == 1
+    assert session.scalar(select(func.count()).where(CustomerEvent.customer_id.is_(None))) == 0
+    assert session.scalar(select(func.count()).where(CustomerEvent.customer_id.is_not(None))) == known > 0

@@ -120,6 +120,13 @@ def test_the_housekeeping_unit_runs_the_command_and_its_timer_starts_it():
     assert files.unit_value(timer, "Install", "WantedBy") == "timers.target"
 
 
+def test_the_webhooks_unit_runs_a_delivery_worker_that_restarts():
+    unit = files.UNITS / "freshcom-webhooks.service"
+    assert files.unit_value(unit, "Service", "ExecStart") == f"{files.VENV_BIN}/flask --app wsgi webhooks deliver"
+    assert files.unit_value(unit, "Service", "Restart") == "always"
+    _assert_sandboxed(unit)
+
+
 def test_the_flask_wrapper_uses_the_units_paths():
     wrapper = (files.DEPLOY / "freshcom-flask").read_text()
     assert f"APP_DIR={files.APP_DIR}" in wrapper and f"ENV_FILE={files.ENV_FILE}" in wrapper
@@ -129,13 +136,18 @@ def test_the_flask_wrapper_uses_the_units_paths():
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_systemd_verifies_the_units_and_rates_them_well_sandboxed(tmp_path):
     root = _root_with_the_units(tmp_path)
-    names = ["freshcom-customers.service", "freshcom-housekeeping.service", "freshcom-housekeeping.timer"]
+    names = [
+        "freshcom-customers.service",
+        "freshcom-housekeeping.service",
+        "freshcom-webhooks.service",
+        "freshcom-housekeeping.timer",
+    ]
     verify = subprocess.run(
         ["systemd-analyze", "verify", f"--root={root}", *names], capture_output=True, text=True
     )
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
     security = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", f"--root={root}", "--threshold=25", *names[:2]],
+        ["systemd-analyze", "security", "--offline=true", f"--root={root}", "--threshold=25", *names[:3]],
         capture_output=True,
         text=True,
     )

@@ -106,5 +106,6 @@ def test_services_read_no_request_state(path):
 
 def test_user_primitives_depend_on_no_other_domain_service():
     # database holds session helpers, not a domain; passwords, one-time tokens and mail (the
-    # notice of a changed password) are primitives too.
-    assert service_graph()["users"] <= {"database", "passwords", "one_time_tokens", "mail"}
+    # notice of a changed password) are primitives too, and changes records what a change was
+    # (a password changed, not rehashed) for the history and webhooks.
+    assert service_graph()["users"] <= {"database", "passwords", "one_time_tokens", "mail", "changes"}

@@ -62,14 +62,20 @@ def throttle(lockout_policy) -> MemoryThrottle:
     return MemoryThrottle()
 
 
+# Committed, as a served request finds them: a failed login rolls back the request's
+# uncommitted work before it records itself (services/history.login_failed).
 @pytest.fixture
 def acme(session):
-    return factories.account(handle="acme-logins")
+    account = factories.account(handle="acme-logins")
+    session.commit()
+    return account
 
 
 @pytest.fixture
-def ann(acme):
-    return factories.staff_user(acme, role="developer", username="ann")
+def ann(acme, session):
+    user = factories.staff_user(acme, role="developer", username="ann")
+    session.commit()
+    return user
 
 
 def outcome(login: Login, reference: str, username: str, password: str) -> str:
