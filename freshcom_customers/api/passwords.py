@@ -11,7 +11,7 @@ from freshcom_customers.extensions import db
 from freshcom_customers.http import contracts, throttling
 from freshcom_customers.http.contracts import BEARER, Param
 from freshcom_customers.oauth2 import require_oauth
-from freshcom_customers.services import password_resets
+from freshcom_customers.services import actors, password_resets
 
 
 class PasswordResetTokenSchema(Schema):
@@ -54,6 +54,7 @@ def create_password_reset_token():
 def reset_password():
     attrs = jsonapi.load()
     token = contracts.arg("resetToken") or attrs.get("reset_token")
+    actors.act_as(actors.CUSTOMER)  # whoever holds the link proved the address: the user itself
     password_resets.reset_password(token, attrs["value"])
     db.session.commit()
     return jsonapi.no_content()

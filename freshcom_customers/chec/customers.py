@@ -17,7 +17,7 @@ from freshcom_customers.http.contracts import (
     contract,
     object_schema,
 )
-from freshcom_customers.services import magic_links, sessions, user_management
+from freshcom_customers.services import actors, magic_links, sessions, user_management
 
 
 class EmailTokenSchema(Schema):
@@ -85,6 +85,7 @@ def issue_email_token():
 def exchange_token():
     account = wire.publishable_account()
     body = wire.load()
+    actors.act_as(actors.CUSTOMER)  # the link's token proves the address: the customer itself
     customer = magic_links.exchange(account, body["token"])
     customer_id = ids.customer_id(customer.id)
     where = sessions.device(request.headers.get("User-Agent"), throttling.client_ip())
