@@ -16,7 +16,7 @@ from freshcom_customers.extensions import db, migrate
 from freshcom_customers.http import cors, headers, inputs, proxy, schema, throttling
 from freshcom_customers.http import errors as http_errors
 from freshcom_customers.observability import logs, metrics
-from freshcom_customers.services import database, passwords
+from freshcom_customers.services import actors, database, passwords
 from freshcom_customers.services import mail as emails
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -38,6 +38,9 @@ def create_app(config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own, registered above
+    # Each request starts with no actor (services/actors.py), even where requests share an
+    # app context and so a session (the tests' client).
+    app.before_request(actors.forget)
     metrics.init_app(app)  # its clock starts before the other hooks, which may answer a 503
     migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
     schema.init_app(app)  # 503 until the database is migrated

@@ -74,13 +74,19 @@ class WebhookEvent(db.Model):
     """One change, as the outbox holds it until every endpoint that wanted it has it."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (CheckConstraint(_one_of("type", WEBHOOK_EVENTS), name="type"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("type", WEBHOOK_EVENTS), name="type"),
+        {"sqlite_autoincrement": True},  # SQLite too never gives a deleted row's number again
+    )
 
     id: Mapped[int] = mapped_column(SEQUENCE, primary_key=True, autoincrement=True)
     # webhook-id: the same for every endpoint and every attempt, so receivers can drop repeats.
     message_id: Mapped[str] = mapped_column(String(40), unique=True)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(40))
+    # The customer it is about (an order's customer, or the order), as its deliveries' order
+    # key: an erasure deletes the customer's events, whose data is personal.
+    ordering_key: Mapped[str] = mapped_column(String(40), index=True)
     # The JSON body sent, built when the change was made: {"type", "timestamp", "data"}.
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -96,6 +102,7 @@ class WebhookDelivery(Timestamped, db.Model):
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",
+            "event_id",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
@@ -143,6 +150,7 @@ class CustomerEvent(db.Model):
         Index("ix_customer_events_occurred_at", "occurred_at"),
         CheckConstraint(_one_of("event", HISTORY_EVENTS), name="event"),
         CheckConstraint(_one_of("actor", ACTORS), name="actor"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(SEQUENCE, primary_key=True, autoincrement=True)

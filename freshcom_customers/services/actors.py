@@ -31,5 +31,10 @@ def act_as(actor: Actor) -> None:
     db.session.info[_KEY] = actor
 
 
+def forget() -> None:
+    """No actor from now on: the system's, until a face says who acts."""
+    db.session.info.pop(_KEY, None)
+
+
 def current(session: Session | None = None) -> Actor:
     return (session if session is not None else db.session).info.get(_KEY, SYSTEM)

@@ -7,7 +7,7 @@ _change_status, the profile copy update_customer, and a user's statuses map onto
 customer's through _CUSTOMER_STATUS.
 """
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from freshcom_customers import identifiers
@@ -152,13 +152,11 @@ def update_customer_user(
 
 
 def delete_customer(customer: Customer) -> None:
-    """Delete the customer and its user, which frees the username; its orders stay, detached."""
-    db.session.execute(
-        update(Order)
-        .where(Order.customer_id == customer.id, Order.email.is_(None))
-        .values(email=customer.email)
-        .execution_options(synchronize_session=False)
-    )
+    """Delete the customer and its user, which frees the username; its orders stay, detached,
+    each with the customer's email if it had none (each one an order.updated, API.md 12)."""
+    for order in db.session.scalars(select(Order).where(Order.customer_id == customer.id)):
+        order.customer = None
+        order.email = order.email or customer.email
     user = customer.user
     db.session.delete(customer)
     if user is not None:

@@ -10,6 +10,10 @@ has no name, phone or address columns (models/order.py); its free-form parts (cu
 line items) lose every piece of text equal to one of the customer's own values, as a word,
 whatever the case. The record is a security event with ids only (docs/decisions.md,
 "Export and erasure").
+
+The webhook outbox's events about the customer go too, sent or not (their data is personal);
+receivers then hear the orders anonymised (order.updated) and the customer deleted, by id
+(API.md 12). Its history stays, without the networks of its logins.
 """
 
 import hashlib
@@ -24,7 +28,7 @@ from freshcom_customers.errors import WrongPassword
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Address, Customer, LoginSession, OneTimeToken, Order, RefreshToken, User
 from freshcom_customers.observability import security_events
-from freshcom_customers.services import changes, history, users
+from freshcom_customers.services import changes, history, users, webhooks
 from freshcom_customers.services.database import flush
 
 PLACEHOLDER = "erased-{}@invalid"  # RFC 2606's .invalid: no mail is ever delivered there
@@ -54,6 +58,8 @@ def erase_customer(
     neither when the customer erased itself.
     """
     user = customer.user
+    # First: what the anonymised orders' order.updated and the customer.deleted say comes after.
+    webhooks.forget(customer)
     addresses = db.session.scalars(select(Address).where(Address.customer_id == customer.id)).all()
     kept = _anonymise_orders(customer, _personal_pattern([customer, user, *addresses]))
     _delete_belongings(customer, user)

@@ -86,7 +86,8 @@ def of_customer(account: Account, customer_id, *, page: int, size: int):
         CustomerEvent.account_id == account.id, CustomerEvent.customer_id == key
     )
     total = database.count(query)
-    if total == 0 and db.session.get(Customer, key) is None:
+    customer = db.session.get(Customer, key) if total == 0 else None
+    if total == 0 and (customer is None or customer.account_id != account.id):
         raise NotFound("customer")
     rows = db.session.scalars(
         query.order_by(CustomerEvent.id.desc()).offset((page - 1) * size).limit(size)

@@ -25,27 +25,35 @@ rebinding) cannot turn it to an internal one. TLS still checks the certificate a
 """
 
 import json
+import logging
+import signal
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import urllib3
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook
 
 from freshcom_customers.extensions import db
 from freshcom_customers.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import webhooks
+from freshcom_customers.services import data_keys, webhooks
 
 KEPT_BODY = 1024  # bytes of a receiver's answer kept in the delivery log
 LONGEST_DELAY = timedelta(hours=6)
 USER_AGENT = "freshcom_customers-webhooks/1"
+TIMED_OUT = "The receiver did not answer in time."
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class Claimed:
     attempt: int
     give_up_at: datetime
     url: str
-    secret: str
+    secret: str | None  # None when no data key opens it
     message_id: str
     payload: dict
 
@@ -81,9 +89,23 @@ class Refused(Exception):
 
 
 def claim(limit: int) -> list[Claimed]:
-    """Lease up to limit due deliveries to this worker, and commit."""
+    """Lease up to limit due deliveries to this worker, and commit. The lease lasts long
+    enough for all of them to be sent one after the other."""
+    _commit_lazily()
     now = utcnow()
+    # The first delivery still pending of its endpoint and key: a subquery per candidate, which
+    # PostgreSQL runs as one index probe whatever its statistics say (as an anti-join, a backlog
+    # in a table it believed empty made it compare every pair).
     earlier = aliased(WebhookDelivery)
+    first = (
+        select(func.min(earlier.event_id))
+        .where(
+            earlier.endpoint_id == WebhookDelivery.endpoint_id,
+            earlier.ordering_key == WebhookDelivery.ordering_key,
+            earlier.status == "pending",
+        )
+        .scalar_subquery()
+    )
     due = (
         select(WebhookDelivery.id)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
@@ -92,12 +114,7 @@ def claim(limit: int) -> list[Claimed]:
             WebhookDelivery.next_attempt_at <= now,
             or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
             WebhookEndpoint.enabled.is_(True),
-            ~exists().where(
-                earlier.endpoint_id == WebhookDelivery.endpoint_id,
-                earlier.ordering_key == WebhookDelivery.ordering_key,
-                earlier.status == "pending",
-                earlier.event_id < WebhookDelivery.event_id,
-            ),
+            WebhookDelivery.event_id == first,
         )
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id)
         .limit(limit)
@@ -111,7 +128,7 @@ def claim(limit: int) -> list[Claimed]:
     db.session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id.in_(ids))
-        .values(lease_token=token, lease_until=now + lease(), attempts=WebhookDelivery.attempts + 1)
+        .values(lease_token=token, lease_until=now + lease(len(ids)), attempts=WebhookDelivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     rows = db.session.execute(
@@ -129,7 +146,7 @@ def claim(limit: int) -> list[Claimed]:
             attempt=delivery.attempts,
             give_up_at=delivery.give_up_at,
             url=endpoint.url,
-            secret=webhooks.secret_of(endpoint),
+            secret=_secret(endpoint),
             message_id=event.message_id,
             payload=event.payload,
         )
@@ -140,7 +157,10 @@ def claim(limit: int) -> list[Claimed]:
 
 
 def send(claimed: Claimed) -> Answer:
-    """POST the event to its endpoint, signed as Standard Webhooks says, and read the answer."""
+    """POST the event to its endpoint, signed as Standard Webhooks says, and read the answer
+    within WEBHOOK_TIMEOUT, all of it (a receiver that drips its answer is cut off)."""
+    if claimed.secret is None:
+        return Answer(None, 0, error="The endpoint's secret cannot be read: a data key is missing.")
     body = json.dumps(claimed.payload, separators=(",", ":"), ensure_ascii=False).encode()
     now = utcnow()
     headers = {
@@ -152,17 +172,34 @@ def send(claimed: Claimed) -> Answer:
     }
     started = time.monotonic()
     try:
-        status, kept = _post(claimed.url, headers, body)
+        with _deadline(current_app.config["WEBHOOK_TIMEOUT"]):
+            status, kept = _post(claimed.url, headers, body)
     except Refused as e:
         return Answer(None, _since(started), error=str(e))
+    except _Overdue:
+        return Answer(None, _since(started), error=TIMED_OUT)
     except (urllib3.exceptions.HTTPError, OSError) as e:
         return Answer(None, _since(started), error=_error(e))
     return Answer(status, _since(started), body=kept.decode("utf-8", "replace"))
 
 
 def record(claimed: Claimed, answer: Answer) -> bool:
-    """Write the attempt's outcome while the lease holds, and commit; False if it no longer did."""
+    """Write the attempt's outcome while the lease holds, and commit; False if it no longer did.
+
+    A retry asked for while the attempt was under way (webhooks.retry) moved give_up_at: a
+    failure then goes back in the queue at once, with the new period.
+    """
+    _commit_lazily()
     now = utcnow()
+    give_up_at = db.session.scalar(
+        select(WebhookDelivery.give_up_at)
+        .where(WebhookDelivery.id == claimed.id, WebhookDelivery.lease_token == claimed.lease_token)
+        .with_for_update()
+    )
+    if give_up_at is None:  # the lease ran out and another worker took the delivery
+        db.session.rollback()
+        return False
+    retried = give_up_at != claimed.give_up_at
     values = {
         "last_attempt_at": now,
         "response_code": answer.status,
@@ -175,10 +212,10 @@ def record(claimed: Claimed, answer: Answer) -> bool:
     }
     if answer.succeeded:
         values |= {"status": "succeeded", "next_attempt_at": None}
-    elif now >= claimed.give_up_at:
+    elif now >= give_up_at:
         values |= {"status": "failed", "next_attempt_at": None}
     else:
-        values["next_attempt_at"] = min(now + backoff(claimed.attempt), claimed.give_up_at)
+        values["next_attempt_at"] = now if retried else min(now + backoff(claimed.attempt), give_up_at)
     result = db.session.execute(
         update(WebhookDelivery)
         .where(and_(WebhookDelivery.id == claimed.id, WebhookDelivery.lease_token == claimed.lease_token))
@@ -195,10 +232,21 @@ def backoff(attempt: int) -> timedelta:
     return min(timedelta(seconds=first * 2 ** min(attempt - 1, 20)), LONGEST_DELAY)
 
 
-def lease() -> timedelta:
-    """How long a claim lasts: the configured lease, and at least twice an attempt's timeout."""
+def lease(deliveries: int = 1) -> timedelta:
+    """How long a claim of that many deliveries lasts: the configured lease, and at least the
+    time to send them one after the other and one more attempt's timeout."""
     config = current_app.config
-    return timedelta(seconds=max(config["WEBHOOK_LEASE"], 2 * config["WEBHOOK_TIMEOUT"]))
+    return timedelta(seconds=max(config["WEBHOOK_LEASE"], (deliveries + 1) * config["WEBHOOK_TIMEOUT"]))
+
+
+def _commit_lazily() -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL is on disk. A crash
+    of the database may then lose the last moments of claims and results: the deliveries they
+    were about are sent again once their lease runs out (at least once, as ever), never lost,
+    since the events themselves were committed with the changes. It spares the worker a disk
+    flush per delivery."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def _post(url: str, headers: dict, body: bytes) -> tuple[int, bytes]:
@@ -246,11 +294,51 @@ def _address(host: str, port: int) -> str:
 
 
 def _error(error: Exception) -> str:
+    # urllib3 makes a refused connection a kind of ConnectTimeoutError: it is asked first.
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return "The connection was refused or could not be made."
     if isinstance(error, urllib3.exceptions.TimeoutError):
-        return "The receiver did not answer in time."
+        return TIMED_OUT
     if isinstance(error, urllib3.exceptions.SSLError):
         return "The TLS handshake failed."
     return f"The connection failed: {type(error).__name__}."
+
+
+class _Overdue(Exception):
+    """The attempt's whole time is up."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise _Overdue in the block once seconds have passed, whatever socket read it waits in:
+    urllib3's timeouts bound each read, not the whole answer, which a receiver may drip, and
+    an attempt must end within its lease. A signal timer, so only in the main thread, where
+    the worker sends; elsewhere (a test's thread) the per-read timeouts alone apply. A DNS
+    lookup, which no signal interrupts, is outside this bound."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def overdue(*_):
+        raise _Overdue()
+
+    previous = signal.signal(signal.SIGALRM, overdue)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _secret(endpoint: WebhookEndpoint) -> str | None:
+    """The endpoint's secret; None when no data key opens it (logged: its deliveries fail and
+    retry until the key is back, and the worker goes on with the others)."""
+    try:
+        return webhooks.secret_of(endpoint)
+    except data_keys.UnreadableSecret:
+        logger.error("webhook endpoint %s: no data key opens its secret", endpoint.id)
+        return None
 
 
 def _since(started: float) -> int:

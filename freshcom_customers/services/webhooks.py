@@ -18,11 +18,18 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from freshcom_customers.errors import FieldError, NotFound, ValidationFailed, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import WEBHOOK_EVENTS, Account, WebhookDelivery, WebhookEndpoint
+from freshcom_customers.models import (
+    WEBHOOK_EVENTS,
+    Account,
+    Order,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import data_keys, database
 from freshcom_customers.services.database import as_uuid, flush
@@ -121,15 +128,33 @@ def get_delivery(account: Account, delivery_id) -> WebhookDelivery:
 
 
 def retry(delivery: WebhookDelivery) -> None:
-    """Send the delivery again as soon as a worker is free, and keep retrying it for another
-    retry period. It goes before its customer's later events that are not sent yet."""
+    """Send the delivery again as soon as a worker is free (and its lease, if one is sending it
+    now, has ended), and keep retrying it for another retry period. It goes before its
+    customer's later events that are not sent yet."""
     now = utcnow()
+    in_flight = (
+        delivery.status == "pending" and delivery.lease_until is not None and delivery.lease_until > now
+    )
+    if not in_flight:  # one in a worker's hands keeps its lease: no second worker sends it meanwhile
+        delivery.lease_token = delivery.lease_until = None
     delivery.status = "pending"
     delivery.next_attempt_at = now
     delivery.give_up_at = now + retry_period()
-    delivery.lease_until = None
-    delivery.lease_token = None
     flush()
+
+
+def forget(customer) -> None:
+    """Delete the events about the customer, sent or not, with their deliveries (an erasure):
+    their data is personal. Those of its orders too, told under the order's own key while
+    they had no customer (a guest's order later attached). Call it before the orders are
+    detached; the erasure's own events come after."""
+    orders = db.session.scalars(select(Order.id).where(Order.customer_id == customer.id))
+    keys = [str(customer.id), *(str(order_id) for order_id in orders)]  # as the keys were written
+    db.session.execute(
+        delete(WebhookEvent)
+        .where(WebhookEvent.account_id == customer.account_id, WebhookEvent.ordering_key.in_(keys))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def retry_period() -> timedelta:
