@@ -122,7 +122,10 @@ def test_the_housekeeping_unit_runs_the_command_and_its_timer_starts_it():
 
 def test_the_webhooks_unit_runs_a_delivery_worker_that_restarts():
     unit = files.UNITS / "freshcom-webhooks.service"
-    assert files.unit_value(unit, "Service", "ExecStart") == f"{files.VENV_BIN}/flask --app wsgi webhooks deliver"
+    assert (
+        files.unit_value(unit, "Service", "ExecStart")
+        == f"{files.VENV_BIN}/flask --app wsgi webhooks deliver"
+    )
     assert files.unit_value(unit, "Service", "Restart") == "always"
     _assert_sandboxed(unit)
 

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import func, select
 
 from freshcom_customers.errors import ValidationFailed
-from freshcom_customers.models import Customer, OneTimeToken
-from freshcom_customers.services import customers, one_time_tokens, passwords, users
+from freshcom_customers.models import Customer, OneTimeToken, Order, WebhookEvent
+from freshcom_customers.services import customers, one_time_tokens, orders, passwords, users, webhooks
 
 
 def test_add_customer_stages_without_flushing(session, account):
@@ -84,3 +84,28 @@ def test_a_name_of_its_own_stays(session, account):
     )
     customers.update_customer(customer, {"last_name": "Bao-Smith", "name": "Captain"})
     assert customer.name == "Captain"
+
+
+def test_a_deletion_tells_each_detached_order_before_the_customer(session, account):
+    webhooks.create_endpoint(account.live, {"url": "https://hooks.example.com/in", "events": ["*"]})
+    customer = customers.create_customer(account.live, {"email": "a@x.test"})
+    gift = orders.create_order(account.live, {"currency": "USD", "email": "gift@x.test"}, customer)
+    bare = orders.create_order(account.live, {"currency": "USD"}, customer)
+    bare.email = None  # an order written before orders took their customer's email
+    session.commit()
+    seen = session.scalar(select(func.max(WebhookEvent.id)))
+
+    customers.delete_customer(customer)
+
+    told = session.scalars(select(WebhookEvent).where(WebhookEvent.id > seen).order_by(WebhookEvent.id)).all()
+    assert [row.type for row in told] == ["order.updated", "order.updated", "customer.deleted"]
+    assert {row.ordering_key for row in told} == {str(customer.id)}  # delivered in this order
+    detached = {row.payload["data"]["id"]: row.payload["data"] for row in told[:2]}
+    assert {key: data["relationships"]["customer"]["data"] for key, data in detached.items()} == {
+        str(gift.id): None,
+        str(bare.id): None,
+    }
+    assert detached[str(gift.id)]["attributes"]["email"] == "gift@x.test"
+    assert detached[str(bare.id)]["attributes"]["email"] == "a@x.test"
+    stored = session.execute(select(Order.id, Order.customer_id, Order.email).order_by(Order.email)).all()
+    assert [tuple(row) for row in stored] == [(bare.id, None, "a@x.test"), (gift.id, None, "gift@x.test")]

@@ -4,7 +4,7 @@ import logging
 import re
 
 import pytest
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from freshcom_customers.errors import WrongPassword
 from freshcom_customers.models import (
@@ -15,12 +15,15 @@ from freshcom_customers.models import (
     Order,
     RefreshToken,
     User,
+    WebhookDelivery,
+    WebhookEvent,
 )
-from freshcom_customers.services import customers, erasure
+from freshcom_customers.services import customers, erasure, orders, webhooks
 from tests import factories
 from tests.personal_data import furnish, holding
 
 PLACEHOLDER = re.compile(r"^erased-[0-9a-f]{16}@invalid$")
+HOOKS = "https://hooks.example.com/in"
 
 
 @pytest.fixture
@@ -166,3 +169,51 @@ def test_the_erasure_is_recorded_with_ids_only(session, acme, ann, caplog):
     }
     logged = (record.getMessage() + repr(record.fields)).lower()
     assert not [value for value in ann.values if value.lower() in logged]
+
+
+# The webhook outbox
+
+
+def _events(session) -> list[WebhookEvent]:
+    return session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)).all()
+
+
+@pytest.fixture
+def hooked(session, acme):
+    """An endpoint of the account wanting every event, made before the customers are."""
+    return webhooks.create_endpoint(acme, {"url": HOOKS, "events": ["*"]}).endpoint
+
+
+def test_the_outbox_forgets_the_customers_events_sent_or_not(session, acme, hooked):
+    ann = furnish(_registered(acme, "Annabel", "Quistgaard", "+1 415 555 0101"), "annabel", "198.51.100.0/24")
+    session.commit()
+    session.execute(update(WebhookDelivery).values(status="succeeded", next_attempt_at=None))  # sent
+    customers.update_customer(ann.customer, {"label": "vip"})  # not sent yet
+    session.commit()
+    assert "webhook_events" in {table for table, _, _ in holding(ann.values)}  # the scan sees them
+    customer_id = str(ann.customer.id)
+
+    erasure.erase_customer(ann.customer)
+    session.commit()
+
+    assert holding(ann.values) == []
+    told = _events(session)
+    assert [row.type for row in told] == ["order.updated", "order.updated", "customer.deleted"]
+    assert {row.ordering_key for row in told} == {customer_id}
+    assert {row.payload["data"]["id"] for row in told[:2]} == {str(o) for o in ann.ids["orders"]}
+    assert [row.payload["data"]["relationships"]["customer"]["data"] for row in told[:2]] == [None, None]
+    assert told[2].payload["data"] == {"id": customer_id, "type": "Customer"}
+    deliveries = session.scalars(select(WebhookDelivery.event_id)).all()
+    assert sorted(deliveries) == [row.id for row in told]  # the forgotten events' deliveries went too
+
+
+def test_the_outbox_forgets_an_order_told_before_it_was_the_customers(session, acme, hooked):
+    ann = furnish(_registered(acme, "Annabel", "Quistgaard", "+1 415 555 0101"), "annabel", "198.51.100.0/24")
+    placed_as_guest = orders.create_order(acme, {"currency": "GBP", "email": ann.customer.email})
+    session.commit()
+    orders.update_order(placed_as_guest, {}, customer=ann.customer)
+    session.commit()
+
+    erasure.erase_customer(ann.customer)
+
+    assert holding(ann.values) == []
