@@ -59,7 +59,7 @@ SERIES = (
     ("delete", ("order.updated", "customer.deleted")),
 )
 BACKLOG_CUSTOMERS, BACKLOG_UPDATES = 250, 3  # 250 x (created + 3 updated) = 1,000 events
-BACKLOG_BOUND = 120  # seconds; the measured figure: docs/deploy.md, "Webhook delivery throughput"
+BACKLOG_BOUND = 120  # seconds; the measured figure: docs/deploy.md, "Webhooks"
 
 
 @dataclass(frozen=True)
