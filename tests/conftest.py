@@ -348,3 +348,27 @@ def mailbox(app, smtp_server) -> Mailbox:
         assert outbox.wait(DELIVERY_TIMEOUT)
         app.config.update(saved)
         mail.init_app(app)
+
+
+DATA_KEYS_CACHE = "freshcom_customers.data_keys"  # where services/data_keys keeps its Fernet
+
+
+@pytest.fixture
+def data_keys_of(app, monkeypatch):
+    """Restart with the given data keys (FRESHCOM_DATA_KEYS), as a new list on every host does;
+    with none, one new key that opens nothing encrypted before it."""
+
+    def use(*keys: str) -> None:
+        monkeypatch.setitem(app.config, "DATA_KEYS", ",".join(keys) or data_keys.new_key())
+        app.extensions.pop(DATA_KEYS_CACHE, None)
+
+    yield use
+    monkeypatch.undo()
+    app.extensions.pop(DATA_KEYS_CACHE, None)
+
+
+@pytest.fixture
+def webhooks_in_production(app, monkeypatch):
+    """Production's webhook posture: FRESHCOM_WEBHOOK_PRIVATE_ADDRESSES unset, so none."""
+    monkeypatch.setitem(app.config, "ENV", "production")
+    monkeypatch.setitem(app.config, "WEBHOOK_PRIVATE_ADDRESSES", None)

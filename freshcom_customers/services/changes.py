@@ -1,5 +1,5 @@
-"""What a flush changed, told in the same transaction to the customer's history and to the
-webhook outbox (API.md 12).
+"""What a transaction changed, told in it to the customer's history and to the webhook outbox
+(API.md 12).
 
 A listener on every session's after_flush reads the customers, users and orders the flush
 wrote, with the history of their attributes, and inserts history rows, webhook events and one
@@ -7,6 +7,12 @@ delivery per endpoint that wants each event, through the flush's own connection.
 that rolls back (a request that fails, an import row refused in its savepoint) takes its
 events with it; one that commits cannot lose them. Every path that changes a customer (both
 faces, the CLI, the import) is covered without calling anything.
+
+A service may flush one change in steps (a registration, then its email verified). What a
+transaction told is remembered until it ends (_Transaction): a later flush refreshes the
+event that already shows the resource instead of adding one, merges the customer's "updated"
+line, and drops an update that came to nothing. A status change (registered, suspended,
+reactivated) stays its own event.
 
 Some changes are not told by their columns alone; the service that makes them says what they
 were with mark() before the flush: a password changed or reset (a rehash on login is neither),

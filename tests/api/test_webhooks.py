@@ -351,13 +351,6 @@ def test_outside_production_loopback_and_private_addresses_are_accepted(client, 
     assert created(client, owner, url=url)["attributes"]["url"] == url
 
 
-@pytest.fixture
-def production(app, monkeypatch):
-    """Production's posture: WEBHOOK_PRIVATE_ADDRESSES unset, so no private address."""
-    monkeypatch.setitem(app.config, "ENV", "production")
-    monkeypatch.setitem(app.config, "WEBHOOK_PRIVATE_ADDRESSES", None)
-
-
 @pytest.mark.parametrize(
     "url",
     [
@@ -375,11 +368,13 @@ def production(app, monkeypatch):
         "http://hooks.example.com/in",
     ],
 )
-def test_production_refuses_http_and_addresses_that_are_not_public(client, owner, production, url):
+def test_production_refuses_http_and_addresses_that_are_not_public(
+    client, owner, webhooks_in_production, url
+):
     assert errors_of(create(client, owner, url=url)) == {URL_POINTER}
 
 
-def test_production_accepts_https_to_a_name_or_a_public_address(client, owner, production):
+def test_production_accepts_https_to_a_name_or_a_public_address(client, owner, webhooks_in_production):
     created(client, owner, url="https://hooks.example.com/in")
     created(client, owner, url="https://93.184.215.14/in")
 

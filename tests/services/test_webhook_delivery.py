@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from freshcom_customers.models import WebhookDelivery, WebhookEvent
-from freshcom_customers.services import customers, data_keys, webhook_delivery, webhooks
+from freshcom_customers.services import customers, webhook_delivery, webhooks
 from tests import webhook_receiver
 from tests.webhook_receiver import Reply, deliver_due
 
@@ -17,7 +17,6 @@ receiver = webhook_receiver.receiver
 
 FIRST_RETRY = timedelta(seconds=30)  # WEBHOOK_FIRST_RETRY's default
 CLOSE = timedelta(seconds=5)  # how far apart two instants of one test may be
-DATA_KEYS_CACHE = "freshcom_customers.data_keys"
 
 
 class Clock:
@@ -482,24 +481,11 @@ def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_timeout(
 # A secret no data key opens
 
 
-@pytest.fixture
-def new_data_key(app, monkeypatch):
-    """Restart with a new data key alone: secrets encrypted before it no longer open."""
-
-    def use() -> None:
-        monkeypatch.setitem(app.config, "DATA_KEYS", data_keys.new_key())
-        app.extensions.pop(DATA_KEYS_CACHE, None)
-
-    yield use
-    monkeypatch.undo()
-    app.extensions.pop(DATA_KEYS_CACHE, None)
-
-
 def test_an_endpoint_whose_secret_cannot_be_read_backs_off_and_the_others_are_delivered(
-    session, account, endpoint, receiver, new_data_key, caplog
+    session, account, endpoint, receiver, data_keys_of, caplog
 ):
     locked, _ = endpoint
-    new_data_key()
+    data_keys_of()  # a new key alone: the endpoint's secret no longer opens
     readable = webhooks.create_endpoint(account.live, {"url": receiver.url("/readable"), "events": ["*"]})
     session.commit()
     add_customer(session, account)

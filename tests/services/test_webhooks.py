@@ -14,7 +14,6 @@ from freshcom_customers.models import WebhookDelivery, WebhookEndpoint
 from freshcom_customers.services import customers, data_keys, webhooks
 
 URL = "https://hooks.example.com/in"
-DATA_KEYS_CACHE = "freshcom_customers.data_keys"
 CLOSE = timedelta(seconds=5)
 
 
@@ -48,20 +47,7 @@ def test_the_secret_is_32_random_bytes_that_sign_and_verify(session, acme):
     assert create(acme).secret != made.secret
 
 
-@pytest.fixture
-def other_data_key(app, monkeypatch):
-    """Restart with a data key that encrypted nothing yet (and none of the old ones)."""
-
-    def use() -> None:
-        monkeypatch.setitem(app.config, "DATA_KEYS", data_keys.new_key())
-        app.extensions.pop(DATA_KEYS_CACHE, None)
-
-    yield use
-    monkeypatch.undo()
-    app.extensions.pop(DATA_KEYS_CACHE, None)
-
-
-def test_the_secret_is_kept_encrypted_with_the_data_keys(session, acme, other_data_key):
+def test_the_secret_is_kept_encrypted_with_the_data_keys(session, acme, data_keys_of):
     made = create(acme)
     session.commit()
 
@@ -70,7 +56,7 @@ def test_the_secret_is_kept_encrypted_with_the_data_keys(session, acme, other_da
     )
     assert made.secret.removeprefix("whsec_") not in stored
     assert webhooks.secret_of(made.endpoint) == made.secret
-    other_data_key()
+    data_keys_of()
     with pytest.raises(data_keys.UnreadableSecret):
         webhooks.secret_of(made.endpoint)
 
@@ -170,12 +156,6 @@ def test_these_urls_are_refused_everywhere(session, acme, url):
     assert problems({"url": url, "events": ["*"]}, account=acme) == {("url", "invalid")}
 
 
-@pytest.fixture
-def production(app, monkeypatch):
-    monkeypatch.setitem(app.config, "ENV", "production")
-    monkeypatch.setitem(app.config, "WEBHOOK_PRIVATE_ADDRESSES", None)
-
-
 @pytest.mark.parametrize(
     "url",
     [
@@ -194,17 +174,19 @@ def production(app, monkeypatch):
         "https://239.1.1.1/in",
     ],
 )
-def test_production_refuses_http_and_addresses_that_are_not_public(session, acme, production, url):
+def test_production_refuses_http_and_addresses_that_are_not_public(
+    session, acme, webhooks_in_production, url
+):
     assert problems({"url": url, "events": ["*"]}, account=acme) == {("url", "invalid")}
 
 
-def test_production_leaves_names_to_the_delivery_which_resolves_them(session, acme, production):
+def test_production_leaves_names_to_the_delivery_which_resolves_them(session, acme, webhooks_in_production):
     # A name may resolve anywhere, at any time: services/webhook_delivery checks each attempt.
     assert create(acme, url="https://localhost/in").endpoint.url == "https://localhost/in"
     assert create(acme, url="https://93.184.215.14/in").endpoint.url == "https://93.184.215.14/in"
 
 
-def test_update_checks_only_what_it_changes(session, acme, production):
+def test_update_checks_only_what_it_changes(session, acme, webhooks_in_production):
     made = create(acme)
 
     with pytest.raises(ValidationFailed):
