@@ -3,9 +3,10 @@
 Workers (flask webhooks deliver) may run at once on several hosts. A worker claims a few due
 deliveries in one short transaction: SELECT ... FOR UPDATE SKIP LOCKED, so two workers never
 take the same rows, then an UPDATE that leases them to it for WEBHOOK_LEASE seconds (at least
-the time to send them all, one by one, plus one timeout: lease()). It sends outside any transaction and records each answer with an UPDATE
-that only lands while its lease holds. A worker that dies mid-delivery leaves a lease that
-runs out: another worker sends the delivery again. Delivery is at least once, never lost.
+the time to send them all, one by one, plus one timeout: lease()). It sends outside any
+transaction and records each answer with an UPDATE that only lands while its lease holds. A
+worker that dies mid-delivery leaves a lease that runs out: another worker sends the delivery
+again. Delivery is at least once, never lost.
 
 A delivery is due when its time has come, no lease holds it, its endpoint is enabled, and no
 earlier event with the same ordering key (its customer) is still pending for that endpoint,

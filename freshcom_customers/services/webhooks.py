@@ -112,15 +112,14 @@ def deliveries_of(endpoint: WebhookEndpoint, *, page: int, size: int) -> tuple[l
 
 
 def get_delivery(account: Account, delivery_id) -> WebhookDelivery:
+    """The delivery, if one of the account's endpoints has it; NotFound otherwise."""
     key = as_uuid(delivery_id)
-    delivery = (
-        db.session.scalar(
-            select(WebhookDelivery)
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.id == key, WebhookEndpoint.account_id == account.id)
-        )
-        if key is not None
-        else None
+    if key is None:
+        raise NotFound("webhook_delivery")
+    delivery = db.session.scalar(
+        select(WebhookDelivery)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id == key, WebhookEndpoint.account_id == account.id)
     )
     if delivery is None:
         raise NotFound("webhook_delivery")
