@@ -32,8 +32,11 @@ def act_as(actor: Actor) -> None:
 
 
 def forget() -> None:
-    """No actor from now on: the system's, until a face says who acts."""
-    db.session.info.pop(_KEY, None)
+    """No actor from now on: the system's, until a face says who acts. A request that has not
+    opened a session yet has none to forget, and opens none here (a route without the
+    database stays without it)."""
+    if db.session.registry.has():
+        db.session.info.pop(_KEY, None)
 
 
 def current(session: Session | None = None) -> Actor:
