@@ -87,8 +87,7 @@ def list_addresses():
         page=number,
         size=size,
     )
-    meta = {"total_count": total, "all_count": all_count}
-    return jsonapi.document([serialize(a) for a in rows], meta=meta)
+    return jsonapi.list_document([serialize(a) for a in rows], total, all_count)
 
 
 @bp.get("/addresses/<address_id>")

@@ -49,7 +49,7 @@ def list_customer_events(customer_id):
     principal = caller(*STAFF)
     number, size = jsonapi.page_params()
     rows, total = history.of_customer(principal.account, customer_id, page=number, size=size)
-    return jsonapi.document([serialize(row) for row in rows], meta={"total_count": total, "all_count": total})
+    return jsonapi.list_document([serialize(row) for row in rows], total)
 
 
 def _camelized(details: dict | None) -> dict:

@@ -181,12 +181,11 @@ def list_customers():
         page=number,
         size=size,
     )
-    meta = {"total_count": total, "all_count": all_count}
     included = [users_api.serialize(c.user) for c in rows if c.user] if "user" in include else []
     books = addresses.addresses_of(c.id for c in rows) if "addresses" in include else {}
     included += [addresses_api.serialize(a) for book in books.values() for a in book]
     data = [serialize(c, addresses=books.get(c.id)) for c in rows]
-    return jsonapi.document(data, meta=meta, included=included if include else None)
+    return jsonapi.list_document(data, total, all_count, included=included if include else None)
 
 
 @bp.get("/customers/<customer_id>")

@@ -336,6 +336,13 @@ def document(data, *, status: int = 200, meta: dict | None = None, included=None
     return Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE, headers=headers)
 
 
+def list_document(data: list, total: int, all_count: int | None = None, *, included=None) -> Response:
+    """A list's document: its page of resources, meta.totalCount (how many match) and
+    meta.allCount (how many there are, filters aside; the same when the list has none)."""
+    meta = {"total_count": total, "all_count": total if all_count is None else all_count}
+    return document(data, meta=meta, included=included)
+
+
 def no_content() -> Response:
     return Response(status=204)
 

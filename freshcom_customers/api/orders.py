@@ -109,8 +109,7 @@ def list_orders():
     rows, total, all_count = orders.list_orders(
         principal.account, **filters, visible_to=own_customer_id(principal), page=number, size=size
     )
-    meta = {"total_count": total, "all_count": all_count}
-    return jsonapi.document([serialize(o) for o in rows], meta=meta)
+    return jsonapi.list_document([serialize(o) for o in rows], total, all_count)
 
 
 @bp.get("/orders/<order_id>")

@@ -116,8 +116,7 @@ def complete_passkey_registration():
 def list_passkeys():
     principal = user_caller(*USERS)
     rows = passkeys.list_for(principal.user)
-    meta = {"total_count": len(rows), "all_count": len(rows)}
-    return jsonapi.document([serialize(row) for row in rows], meta=meta)
+    return jsonapi.list_document([serialize(row) for row in rows], len(rows))
 
 
 @bp.delete("/passkeys/<passkey_id>")

@@ -43,8 +43,7 @@ def serialize(session, principal) -> dict:
 def list_sessions():
     principal = user_caller(*USERS)
     rows = sessions.live_sessions(principal.user)
-    meta = {"total_count": len(rows), "all_count": len(rows)}
-    return jsonapi.document([serialize(row, principal) for row in rows], meta=meta)
+    return jsonapi.list_document([serialize(row, principal) for row in rows], len(rows))
 
 
 @bp.delete("/sessions/<session_id>")

@@ -99,7 +99,7 @@ def list_webhook_endpoints():
     principal = caller(*MANAGERS)
     number, size = jsonapi.page_params()
     rows, total = webhooks.list_endpoints(principal.account, page=number, size=size)
-    return jsonapi.document([serialize(e) for e in rows], meta={"total_count": total, "all_count": total})
+    return jsonapi.list_document([serialize(e) for e in rows], total)
 
 
 @bp.get("/webhook_endpoints/<endpoint_id>")
@@ -158,8 +158,7 @@ def list_webhook_deliveries(endpoint_id):
     endpoint = _endpoint(endpoint_id)
     number, size = jsonapi.page_params()
     rows, total = webhooks.deliveries_of(endpoint, page=number, size=size)
-    meta = {"total_count": total, "all_count": total}
-    return jsonapi.document([serialize_delivery(d) for d in rows], meta=meta)
+    return jsonapi.list_document([serialize_delivery(d) for d in rows], total)
 
 
 @bp.post("/webhook_deliveries/<delivery_id>/retry")
