@@ -42,7 +42,7 @@ from freshcom_customers.models import (
     WebhookEvent,
 )
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import actors, webhooks
+from freshcom_customers.services import actors, history, webhooks
 
 _MARKS = "changes.marks"
 _TRANSACTION = "changes.transaction"
@@ -85,17 +85,7 @@ class _Told:
     dropped: set = field(default_factory=set)  # event ids
 
     def remember(self, account_id, customer_id, what: str, actor: actors.Actor, details=None) -> None:
-        self.history.append(
-            {
-                "account_id": account_id,
-                "customer_id": customer_id,
-                "event": what,
-                "actor": actor.kind,
-                "actor_id": actor.id,
-                "details": details,
-                "occurred_at": utcnow(),
-            }
-        )
+        self.history.append(history.line_of(account_id, customer_id, what, actor, details=details))
 
     def announce(self, account_id, event_type: str, ordering_key, data: dict) -> None:
         self.events.append(
@@ -116,19 +106,20 @@ def _forget(session: Session, *_) -> None:
 
 
 def _after_flush(session: Session, _context) -> None:
-    rows = [*session.new, *session.dirty, *session.deleted]
-    if not any(isinstance(row, (Customer, User, Order)) for row in rows):
+    # session.dirty walks the identity map: each set is read once.
+    new, dirty, deleted = list(session.new), list(session.dirty), list(session.deleted)
+    if not any(isinstance(row, (Customer, User, Order)) for row in (*new, *dirty, *deleted)):
         return
     marks = session.info.get(_MARKS, {})  # each one taken by the flush of its row
     told, tx, actor = _Told(), _transaction(session), actors.current(session)
-    for row in session.new:
+    for row in new:
         if isinstance(row, Customer):
             tx.created.add(row.id)
             told.remember(row.account_id, row.id, "created", actor)
             told.announce(row.account_id, "customer.created", row.id, _shown(row))
         elif isinstance(row, Order):
             told.announce(row.account_id, "order.created", row.customer_id or row.id, _shown(row))
-    for row in session.dirty:
+    for row in dirty:
         if isinstance(row, Customer):
             _customer_changed(row, told, tx, actor)
         elif isinstance(row, User) and row.account_id is not None:
@@ -136,7 +127,7 @@ def _after_flush(session: Session, _context) -> None:
         elif isinstance(row, Order) and (changed := _changed(row)):
             key = _before(row, "customer_id") if "customer_id" in changed else row.customer_id
             _updated(told, tx, row.account_id, "order.updated", key or row.id, _shown(row), True)
-    for row in session.deleted:
+    for row in deleted:
         if isinstance(row, Customer):
             what = marks.pop((Customer, row.id), "deleted")
             told.remember(row.account_id, row.id, what, actor)

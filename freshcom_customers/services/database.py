@@ -24,6 +24,11 @@ def count(query) -> int:
     return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
 
 
+def one_page(query, *order_by, page: int, size: int) -> list:
+    """The rows of page number page (from 1) of size rows, the query ordered by order_by."""
+    return db.session.scalars(query.order_by(*order_by).offset((page - 1) * size).limit(size)).all()
+
+
 def page_of_customer_rows(
     model, account, *, customer_id=None, visible_to=None, where=(), page: int, size: int
 ) -> tuple[list, int, int]:
@@ -42,8 +47,7 @@ def page_of_customer_rows(
         query = query.where(model.customer_id == customer_uuid if customer_uuid else false())
     all_count = count(everything)
     total = count(query) if customer_id is not None or where else all_count
-    newest_first = (model.inserted_at.desc(), model.id.desc())
-    rows = db.session.scalars(query.order_by(*newest_first).offset((page - 1) * size).limit(size)).all()
+    rows = one_page(query, model.inserted_at.desc(), model.id.desc(), page=page, size=size)
     return rows, total, all_count
 
 

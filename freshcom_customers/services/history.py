@@ -36,18 +36,22 @@ def record(
     details: dict | None = None,
 ) -> None:
     """Add what happened to customer (logged_in, sessions_ended) to its history; actor: the current one's."""
-    actor = actor or actors.current()
-    db.session.add(
-        CustomerEvent(
-            account_id=customer.account_id,
-            customer_id=customer.id,
-            event=what,
-            actor=actor.kind,
-            actor_id=actor.id,
-            ip_address=ip_address,
-            details=details,
-        )
-    )
+    line = line_of(customer.account_id, customer.id, what, actor or actors.current(), ip_address, details)
+    db.session.add(CustomerEvent(**line))
+
+
+def line_of(account_id, customer_id, what: str, actor: actors.Actor, ip_address=None, details=None) -> dict:
+    """One history row's values (services/changes.py inserts them in bulk, record() as a model)."""
+    return {
+        "account_id": account_id,
+        "customer_id": customer_id,
+        "event": what,
+        "actor": actor.kind,
+        "actor_id": actor.id,
+        "ip_address": ip_address,
+        "details": details,
+        "occurred_at": utcnow(),
+    }
 
 
 def login_failed(account_id: str | None, username: str, ip_address: str | None, method: str) -> None:
@@ -89,10 +93,7 @@ def of_customer(account: Account, customer_id, *, page: int, size: int):
     customer = db.session.get(Customer, key) if total == 0 else None
     if total == 0 and (customer is None or customer.account_id != account.id):
         raise NotFound("customer")
-    rows = db.session.scalars(
-        query.order_by(CustomerEvent.id.desc()).offset((page - 1) * size).limit(size)
-    ).all()
-    return rows, total
+    return database.one_page(query, CustomerEvent.id.desc(), page=page, size=size), total
 
 
 def forget_networks(customer_id: uuid.UUID) -> None:

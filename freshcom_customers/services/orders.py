@@ -17,7 +17,7 @@ from freshcom_customers.models import (
     Order,
 )
 from freshcom_customers.services import customers, users
-from freshcom_customers.services.database import count, flush, get_in_account, page_of_customer_rows
+from freshcom_customers.services.database import count, flush, get_in_account, one_page, page_of_customer_rows
 
 STATUSES = {
     "status": ORDER_STATUSES,
@@ -95,8 +95,7 @@ def customer_orders(customer: Customer, *, page: int, size: int, newest_first: b
     query = select(Order).where(Order.customer_id == customer.id)
     placed = func.coalesce(Order.placed_at, Order.inserted_at)
     order = (placed.desc(), Order.id.desc()) if newest_first else (placed.asc(), Order.id.asc())
-    rows = db.session.scalars(query.order_by(*order).offset((page - 1) * size).limit(size)).all()
-    return rows, count(query)
+    return one_page(query, *order, page=page, size=size), count(query)
 
 
 def list_orders(

@@ -92,9 +92,7 @@ def get_endpoint(account: Account, endpoint_id) -> WebhookEndpoint:
 
 def list_endpoints(account: Account, *, page: int, size: int) -> tuple[list[WebhookEndpoint], int]:
     query = select(WebhookEndpoint).where(WebhookEndpoint.account_id == account.id)
-    rows = db.session.scalars(
-        query.order_by(WebhookEndpoint.inserted_at, WebhookEndpoint.id).offset((page - 1) * size).limit(size)
-    ).all()
+    rows = database.one_page(query, WebhookEndpoint.inserted_at, WebhookEndpoint.id, page=page, size=size)
     return rows, database.count(query)
 
 
@@ -105,10 +103,9 @@ def secret_of(endpoint: WebhookEndpoint) -> str:
 def deliveries_of(endpoint: WebhookEndpoint, *, page: int, size: int) -> tuple[list[WebhookDelivery], int]:
     """The endpoint's deliveries, newest event first."""
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
-    rows = db.session.scalars(
-        query.order_by(WebhookDelivery.event_id.desc()).offset((page - 1) * size).limit(size)
-    ).all()
-    return rows, database.count(query)
+    return database.one_page(query, WebhookDelivery.event_id.desc(), page=page, size=size), database.count(
+        query
+    )
 
 
 def get_delivery(account: Account, delivery_id) -> WebhookDelivery:
