@@ -228,13 +228,7 @@ def test_0011_gives_each_live_refresh_token_family_its_session(scratch_app):
     with scratch_app.app_context():
         flask_migrate.upgrade(revision="0010")
         with db.engine.begin() as connection:
-            account_id = _insert(
-                connection, Account, name="Acme", mode="live", inserted_at=OLDER, updated_at=OLDER
-            )
-            user_id = _insert(
-                connection, User, account_id=account_id, username="roy", password_hash="x", role="customer",
-                inserted_at=OLDER, updated_at=OLDER,
-            )  # fmt: skip
+            account_id, user_id = _acme_and_roy(connection)
             client_id = _insert(connection, Client, account_id=account_id, name="Phone app")
             _insert(connection, RefreshToken, account_id=account_id, inserted_at=OLDER)  # the publishable key
 
@@ -268,6 +262,16 @@ def test_0011_gives_each_live_refresh_token_family_its_session(scratch_app):
         assert _utc(row.created_at) == OLDER and _utc(row.last_used_at) == later
 
 
+def _acme_and_roy(connection) -> tuple:
+    """The ids of a live account and its customer user Roy, inserted as rows of older revisions."""
+    account_id = _insert(connection, Account, name="Acme", mode="live", inserted_at=OLDER, updated_at=OLDER)
+    user_id = _insert(
+        connection, User, account_id=account_id, username="roy", password_hash="x", role="customer",
+        inserted_at=OLDER, updated_at=OLDER,
+    )  # fmt: skip
+    return account_id, user_id
+
+
 def _utc(moment: datetime) -> datetime:
     """A column read with Core: SQLite gives naive UTC, PostgreSQL aware."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -277,13 +281,7 @@ def test_0012_makes_every_user_simple_and_its_downgrade_forgets_the_second_facto
     with scratch_app.app_context():
         flask_migrate.upgrade(revision="0011")
         with db.engine.begin() as connection:
-            account_id = _insert(
-                connection, Account, name="Acme", mode="live", inserted_at=OLDER, updated_at=OLDER
-            )
-            user_id = _insert(
-                connection, User, account_id=account_id, username="roy", password_hash="x", role="customer",
-                inserted_at=OLDER, updated_at=OLDER,
-            )  # fmt: skip
+            _, user_id = _acme_and_roy(connection)
         flask_migrate.upgrade(revision="0012")
 
         with db.engine.begin() as connection:
