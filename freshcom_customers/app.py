@@ -1,12 +1,15 @@
 """The application factory."""
 
+import select
 from contextlib import suppress
 from pathlib import Path
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
+from flask.sessions import SessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.pool import Pool
 from werkzeug.exceptions import ServiceUnavailable
 
 from freshcom_customers import oauth2
@@ -16,7 +19,7 @@ from freshcom_customers.extensions import db, migrate
 from freshcom_customers.http import cors, headers, inputs, proxy, schema, throttling
 from freshcom_customers.http import errors as http_errors
 from freshcom_customers.observability import logs, metrics
-from freshcom_customers.services import actors, database, passwords
+from freshcom_customers.services import actors, callers, database, passwords
 from freshcom_customers.services import mail as emails
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -32,21 +35,20 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
     register_http_posture(app)
+    register_request_hooks(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own, registered above
-    # Each request starts with no actor (services/actors.py), even where requests share an
-    # app context and so a session (the tests' client).
-    app.before_request(actors.forget)
-    metrics.init_app(app)  # its clock starts before the other hooks, which may answer a 503
+    metrics.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
     schema.init_app(app)  # 503 until the database is migrated
     emails.init_app(app)  # and a warning when production has no mail server
     app.extensions["freshcom_passwords"] = passwords.build_context(app.config["PASSWORD_HASH_PARAMS"])
     oauth2.init_app(app)
+    callers.init_app(app)
     throttling.init_app(app)
 
 
@@ -107,16 +109,58 @@ def _end_session(error: BaseException | None) -> None:
     Closing rolls back on the connection; if the database went away after the view committed,
     that raises, and Flask would turn the finished answer into a bare 500.
     """
+    if not db.session.registry.has():
+        return  # the request never opened one (removing none still costs a KeyError)
     with suppress(SQLAlchemyError):
         db.session.remove()
 
 
+class NoSession(SessionInterface):
+    """No Flask session: every caller is a bearer token, and nothing keeps state in a cookie.
+    Flask's own would verify and parse a cookie on every request (issue 18)."""
+
+    def open_session(self, app, request):
+        return None  # Flask then uses a null session, which refuses to be written
+
+    def save_session(self, app, session, response):
+        pass
+
+
 def register_http_posture(app: Flask) -> None:
-    """Believe the proxy's X-Forwarded-* headers as configured; refuse input no database can
-    store (inputs.py); security headers on every answer."""
+    """No cookie session; believe the proxy's X-Forwarded-* headers as configured; refuse input
+    no database can store (inputs.py); security headers on every answer."""
+    app.session_interface = NoSession()
     proxy.init_app(app)
     inputs.init_app(app)
     headers.init_app(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """What every request goes through, in this order. One hook on each side, each step given
+    the request: Flask's cost per hook and each read through its proxy show on a route
+    without the database (issue 18)."""
+    security_headers, cors_policy = app.extensions["freshcom_headers"], app.extensions["freshcom_cors"]
+
+    @app.before_request
+    def before() -> None:
+        incoming = request._get_current_object()
+        logs.start(incoming)  # the id every line logged for the request carries
+        # No actor (services/actors.py), even where requests share an app context and so a
+        # session (the tests' client).
+        actors.forget()
+        metrics.start(incoming)  # before the steps that may answer (a 503, a 400)
+        schema.require_current()
+        proxy.warn_plain_http(incoming)
+        inputs.check_request(incoming)
+
+    @app.after_request
+    def after(response: Response) -> Response:
+        incoming = request._get_current_object()
+        security_headers.apply(incoming, response)
+        cors_policy.apply(incoming, response)
+        metrics.record(incoming, response)
+        logs.finish(incoming, response)  # last: the access line tells the answer as sent
+        return response
 
 
 def register_commands(app: Flask) -> None:
@@ -145,3 +189,22 @@ def _sqlite_connect(dbapi_connection, connection_record):
 def _sqlite_begin(connection):
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN")
+
+
+@event.listens_for(Pool, "checkout")
+def _check_alive(dbapi_connection, connection_record, connection_proxy):
+    """Replace a pooled PostgreSQL connection that the server has closed, without a round trip.
+
+    A server that restarts, or ends a connection (pg_terminate_backend, a proxy's reset), says
+    so on the socket: an idle connection's socket that has anything to read is dead or dying,
+    and DisconnectionError makes the pool take another (SQLAlchemy's "pessimistic" handling).
+    pool_pre_ping's SELECT 1 would catch the same at the cost of a round trip per request; a
+    connection that dies mid-request is a 503 either way (app._rolled_back).
+    """
+    if not hasattr(dbapi_connection, "pgconn"):
+        return  # SQLite: no connection to lose
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection")

@@ -24,7 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gunicorn.errors import AppImportError
-from joserfc.jwk import RSAKey
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey, RSAKey
 from limits import parse_many
 from limits.storage import SCHEMES as STORAGE_SCHEMES
 from limits.strategies import STRATEGIES
@@ -233,6 +234,10 @@ SETTINGS = {
     # Seconds after a rotation in which the rotated token, presented again, is refused without
     # revoking its family: a client's concurrent refreshes are not a stolen token (RFC 9700 4.14.2).
     "REFRESH_TOKEN_REUSE_GRACE": Setting(SECONDS_OR_ZERO, 5),
+    # Reads (GET, HEAD) may check a token's caller in the process's memory, which PostgreSQL's
+    # notifications keep true within 0.5 s (services/callers.py); off, or on SQLite, every
+    # request reads the database.
+    "CALLER_CACHE": Setting(BOOLEAN, True),
     # ASVS 5.0 appendix C: argon2id, m >= 46 MiB, t = 1, p = 1.
     "PASSWORD_HASH_PARAMS": Setting(HASH_PARAMS, "m=47104,t=1,p=1"),
     "MAX_CONTENT_LENGTH": Setting(COUNT, 1024 * 1024),
@@ -404,9 +409,10 @@ def _check_overrides(overrides: dict) -> None:
 
 def _engine_options(config) -> dict:
     """SQLAlchemy's engine options: ours, then the overrides' on top."""
-    # A database error's message must not carry its parameters (hashes, emails) into the log;
-    # a connection the database dropped (a restart) is replaced before use, not failed on.
-    options = {"hide_parameters": True, "pool_pre_ping": True}
+    # A database error's message must not carry its parameters (hashes, emails) into the log.
+    # A connection the database dropped (a restart) is replaced before use, not failed on, by
+    # app._check_alive, which reads its socket instead of pool_pre_ping's round trip.
+    options = {"hide_parameters": True}
     if make_url(config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "postgresql":
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     return {**options, **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
@@ -454,8 +460,9 @@ def _generate_development_secrets(app):
             instance / "secret_key", lambda: secrets.token_urlsafe(48).encode()
         ).decode()
     if not app.config.get("JWT_PRIVATE_KEY_FILE"):
+        # Ed25519 since issue 18; an RSA key an earlier version wrote here still signs (RS256).
         path = instance / "jwt-private.pem"
-        _create_once(path, lambda: RSAKey.generate_key(2048, private=True).as_pem(private=True))
+        _create_once(path, lambda: OKPKey.generate_key("Ed25519", private=True).as_pem(private=True))
         app.config["JWT_PRIVATE_KEY_FILE"] = str(path)
     if not app.config.get("DATA_KEYS"):
         key = _create_once(instance / "data_key", lambda: data_keys.new_key().encode())
@@ -492,7 +499,16 @@ def _require_folder(path, setting):
 
 
 def _read_key(path, setting="FRESHCOM_JWT_PRIVATE_KEY_FILE"):
+    """The Ed25519 (EdDSA) or RSA (RS256) key of a PEM file, private or public."""
     try:
-        return RSAKey.import_key(Path(path).read_bytes())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{setting}: cannot read an RSA key from {path}: {e}") from e
+        pem = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{setting}: cannot read {path}: {e}") from e
+    for kind in (OKPKey, RSAKey):
+        try:
+            key = kind.import_key(pem)
+        except (JoseError, ValueError):
+            continue
+        if key.key_type == "RSA" or key.curve_name == "Ed25519":
+            return key
+    raise ConfigError(f"{setting}: {path} holds no Ed25519 or RSA key in PEM")

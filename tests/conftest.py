@@ -89,6 +89,9 @@ def app_config(database_uri, jwt_key_file):
         "RATELIMIT_ENABLED": False,
         # GET /metrics as production has it: behind a token (tests/callers.py sends it).
         "METRICS_TOKEN": "test-metrics-token-of-at-least-32-characters",
+        # Each test's writes are rolled back, never committed, so PostgreSQL never notifies the
+        # cache of callers: tests/services/test_callers.py and the e2e tests run it.
+        "CALLER_CACHE": False,
     }
 
 

@@ -1,8 +1,12 @@
 """The app factory's database setup."""
 
+import time
+
+import flask
 import flask_migrate
+import psycopg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from freshcom_customers.app import create_app
@@ -109,3 +113,34 @@ def test_the_token_grants_and_endpoints_are_registered_once_for_any_number_of_ap
         "revocation": 1,
         "introspection": 1,
     }
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_ended_is_replaced_before_use(database_uri):
+    """app._check_alive: the socket of a connection the server ended is readable, so the pool
+    takes a new one instead of failing the request's first statement."""
+    engine = create_engine(database_uri, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        admin = database_uri.replace("postgresql+psycopg", "postgresql")
+        with psycopg.connect(admin, autocommit=True) as other:
+            assert other.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone()[0]
+            deadline = time.monotonic() + 5
+            while other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        with engine.connect() as connection:
+            second = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert second != first
+    finally:
+        engine.dispose()
+
+
+def test_there_is_no_cookie_session(app):
+    """Every caller is a bearer token: Flask's cookie session is never opened, nor written."""
+    with app.test_request_context("/", headers={"Cookie": "session=anything"}):
+        app.preprocess_request()
+        assert flask.session.get("anything") is None
+        with pytest.raises(RuntimeError):
+            flask.session["user"] = "someone"

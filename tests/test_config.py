@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from joserfc.jwk import RSAKey
 
 from freshcom_customers.app import MIGRATIONS, create_app
 from freshcom_customers.config import DEFAULTS, ConfigError, read_environment
@@ -59,6 +60,17 @@ def test_development_generates_secrets_once_and_keeps_them(clean_env, tmp_path):
     assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
     assert len(first.config["SECRET_KEY"]) >= 48
     assert first.extensions["freshcom_signer"].kid == second.extensions["freshcom_signer"].kid
+
+
+def test_development_generates_an_ed25519_key_and_keeps_an_rsa_one_it_finds(clean_env, tmp_path):
+    assert make_app(tmp_path / "new").extensions["freshcom_signer"].header["alg"] == "EdDSA"
+    # An instance folder from before issue 18 holds an RSA key: it goes on signing, RS256.
+    older = tmp_path / "older" / "instance" / "jwt-private.pem"
+    older.parent.mkdir(parents=True)
+    older.write_bytes(RSAKey.generate_key(2048, private=True).as_pem(private=True))
+    signer = make_app(tmp_path / "older").extensions["freshcom_signer"]
+    assert signer.header["alg"] == "RS256"
+    assert signer.kid == RSAKey.import_key(older.read_bytes()).thumbprint()
 
 
 def test_environment_is_read_with_the_freshcom_prefix(clean_env, tmp_path):
@@ -377,13 +389,13 @@ def test_an_override_another_module_parses_is_checked_at_start(
     ("uri", "connect_args"),
     [("sqlite:///x.sqlite", None), (PG_URI, {"connect_timeout": 5})],
 )
-def test_the_engine_pings_pooled_connections_and_postgresql_connects_with_a_timeout(
+def test_the_engine_hides_parameters_and_postgresql_connects_with_a_timeout(
     clean_env, tmp_path, secrets_given, uri, connect_args
 ):
     options = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=uri, **secrets_given).config[
         "SQLALCHEMY_ENGINE_OPTIONS"
     ]
-    assert options["pool_pre_ping"] is True
+    assert "pool_pre_ping" not in options  # app._check_alive does it without a round trip
     assert options["hide_parameters"] is True
     assert options.get("connect_args") == connect_args
 

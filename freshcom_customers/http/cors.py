@@ -9,7 +9,7 @@ origin's answer to another.
 
 from dataclasses import dataclass
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response
 
 from freshcom_customers import origins
 
@@ -25,15 +25,16 @@ class Policy:
     prefixes: tuple[str, ...]
     max_age: int
 
-    def apply(self, response: Response) -> Response:
+    def apply(self, request: Request, response: Response) -> None:
+        """Add the CORS headers to a response under the prefixes."""
         path = request.path
         if not any(path == prefix or path.startswith(prefix + "/") for prefix in self.prefixes):
-            return response
+            return
         if self.origins is not None:
             response.vary.add("Origin")
         origin = request.headers.get("Origin")
         if origin is None or (self.origins is not None and origins.of(origin) not in self.origins):
-            return response
+            return
         response.headers["Access-Control-Allow-Origin"] = "*" if self.origins is None else origin
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response.headers["Access-Control-Allow-Methods"] = METHODS
@@ -41,10 +42,9 @@ class Policy:
             response.headers["Access-Control-Max-Age"] = str(self.max_age)
         else:
             response.headers["Access-Control-Expose-Headers"] = EXPOSED
-        return response
 
 
 def init_app(app: Flask, prefixes: tuple[str, ...]) -> None:
-    """Add CORS headers to the answers under these path prefixes."""
+    """The policy for the answers under these path prefixes (app.py applies it to every answer)."""
     allowed = origins.parse(app.config["CORS_ORIGINS"], "FRESHCOM_CORS_ORIGINS")
-    app.after_request(Policy(allowed, prefixes, int(app.config["CORS_MAX_AGE"])).apply)
+    app.extensions["freshcom_cors"] = Policy(allowed, prefixes, int(app.config["CORS_MAX_AGE"]))

@@ -14,7 +14,8 @@ header set to None is not sent.
 
 from collections.abc import Callable
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app
+from werkzeug.datastructures import Headers
 
 POLICY = {
     "Cache-Control": "no-store",
@@ -27,7 +28,8 @@ _OVERRIDES = "_freshcom_security_headers"
 
 
 def init_app(app: Flask) -> None:
-    app.after_request(apply)
+    """The app's policies (app.py applies them to every answer)."""
+    app.extensions["freshcom_headers"] = Policies(app)
 
 
 def override(headers: dict[str, str | None]) -> Callable:
@@ -47,10 +49,32 @@ def policy_for(endpoint: str | None) -> dict[str, str]:
     return {name: value for name, value in headers.items() if value is not None}
 
 
-def apply(response: Response) -> Response:
-    headers = policy_for(request.endpoint)
-    if request.is_secure and current_app.config["HSTS"]:
-        headers["Strict-Transport-Security"] = current_app.config["HSTS"]
-    for name, value in headers.items():
-        response.headers.setdefault(name, value)
-    return response
+class Policies:
+    """An app's headers by endpoint and HSTS value, worked out at their first answer: routes
+    are fixed by then (Flask refuses new ones), and the answers that follow only add them."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.known: dict[tuple[str | None, str | None], tuple[tuple[str, str, str], ...]] = {}
+
+    def apply(self, request: Request, response: Response) -> None:
+        """Add the headers of the request's endpoint (and HSTS over https) the response lacks."""
+        key = (request.endpoint, (request.is_secure and self.app.config["HSTS"]) or None)
+        policy = self.known.get(key)
+        if policy is None:
+            policy = self.known[key] = _policy(*key)
+        # One pass over the few headers the view set, not a search of them for each header
+        # added; and no check of each value again (Headers.extend's), for _policy checked them.
+        present = {name.lower() for name, _ in response.headers}
+        response.headers._list.extend(
+            [(name, value) for lowered, name, value in policy if lowered not in present]
+        )
+
+
+def _policy(endpoint: str | None, hsts: str | None) -> tuple[tuple[str, str, str], ...]:
+    """The endpoint's headers as (lowercase name, name, value), their values checked."""
+    headers = policy_for(endpoint)
+    if hsts:
+        headers["Strict-Transport-Security"] = hsts
+    checked = Headers(headers)  # a value with a line break (HSTS comes from the environment) raises
+    return tuple((name.lower(), name, value) for name, value in checked)

@@ -15,7 +15,7 @@ lifts the check for development; production refuses to start with it.
 import os
 
 from authlib.common.security import is_secure_transport
-from flask import Flask, current_app, request
+from flask import Flask, Request, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from freshcom_customers.config import ConfigError
@@ -27,13 +27,12 @@ TOKEN_ENDPOINTS = "/v1/token"
 
 
 def init_app(app: Flask) -> None:
-    """Trust the forwarded headers PROXY_FIX names; warn about token requests over plain http."""
+    """Trust the forwarded headers PROXY_FIX names (app.py calls warn_plain_http)."""
     if app.config["ENV"] == "production" and os.environ.get("AUTHLIB_INSECURE_TRANSPORT"):
         raise ConfigError("FRESHCOM_ENV=production refuses to start with AUTHLIB_INSECURE_TRANSPORT set")
     hops = parse(app.config["PROXY_FIX"])
     if any(hops.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **hops)
-    app.before_request(_warn_plain_http)
 
 
 def parse(value) -> dict[str, int]:
@@ -54,7 +53,8 @@ def parse(value) -> dict[str, int]:
     return hops
 
 
-def _warn_plain_http() -> None:
+def warn_plain_http(request: Request) -> None:
+    """Warn about a token request over plain http, which Authlib refuses."""
     if request.path.startswith(TOKEN_ENDPOINTS) and not is_secure_transport(request.url):
         current_app.logger.warning(
             "A token endpoint was called over plain http (%s) and answered insecure_transport; "

@@ -54,9 +54,8 @@ class Schema:
 
 
 def init_app(app: Flask) -> None:
-    """Answer every request but /health and /metrics with a 503 while the schema is behind the migrations."""
+    """Know the app's schema; app.py calls require_current before every request."""
     app.extensions["freshcom_schema"] = Schema(app.extensions["migrate"].directory)
-    app.before_request(_require_current)
 
 
 def check() -> bool:
@@ -80,8 +79,11 @@ def required(command):
     return run
 
 
-def _require_current() -> None:
-    # A database that cannot be reached raises here, and each face renders that outage.
+def require_current() -> None:
+    """Answer every request but /health and /metrics with a 503 while the schema is behind the migrations.
+
+    A database that cannot be reached raises here, and each face renders that outage.
+    """
     schema = _schema()
     if not schema.current and request.endpoint not in NOT_HELD_BACK and not schema.check():
         raise SchemaBehind()

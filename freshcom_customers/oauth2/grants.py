@@ -57,9 +57,17 @@ class FreshcomGrant:
             raise UnauthorizedClientError(f"The client may not use grant_type={self.GRANT_TYPE}.")
         return client
 
-    def client_for(self, named, account):
-        """The named client, or the account's default one; it must serve the account."""
-        client = named or accounts.default_client(account)
+    def client_for(self, named, account, loaded=None):
+        """The named client, or the account's default one; it must serve the account.
+
+        loaded: a client read already (a refresh token's), taken when it is that default one.
+        """
+        if named is not None:
+            client = named
+        elif loaded is not None and loaded.is_default and loaded.account_id == account.live_id:
+            client = loaded
+        else:
+            client = accounts.default_client(account)
         if client is None or not client.serves(account) or not client.check_grant_type(self.client_grant):
             raise InvalidGrantError(GENERIC_FAILURE)
         return client
@@ -91,15 +99,19 @@ class FreshcomGrant:
             raise InvalidRequestError(f"Missing '{name}' in request.")
         return value
 
-    def token(self, account, refresh_token: str, user=None, family_id=None, role=None) -> dict:
+    def token(
+        self, account, refresh_token: str, user=None, family_id=None, role=None, customer_id=None
+    ) -> dict:
         """The token response; the access token names the client and the refresh token family.
 
-        role, when the grant knows it already, spares looking it up again.
+        role and customer_id (a customer's), when the grant knows them already, spare looking
+        them up again.
         """
         if role is None:
             role = users.role_in(user, account) if user else "guest"
-        customer_id = None
-        if role == "customer":
+        if role != "customer":
+            customer_id = None
+        elif customer_id is None:
             try:
                 customer_id = customers.customer_of_user(account, user).id
             except NotFound:
@@ -184,15 +196,17 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         named = self.named_client()
         value = self.required("refresh_token")
         try:
-            token = refresh_tokens.find(value)
+            presented = refresh_tokens.present(value)
         except InvalidCredentials:
             raise InvalidGrantError(GENERIC_FAILURE) from None
+        token = presented.token
         account = self.target_account(token)
-        client = self.client_for(named, account)
+        client = self.client_for(named, account, token.client)
         if not token.is_publishable and (token.client_id != client.id or not token.user.is_active):
             raise InvalidGrantError(GENERIC_FAILURE)
         self.request.client = client
         self.request.refresh_token = token
+        self.request.presented = presented
         self.request.account = account
         self.request.user = token.user
 
@@ -215,6 +229,7 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
             response = self.token(account, token.prefixed_id)
             metrics.token_issued("refresh_token_prt")
             return 200, response, self.TOKEN_RESPONSE_HEADER
+        presented, customer_id = self.request.presented, None
         if account.id != token.account_id:
             issued = sessions.branch(token, account, self.device())
         else:
@@ -222,8 +237,9 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
                 issued = refresh_tokens.use(token, account, self.request.form["refresh_token"])
             except InvalidCredentials:
                 raise InvalidGrantError(GENERIC_FAILURE) from None
-        sessions.touch(token.family_id)
-        response = self.token(account, issued.value, token.user, issued.family_id)
+            customer_id = presented.customer_id  # read with the token, in its account
+        sessions.touch(token.family_id, presented.session_used_at)
+        response = self.token(account, issued.value, token.user, issued.family_id, customer_id=customer_id)
         metrics.token_issued("refresh_token_urt")
         return 200, response, self.TOKEN_RESPONSE_HEADER
 

@@ -1,8 +1,9 @@
 """The token endpoints, the public key set and the authorization server's metadata."""
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, Flask, current_app, request, url_for
 from marshmallow import Schema, fields
 from marshmallow.validate import OneOf
 
@@ -171,7 +172,18 @@ def jwks():
 def metadata():
     """RFC 8414. Scopes name accounts (aid:<id>), so scopes_supported cannot list them."""
     issuer = current_app.extensions["freshcom_signer"].issuer
-    return {
+    # Under a URL issuer (production) the document is the same for every request; else it
+    # names the host the request came to.
+    host = None if _is_url(issuer) else (request.scheme, request.host)
+    body = _metadata(current_app._get_current_object(), issuer, host, request.script_root)
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
+
+
+@lru_cache(maxsize=64)  # bounded: a client picks the Host header
+def _metadata(app: Flask, issuer: str, host: tuple[str, str] | None, script_root: str) -> bytes:
+    """The document's JSON, as the app writes a dict; made once per issuer and host, for its
+    url_for calls and its JSON cost more than answering it."""
+    document = {
         "issuer": issuer,
         "token_endpoint": _url(issuer, "oauth2.issue_token"),
         "jwks_uri": _url(issuer, "oauth2.jwks"),
@@ -184,11 +196,16 @@ def metadata():
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
     }
+    return app.json.response(document).get_data()
 
 
 def _url(issuer: str, endpoint: str) -> str:
     """An endpoint's absolute URL: under the issuer when it is a URL (production), else this host."""
     path = url_for(endpoint)
-    if urlsplit(issuer).scheme in ("http", "https"):
+    if _is_url(issuer):
         return issuer.rstrip("/") + path
     return request.host_url.rstrip("/") + path
+
+
+def _is_url(issuer: str) -> bool:
+    return urlsplit(issuer).scheme in ("http", "https")

@@ -14,6 +14,9 @@ What is counted, by name and labels:
 - ``freshcom_emails_total{kind,outcome}``: ``password_reset``, ``email_verification``,
   ``login_link`` by ``sent``, ``failed``, or ``logged`` (no mail server, outside production).
 - ``freshcom_security_events_total{event}``: observability/security_events.py's events.
+- ``freshcom_caller_cache_total{outcome}``: where a read's caller came from (services/callers.py):
+  ``hit`` (the process's memory), ``miss`` (the database, then kept) or ``bypass`` (the
+  database: the cache could not be used, its channel unproved or down).
 - ``freshcom_db_pool_size``, ``freshcom_db_pool_checked_out``, ``freshcom_db_pool_overflow``:
   the database connection pool, kept up to date by its checkout and checkin events and summed
   over the live workers (a scrape reaches one worker, which cannot read the others' pools).
@@ -34,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -99,6 +102,9 @@ LOCKOUTS = Counter("freshcom_lockouts", "Lockouts started by failed passwords.")
 TOKENS_ISSUED = Counter("freshcom_tokens_issued", "Access tokens issued, by grant.", ["grant"])
 EMAILS = Counter("freshcom_emails", "Emails, by kind and what became of them.", ["kind", "outcome"])
 SECURITY_EVENTS = Counter("freshcom_security_events", "Security events logged.", ["event"])
+CALLER_CACHE = Counter(
+    "freshcom_caller_cache", "Reads' callers, by where they came from.", ["outcome"]
+)  # services/callers.py: hit (memory), miss (the database, then kept), bypass (cache not usable)
 # Live workers' values summed: a dead worker's pool is gone with it.
 POOL_SIZE = Gauge("freshcom_db_pool_size", "Connections the pools keep.", multiprocess_mode="livesum")
 POOL_CHECKED_OUT = Gauge("freshcom_db_pool_checked_out", "Connections in use.", multiprocess_mode="livesum")
@@ -110,6 +116,8 @@ BUILD_INFO = Gauge("freshcom_build_info", "The running version.", ["version"], m
 # Every series a dashboard plots, at 0 from the start: a rate needs the series before the event.
 for _outcome in LOGIN_OUTCOMES:
     LOGINS.labels(_outcome)
+for _outcome in ("hit", "miss", "bypass"):
+    CALLER_CACHE.labels(_outcome)
 for _grant in GRANTS:
     TOKENS_ISSUED.labels(_grant)
 for _kind in EMAIL_KINDS:
@@ -124,9 +132,7 @@ _series: dict[tuple, tuple] = {}
 
 
 def init_app(app: Flask) -> None:
-    """Count and time every request, and publish the database pool's use (after db.init_app)."""
-    app.before_request(_start)
-    app.after_request(_record)
+    """Publish the database pool's use (after db.init_app); app.py calls start and record."""
     _watch_pool(app)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not is_multiprocess():
         app.logger.warning(
@@ -179,20 +185,20 @@ def security_event(event_name: str) -> None:
 # Requests
 
 
-def _start() -> None:
+def start(request: Request) -> None:
+    """Start the request's clock."""
     request.environ[_STARTED] = time.perf_counter()
 
 
-def _record(response: Response) -> Response:
-    answered = request._get_current_object()  # each read through the proxy costs as much as an inc()
-    method = answered.method if answered.method in METHODS else "OTHER"
-    key = (method, answered.endpoint or UNMATCHED, response.status_code)
+def record(request: Request, response: Response) -> None:
+    """Count and time the request by method, endpoint and status."""
+    method = request.method if request.method in METHODS else "OTHER"
+    key = (method, request.endpoint or UNMATCHED, response.status_code)
     count, duration = _series.get(key) or _series.setdefault(key, _children(*key))
     count.inc()
-    started = answered.environ.get(_STARTED)
-    if started is not None:  # a hook before ours answered first
+    started = request.environ.get(_STARTED)
+    if started is not None:  # None: the request failed before its clock started
         duration.observe(time.perf_counter() - started)
-    return response
 
 
 def _children(method: str, endpoint: str, status: int) -> tuple:

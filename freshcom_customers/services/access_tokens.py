@@ -1,13 +1,16 @@
-"""Access tokens: RS256 JWTs signed with the service's key, checked against the database."""
+"""Access tokens: JWTs signed with the service's key (EdDSA or RS256), checked against the database."""
 
+import functools
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import current_app
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.errors import InvalidKeyIdError, JoseError, UnsupportedAlgorithmError
+from joserfc.jwa import EdDSAAlgorithm
+from joserfc.jwk import KeySet, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy import and_, bindparam, func, select
 
@@ -22,9 +25,28 @@ from freshcom_customers.models import (
     RefreshToken,
     User,
 )
-from freshcom_customers.services import refresh_tokens, sessions
+from freshcom_customers.models.base import utcnow
+from freshcom_customers.observability import metrics
+from freshcom_customers.services import callers, refresh_tokens, sessions
 
-ALGORITHM = "RS256"
+# What each kind of signing key signs with: an Ed25519 key (OKP) EdDSA, an RSA key RS256.
+ALGORITHMS = {"OKP": "EdDSA", "RSA": "RS256"}
+# How many verified tokens a process remembers (Signer.verified): a client sends its token
+# with every request until it expires, and checking its signature again tells nothing new.
+VERIFIED_TOKENS = 2048
+
+
+class _EdDSA(EdDSAAlgorithm):
+    # RFC 9864 deprecates "EdDSA" in favour of "Ed25519", and joserfc warns at each use. We sign
+    # EdDSA, which API.md names and today's JOSE libraries read (docs/decisions.md).
+    security_warning = None
+
+
+class _Registry(JWSRegistry):
+    algorithms = {**JWSRegistry.algorithms, "EdDSA": _EdDSA()}
+
+
+REGISTRY = _Registry(algorithms=list(ALGORITHMS.values()))
 # Every authenticated request runs this: the account, the user, the user's customer in the
 # account (if any), the user's membership of the account (a standard user's) and the first
 # token of the family (none when family_id is NULL) and the family's login session (none for
@@ -61,36 +83,47 @@ CALLER = (
 class Signer:
     """The app's signing key, and the public keys that verify tokens.
 
-    The current key signs. Keys rotated out of signing (previous_keys) still verify and stay
-    published in the JWKS, so the tokens they signed live until they expire. A token must
-    name its key by kid.
+    The current key signs: EdDSA if it is an Ed25519 key, RS256 if an RSA one. Keys rotated out
+    of signing (previous_keys, of either kind) still verify and stay published in the JWKS, each
+    with its algorithm, so the tokens they signed live until they expire. A token must name its
+    key by kid, and that key's algorithm: a kid verifies with one algorithm only.
     """
 
-    def __init__(self, private_key: RSAKey, issuer: str, previous_keys=()):
+    def __init__(self, private_key: OKPKey | RSAKey, issuer: str, previous_keys=()):
         self.key = private_key
         self.kid = private_key.thumbprint()
+        self.header = {"alg": ALGORITHMS[private_key.key_type], "kid": self.kid, "typ": "at+jwt"}
         self.issuer = issuer
         self._by_kid = {}
         for key in (private_key, *previous_keys):
             kid = key.thumbprint()
-            self._by_kid.setdefault(
-                kid,
-                RSAKey.import_key(key.as_dict(private=False), {"kid": kid, "alg": ALGORITHM, "use": "sig"}),
-            )
+            params = {"kid": kid, "alg": ALGORITHMS[key.key_type], "use": "sig"}
+            self._by_kid.setdefault(kid, type(key).import_key(key.as_dict(private=False), params))
         self.public_keys = KeySet(list(self._by_kid.values()))
         self.claims = JWTClaimsRegistry(
             iss={"essential": True, "value": issuer}, exp={"essential": True}, aid={"essential": True}
         )
+        # The claims of the tokens whose signature this signer verified, by the whole token: a
+        # token cannot change without failing its signature, so its claims are those it had.
+        # Per signer, so a key dropped from the signer (a new app) verifies nothing it kept.
+        self.verified = functools.lru_cache(maxsize=VERIFIED_TOKENS)(self._verify)
 
     def jwks(self) -> dict:
         return self.public_keys.as_dict(private=False)
 
-    def verifying_key(self, token) -> RSAKey:
-        """The published key the token's kid names; no kid, or an unknown one, fails."""
-        kid = token.headers().get("kid")
-        if kid not in self._by_kid:
-            raise InvalidKeyIdError(f"No key for kid: {kid!r}")
-        return self._by_kid[kid]
+    def verifying_key(self, token) -> OKPKey | RSAKey:
+        """The published key the token's kid names; no kid, an unknown one, or another
+        algorithm than that key's, fails."""
+        header = token.headers()
+        key = self._by_kid.get(header.get("kid"))
+        if key is None:
+            raise InvalidKeyIdError(f"No key for kid: {header.get('kid')!r}")
+        if header["alg"] != key.alg:
+            raise UnsupportedAlgorithmError(f"Key {key.kid} signs {key.alg}, not {header['alg']!r}")
+        return key
+
+    def _verify(self, token: str) -> dict:
+        return jwt.decode(token, self.verifying_key, registry=REGISTRY).claims
 
 
 def _signer() -> Signer:
@@ -138,18 +171,8 @@ def issue(
     client_id is the client it was issued to (RFC 9068's claim); family_id the refresh token
     family it came from, so revoking that family ends the token at once.
     """
-    signer = _signer()
     lifetime = lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"]
-    now = int(time.time())
-    claims = {
-        "iss": signer.issuer,
-        "aid": str(account.id),
-        "role": role,
-        "typ": "user" if user else "publishable",
-        "iat": now,
-        "exp": now + lifetime,
-        "jti": str(uuid.uuid4()),
-    }
+    claims = {"role": role, "typ": "user" if user else "publishable"}
     if client_id is not None:
         claims["client_id"] = str(client_id)
     if user is not None:
@@ -159,8 +182,8 @@ def issue(
         claims["fid"] = str(family_id)
     if customer_id is not None:
         claims["cid"] = str(customer_id)
-    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": "at+jwt"}
-    return jwt.encode(header, claims, signer.key), lifetime
+    token, _ = sign(account, claims, lifetime)
+    return token, lifetime
 
 
 def issue_for_client(account: Account, client: Client) -> tuple[str, int]:
@@ -183,22 +206,24 @@ def sign(account: Account, claims: dict, lifetime: int) -> tuple[str, int]:
     now = int(time.time())
     claims = {"iss": signer.issuer, "aid": str(account.id), **claims}
     claims.update(iat=now, exp=now + lifetime, jti=str(uuid.uuid4()))
-    header = {"alg": ALGORITHM, "kid": signer.kid, "typ": "at+jwt"}
-    return jwt.encode(header, claims, signer.key), now + lifetime
+    return jwt.encode(signer.header, claims, signer.key, registry=REGISTRY), now + lifetime
 
 
-def authenticate(token: str) -> Principal:
+def authenticate(token: str, *, read_only: bool = False) -> Principal:
     """Verify a token and that its account and user still allow it; raise InvalidToken if not.
 
     A use of the token's session is noted, at most once a minute (session_touched says so).
+    read_only: the request writes nothing (GET, HEAD), so its caller may come from the
+    process's memory of callers (services/callers.py).
     """
-    return principal_of(decode(token), touch=True)
+    return principal_of(decode(token), touch=True, read_only=read_only)
 
 
-def principal_of(claims: dict, *, touch: bool = False) -> Principal:
+def principal_of(claims: dict, *, touch: bool = False, read_only: bool = False) -> Principal:
     """The caller the verified claims name, if their account, user and session still allow it.
 
     touch: note a use of the session (sessions.touch) when its last one is over a minute old.
+    read_only: the caller may come from the process's cache (services/callers.py).
     """
     if claims.get("typ") == "publishable":
         account = db.session.get(Account, claim_uuid(claims["aid"]))
@@ -208,31 +233,54 @@ def principal_of(claims: dict, *, touch: bool = False) -> Principal:
     if claims.get("typ") == "client":
         return _machine(claims)
     family_id = claim_uuid(claims["fid"]) if "fid" in claims else None
-    ids = {
-        "account_id": claim_uuid(claims["aid"]),
-        "user_id": claim_uuid(claims.get("sub")),
-        "family_id": family_id,
-    }
-    row = db.session.execute(CALLER, ids).one_or_none()
-    if row is None:
+    key = (claim_uuid(claims["aid"]), claim_uuid(claims.get("sub")), family_id)
+    cache = callers.cache_of(current_app) if read_only else None
+    caller = _caller(key, cache)
+    if caller is None:
         raise InvalidToken()
-    account, user, customer, membership_id, first_id, first_revoked_at, ended_at, last_used_at = row
+    user, account = caller.user, caller.account
     # A suspension or a revocation bumps token_generation: older tokens die at once.
     if not user.is_active or claims.get("gen") != user.token_generation:
         raise InvalidToken()
     # Signed by us or not, a token may only name an account its user belongs to.
-    if not _belongs(user, account, membership_id):
+    if not _belongs(user, account, caller.membership_id):
         raise InvalidToken()
     # Logout, reuse detection and a password change revoke refresh token families; the
     # access tokens issued from a revoked family die with it.
-    if family_id is not None and not _family_is_live(family_id, first_id, first_revoked_at):
+    if family_id is not None and not _family_is_live(family_id, caller.first_id, caller.first_revoked_at):
         raise InvalidToken()
     # Ending a session revokes its family too; its own mark is checked all the same.
-    if ended_at is not None:
+    if caller.ended_at is not None:
         raise InvalidToken()
-    touched = touch and last_used_at is not None and sessions.touch(family_id, last_used_at)
+    touched = touch and caller.last_used_at is not None and sessions.touch(family_id, caller.last_used_at)
+    if touched and cache is not None:
+        cache.renew(key, callers.detached(replace(caller, last_used_at=utcnow())))
     customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
-    return Principal(account, claims["role"], user, customer_id, family_id, customer, touched)
+    return Principal(account, claims["role"], user, customer_id, family_id, caller.customer, touched)
+
+
+def _caller(key: tuple, cache: callers.Cache | None) -> callers.Entry | None:
+    """What CALLER reads for (account id, user id, family id): from the cache when it may be
+    used and has it, else from the database, kept for the next read when a cache is given."""
+    account_id, user_id, family_id = key
+    ids = {"account_id": account_id, "user_id": user_id, "family_id": family_id}
+    if cache is None or not cache.usable():
+        if cache is not None:
+            metrics.CALLER_CACHE.labels("bypass").inc()
+        row = db.session.execute(CALLER, ids).one_or_none()
+        return callers.Entry(*row) if row is not None else None
+    kept = cache.get(key)
+    if kept is not None:
+        metrics.CALLER_CACHE.labels("hit").inc()
+        return callers.attached(kept)
+    metrics.CALLER_CACHE.labels("miss").inc()
+    mark = cache.mark()
+    row = db.session.execute(CALLER, ids).one_or_none()
+    if row is None:
+        return None
+    caller = callers.Entry(*row)
+    cache.put(key, callers.detached(caller), mark)
+    return caller
 
 
 def _machine(claims: dict) -> Principal:
@@ -269,14 +317,18 @@ def _family_is_live(family_id: uuid.UUID, first_id, first_revoked_at) -> bool:
 
 
 def decode(token: str) -> dict:
-    """Return the claims of a token signed by one of our keys, issued by us and unexpired."""
+    """Return the claims of a token signed by one of our keys, issued by us and unexpired.
+
+    A token this process verified before is not verified again (Signer.verified); its expiry
+    and issuer are checked on every call all the same.
+    """
     signer = _signer()
     try:
-        claims = jwt.decode(token, signer.verifying_key, algorithms=[ALGORITHM]).claims
+        claims = signer.verified(token)
         signer.claims.validate(claims)
     except (JoseError, ValueError, TypeError) as e:
         raise InvalidToken() from e
-    return claims
+    return dict(claims)  # a copy: the kept claims are the next call's too
 
 
 def claim_uuid(value) -> uuid.UUID:

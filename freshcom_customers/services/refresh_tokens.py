@@ -6,18 +6,27 @@ the family's id as its own, so whether a family is revoked is one primary key lo
 
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import exists, select, update
+from sqlalchemy import and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Client, LoginSession, RefreshToken, User, hash_secret
+from freshcom_customers.models import (
+    Account,
+    Client,
+    Customer,
+    LoginSession,
+    RefreshToken,
+    User,
+    hash_secret,
+)
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.observability import security_events
+from freshcom_customers.services import callers
 
 
 class Issued(NamedTuple):
@@ -27,19 +36,61 @@ class Issued(NamedTuple):
     family_id: uuid.UUID
 
 
+class Presented(NamedTuple):
+    """A usable refresh token, and what a user's token is read with for the refresh grant:
+    the id of its user's customer in its account, and when its session was last used."""
+
+    token: RefreshToken
+    customer_id: uuid.UUID | None = None
+    session_used_at: datetime | None = None
+
+
+# A user's refresh token with what the refresh grant needs next, in one query: its account,
+# user and client, the user's customer in the account, and its session's last use.
+_USER_TOKEN = (
+    select(RefreshToken, Customer.id, LoginSession.last_used_at)
+    .outerjoin(
+        Customer,
+        and_(Customer.user_id == RefreshToken.user_id, Customer.account_id == RefreshToken.account_id),
+    )
+    .outerjoin(LoginSession, LoginSession.id == RefreshToken.family_id)
+    .options(joinedload(RefreshToken.account), joinedload(RefreshToken.user), joinedload(RefreshToken.client))
+    .where(RefreshToken.token_hash == bindparam("token_hash"))
+)
+_INSERT = insert(RefreshToken.__table__)
+# A rotation: of concurrent uses of one token, the first spends it and the others find nothing.
+# It revokes nothing, so the callers the user's access tokens name are unchanged.
+_ROTATE = (
+    update(RefreshToken)
+    .where(
+        RefreshToken.id == bindparam("token_id"),
+        RefreshToken.rotated_at.is_(None),
+        RefreshToken.revoked_at.is_(None),
+    )
+    .values(rotated_at=bindparam("now"), last_used_at=bindparam("now"))
+    .execution_options(synchronize_session=False, **callers.UNAFFECTED)
+)
+
+
 def find(value: str) -> RefreshToken:
     """Return the usable refresh token with this value, or raise InvalidCredentials."""
+    return present(value).token
+
+
+def present(value: str) -> Presented:
+    """The usable refresh token with this value, as the refresh grant reads it; raise
+    InvalidCredentials if there is none."""
     kind, _, rest = value.partition("-")
     if kind == "prt":
         token = _find_publishable(rest)
-        token = token if token is not None and _in_grace(token) else None
+        presented = Presented(token) if token is not None and _in_grace(token) else None
     elif kind == "urt":
-        token = _find_user_token(value)
+        presented = _find_user_token(value)
     else:
-        token = None
-    if token is None:
+        presented = None
+    if presented is None:
         raise InvalidCredentials()
-    return token
+    return presented
 
 
 def lookup(value: str) -> RefreshToken | None:
@@ -63,19 +114,15 @@ def _find_publishable(rest: str) -> RefreshToken | None:
     return token
 
 
-def _find_user_token(value: str) -> RefreshToken | None:
-    # The grant reads the token's account and user next: load them with it, in one query.
-    token = db.session.scalar(
-        select(RefreshToken)
-        .where(RefreshToken.token_hash == hash_secret(value))
-        .options(joinedload(RefreshToken.account), joinedload(RefreshToken.user))
-    )
+def _find_user_token(value: str) -> Presented | None:
+    row = db.session.execute(_USER_TOKEN, {"token_hash": hash_secret(value)}).one_or_none()
+    token = row[0] if row is not None else None
     if token is None or token.revoked_at is not None:
         return None
     if token.rotated_at is not None:
         _replayed(token)
         return None
-    return token if _unexpired(token) else None
+    return Presented(*row) if _unexpired(token) else None
 
 
 def _replayed(token: RefreshToken) -> None:
@@ -130,23 +177,25 @@ def issue(
     """Create a user refresh token, stored only as a hash; a new family unless family is given.
 
     A successor in a family keeps the family's absolute expiry; expires_at caps a new family.
+    The user, account and client are rows the database has already.
     """
     now = utcnow()
     value = f"urt-{account.mode}-{secrets.token_urlsafe(32)}"
     lifetime = timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
     family_id = family.family_id if family else uuid.uuid4()
-    db.session.add(
-        RefreshToken(
-            id=uuid.uuid4() if family else family_id,
-            account=account,
-            user=user,
-            client=client,
-            token_hash=hash_secret(value),
-            family_id=family_id,
-            expires_at=family.expires_at if family else min(now + lifetime, expires_at or now + lifetime),
-            last_used_at=now,
-        )
-    )
+    # One INSERT now, not an object for the flush: nothing in the request reads the row again,
+    # and the unit of work costs more than the statement (docs/decisions.md, issue 18).
+    row = {
+        "id": uuid.uuid4() if family else family_id,
+        "account_id": account.id,
+        "user_id": user.id,
+        "client_id": client.id,
+        "token_hash": hash_secret(value),
+        "family_id": family_id,
+        "expires_at": family.expires_at if family else min(now + lifetime, expires_at or now + lifetime),
+        "last_used_at": now,
+    }
+    db.session.execute(_INSERT, row)
     return Issued(value, family_id)
 
 
@@ -162,14 +211,7 @@ def use(token: RefreshToken, account: Account, value: str) -> Issued:
     if not token.client.rotate_refresh_tokens:
         token.last_used_at = now
         return Issued(value, token.family_id)
-    rotated = db.session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None)
-        )
-        .values(rotated_at=now, last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    rotated = db.session.execute(_ROTATE, {"token_id": token.id, "now": now})
     if rotated.rowcount != 1:
         raise InvalidCredentials()
     return issue(token.user, account, token.client, family=token)

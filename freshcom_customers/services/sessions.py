@@ -23,7 +23,7 @@ from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Account, Client, Customer, LoginSession, RefreshToken, User
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import actors, history, refresh_tokens, users
+from freshcom_customers.services import actors, callers, history, refresh_tokens, users
 from freshcom_customers.services.database import as_uuid
 
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -139,7 +139,7 @@ def touch(session_id: uuid.UUID | None, last_used_at=None) -> bool:
             LoginSession.last_used_at <= cutoff,
         )
         .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, **callers.UNAFFECTED)
     )
     return touched.rowcount == 1
 

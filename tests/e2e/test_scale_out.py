@@ -55,6 +55,7 @@ from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
 
 from freshcom_customers.config import DEFAULTS
+from freshcom_customers.services import callers
 from tests.deploy import files
 from tests.e2e.conftest import _run_flask
 
@@ -348,13 +349,21 @@ def test_a_session_moves_between_hosts_and_its_revocation_holds_on_both(deployme
     refreshed = client.post(deployment.url("/v1/token"), data=refresh_data, timeout=10)
     assert (refreshed.status_code, deployment.host_of(refreshed)) == (200, other), refreshed.text
 
+    # Both hosts' workers read both access tokens, and keep their caller (services/callers.py).
+    tokens = (login.json()["access_token"], refreshed.json()["access_token"])
+    for token in tokens:
+        bearer = {"Authorization": f"Bearer {token}"}
+        reads = [client.get(deployment.url("/v1/user"), headers=bearer, timeout=10) for _ in range(8)]
+        assert [r.status_code for r in reads] == [200] * 8
+
     deployment.steer(client, other)
     revoke_data = {"token": refreshed.json()["refresh_token"]}
     revoked = client.post(deployment.url("/v1/token/revoke"), data=revoke_data, timeout=10)
     assert (revoked.status_code, deployment.host_of(revoked)) == (200, other)
+    time.sleep(callers.BOUND)  # the most a cached caller may outlive its revocation
 
-    # Both access tokens of the session die on every host at once, and so does its refresh token.
-    for token in (login.json()["access_token"], refreshed.json()["access_token"]):
+    # Both access tokens of the session die on every host, and so does its refresh token.
+    for token in tokens:
         answers = {}
         for _ in deployment.hosts:
             bearer = {"Authorization": f"Bearer {token}"}

@@ -1,11 +1,15 @@
-"""Signing keys: a kid in every token, and key rotation that keeps the old key's tokens valid."""
+"""Signing keys: a kid in every token, and key rotation that keeps the old key's tokens valid.
+
+The suite signs with an RSA key (RS256), as deployments from before issue 18 do; an Ed25519
+key (EdDSA), the default of new ones, is tested here, and the rotation from one to the other.
+"""
 
 import base64
 import json
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from freshcom_customers.app import create_app
 from freshcom_customers.config import ConfigError
@@ -17,6 +21,25 @@ def new_key_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("rotated") / "jwt-new.pem"
     path.write_bytes(RSAKey.generate_key(2048, private=True).as_pem(private=True))
     return path
+
+
+@pytest.fixture(scope="module")
+def ed25519_key_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ed25519") / "jwt-ed25519.pem"
+    path.write_bytes(OKPKey.generate_key("Ed25519", private=True).as_pem(private=True))
+    return path
+
+
+@pytest.fixture
+def ed25519_app(app_config, jwt_key_file, ed25519_key_file):
+    """The service after a rotation from the suite's RSA key to an Ed25519 key."""
+    return create_app(
+        {
+            **app_config,
+            "JWT_PRIVATE_KEY_FILE": str(ed25519_key_file),
+            "JWT_PREVIOUS_KEY_FILES": str(jwt_key_file),
+        }
+    )
 
 
 @pytest.fixture
@@ -83,8 +106,9 @@ def test_after_a_rotation_old_tokens_still_work_and_new_ones_use_the_new_key(
     assert me(app.test_client(), new_token).status_code == 401
 
 
-def test_once_the_old_key_is_dropped_its_tokens_are_401(app_config, auth, account, new_key_file):
+def test_once_the_old_key_is_dropped_its_tokens_are_401(app, app_config, auth, account, new_key_file):
     old_token = auth.owner(account)
+    assert me(app.test_client(), old_token).status_code == 200  # verified, and remembered, there
     dropped = create_app({**app_config, "JWT_PRIVATE_KEY_FILE": str(new_key_file)})
     response = me(dropped.test_client(), old_token)
     assert response.status_code == 401
@@ -127,6 +151,67 @@ def test_a_token_naming_our_kid_but_signed_by_another_key_is_401(app, client, ac
     claims = access_tokens.decode(_owner_token(app, account))
     forged = jwt.encode({"alg": "RS256", "kid": signer.kid}, claims, RSAKey.generate_key(2048))
     assert me(client, forged).status_code == 401
+
+
+def test_an_ed25519_key_signs_eddsa_and_is_published_as_such(ed25519_app, account):
+    signer = ed25519_app.extensions["freshcom_signer"]
+    with ed25519_app.app_context():
+        token = _owner_token(ed25519_app, account)
+    assert header_of(token) == {"alg": "EdDSA", "kid": signer.kid, "typ": "at+jwt"}
+    with ed25519_app.test_client() as client:
+        assert me(client, token).status_code == 200
+        published = client.get("/.well-known/jwks.json").get_json()["keys"][0]
+    assert published == {**signer.key.as_dict(private=False), "kid": signer.kid, "alg": "EdDSA", "use": "sig"}
+    assert "d" not in published
+
+
+def test_a_rotation_from_rsa_to_ed25519_keeps_the_rsa_tokens_valid(app, auth, account, ed25519_app):
+    old_token = auth.owner(account)
+    old_kid = app.extensions["freshcom_signer"].kid
+    with ed25519_app.test_client() as rotated:
+        assert me(rotated, old_token).status_code == 200
+        keys = rotated.get("/.well-known/jwks.json").get_json()["keys"]
+        assert [(key["kty"], key["alg"]) for key in keys] == [("OKP", "EdDSA"), ("RSA", "RS256")]
+        assert keys[1]["kid"] == old_kid
+        response = rotated.post(
+            "/v1/token",
+            data={
+                "grant_type": "password",
+                "username": account.owner.username,
+                "password": account.owner_password,
+            },
+        )
+        new_token = response.get_json()["access_token"]
+        assert header_of(new_token)["alg"] == "EdDSA"
+        assert me(rotated, new_token).status_code == 200
+    # The service before the rotation never trusted the Ed25519 key.
+    assert me(app.test_client(), new_token).status_code == 401
+
+
+@pytest.mark.parametrize("kid_of", ["RSA", "OKP"])
+def test_a_kid_verifies_with_its_keys_algorithm_only(ed25519_app, account, kid_of):
+    """No algorithm confusion: a token naming a key of one kind under the other kind's alg is refused."""
+    signer = ed25519_app.extensions["freshcom_signer"]
+    with ed25519_app.app_context():
+        claims = access_tokens.decode(_owner_token(ed25519_app, account))
+    kid = next(key.kid for key in signer.public_keys.keys if key.key_type == kid_of)
+    if kid_of == "RSA":
+        token = jwt.encode({"alg": "EdDSA", "kid": kid}, claims, signer.key, registry=access_tokens.REGISTRY)
+    else:
+        token = jwt.encode({"alg": "RS256", "kid": kid}, claims, RSAKey.generate_key(2048))
+    assert me(ed25519_app.test_client(), token).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "key",
+    [OKPKey.generate_key("X25519", private=True), ECKey.generate_key("P-256", private=True)],
+    ids=["X25519", "P-256"],
+)
+def test_a_key_of_another_kind_stops_the_start(app_config, tmp_path, key):
+    path = tmp_path / "jwt.pem"
+    path.write_bytes(key.as_pem(private=True))
+    with pytest.raises(ConfigError, match=r"FRESHCOM_JWT_PRIVATE_KEY_FILE: .* holds no Ed25519 or RSA key"):
+        create_app({**app_config, "JWT_PRIVATE_KEY_FILE": str(path)})
 
 
 def _owner_token(app, account) -> str:

@@ -17,6 +17,7 @@ from tests.oauth2.conftest import (
     rotated_long_ago,
     stored,
 )
+from tests.statements import statements
 
 
 @pytest.fixture
@@ -58,6 +59,23 @@ def test_refresh_rotates_and_gives_a_customer_token(client, account, customer, u
     assert principal.role == "customer"
     assert principal.user is not None
     assert str(principal.customer_id) == customer["id"]
+
+
+def test_a_rotation_is_a_read_the_rotation_and_the_successor(client, session, customer, urt):
+    """The token comes with its account, user, client, customer and session's last use (issue 18)."""
+    with statements(session.get_bind()) as seen:
+        response = refresh(client, urt)
+    assert response.status_code == 200
+    assert access_tokens.decode(response.get_json()["access_token"])["cid"] == customer["id"]
+    written = [" ".join(statement.split()[:3]) for statement in seen if "refresh_tokens" in statement]
+    assert written == [
+        "SELECT refresh_tokens.id, refresh_tokens.account_id,",
+        "UPDATE refresh_tokens SET",
+        "INSERT INTO refresh_tokens",
+    ]
+    assert not [
+        statement for statement in seen if statement.startswith(("SELECT clients", "SELECT customers"))
+    ]
 
 
 def test_each_successor_refreshes_in_turn(client, customer, urt):

@@ -1,5 +1,6 @@
 """Access tokens: whether a user's token is still live is decided in one query, and at once."""
 
+import time
 import uuid
 
 import pytest
@@ -119,3 +120,24 @@ def test_a_foreign_account_token_is_401_on_the_wire(client, app, session, accoun
     response = client.get("/v1/account", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_token_verified_once_is_not_verified_again(monkeypatch, login):
+    token, _ = login()
+    verifies = []
+    real_decode = access_tokens.jwt.decode
+    monkeypatch.setattr(
+        access_tokens.jwt, "decode", lambda *a, **k: verifies.append(1) or real_decode(*a, **k)
+    )
+    first = access_tokens.decode(token)
+    first["role"] = "changed by its caller"
+    assert access_tokens.decode(token)["role"] == "owner"
+    assert len(verifies) == 1
+
+
+def test_a_verified_token_still_expires(monkeypatch, login):
+    token, _ = login()
+    exp = access_tokens.decode(token)["exp"]
+    monkeypatch.setattr(time, "time", lambda: exp + 1)
+    with pytest.raises(InvalidToken):
+        access_tokens.decode(token)
