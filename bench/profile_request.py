@@ -1,6 +1,6 @@
 """Profile a benchmarked request in-process with pyinstrument, and list the SQL it runs.
 
-    .venv/bin/python bench/profile_request.py read|refresh|password|ceiling [--requests 200]
+    .venv/bin/python bench/profile_request.py read|refresh|rotation|password|ceiling [--requests 200]
 
 Uses the account bench/run.py seeds (run it once first) in FRESHCOM_BENCH_DATABASE_URI and
 Flask's test client, so the profile shows the app's own time, without gunicorn or wrk.
@@ -31,7 +31,7 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("request", choices=["read", "refresh", "password", "ceiling"])
+    parser.add_argument("request", choices=["read", "refresh", "rotation", "password", "ceiling"])
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     uri = os.environ.get("FRESHCOM_BENCH_DATABASE_URI", DEFAULT_URI)
@@ -73,7 +73,16 @@ def prepare(app, request):
         refresh = {"grant_type": "refresh_token", "refresh_token": kept, "client_id": str(steady.id)}
         db.session.commit()
     token = client.post("/v1/token", data=login).get_json()["access_token"]
+    # rotation: each request sends the refresh token the one before it got, as a client does.
+    chain = [client.post("/v1/token", data=login).get_json()["refresh_token"]]
+
+    def rotate():
+        response = client.post("/v1/token", data={"grant_type": "refresh_token", "refresh_token": chain[-1]})
+        chain.append(response.get_json().get("refresh_token"))
+        return response
+
     calls = {
+        "rotation": rotate,
         "ceiling": lambda: client.get("/.well-known/oauth-authorization-server"),
         "read": lambda: client.get("/v1/customer", headers={"Authorization": f"Bearer {token}"}),
         "refresh": lambda: client.post("/v1/token", data=refresh),

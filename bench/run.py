@@ -44,7 +44,7 @@ sys.path.insert(0, str(BENCH))
 
 import flask_migrate  # noqa: E402
 from customer_lists import DEFAULT_URI, create_database, seeded_account  # noqa: E402
-from joserfc.jwk import RSAKey  # noqa: E402
+from joserfc.jwk import OKPKey  # noqa: E402
 from sqlalchemy import delete, insert, select  # noqa: E402
 
 from freshcom_customers.app import create_app  # noqa: E402
@@ -122,7 +122,7 @@ def ensure_wrk() -> str:
 def service_env(uri: str, tmp: Path) -> dict:
     """Production settings, with a key made for this run; rate limits off (one client IP)."""
     key = tmp / "jwt.pem"
-    key.write_bytes(RSAKey.generate_key(2048, private=True).as_pem(private=True))
+    key.write_bytes(OKPKey.generate_key("Ed25519", private=True).as_pem(private=True))
     return {
         "FRESHCOM_ENV": "production",
         "FRESHCOM_SQLALCHEMY_DATABASE_URI": uri,
