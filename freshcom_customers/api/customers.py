@@ -158,7 +158,7 @@ def get_current_customer():
 
 @bp.get("/customers")
 @jsonapi.contract(
-    "List the account's customers (staff)",
+    "List the account's customers (staff; past 10,000 a search's total is estimated: meta.totalCountExact)",
     tag="Customers",
     responses={200: LIST, 400: ERRORS, **TOKEN_ERRORS},
     security=BEARER,
@@ -173,7 +173,7 @@ def list_customers():
     principal = caller(*STAFF)
     number, size = jsonapi.page_params()
     include = jsonapi.include_params()
-    rows, total, all_count = customers.list_customers(
+    page = customers.list_customers(
         principal.account,
         filters=jsonapi.filter_params(),
         search=jsonapi.search_param(),
@@ -181,11 +181,14 @@ def list_customers():
         page=number,
         size=size,
     )
+    rows = page.rows
     included = [users_api.serialize(c.user) for c in rows if c.user] if "user" in include else []
     books = addresses.addresses_of(c.id for c in rows) if "addresses" in include else {}
     included += [addresses_api.serialize(a) for book in books.values() for a in book]
     data = [serialize(c, addresses=books.get(c.id)) for c in rows]
-    return jsonapi.list_document(data, total, all_count, included=included if include else None)
+    return jsonapi.list_document(
+        data, page.total, page.all_count, included=included if include else None, exact=page.total_exact
+    )
 
 
 @bp.get("/customers/<customer_id>")

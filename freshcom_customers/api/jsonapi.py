@@ -119,11 +119,13 @@ def documents(resource_type: str, schema: Schema) -> tuple[Shape, Shape]:
     included = {"type": "array", "items": RESOURCE}
     one = object_schema({"data": resource, "included": included, "meta": OBJECT}, ("data",))
     counts = {"totalCount": {"type": "integer"}, "allCount": {"type": "integer"}}
+    # Only where a total may be estimated (customers' searches): false when it is.
+    estimated = {"totalCountExact": {"type": "boolean"}}
     many = object_schema(
         {
             "data": {"type": "array", "items": resource},
             "included": included,
-            "meta": object_schema(counts, tuple(counts)),
+            "meta": object_schema({**counts, **estimated}, tuple(counts)),
         },
         ("data", "meta"),
     )
@@ -336,10 +338,17 @@ def document(data, *, status: int = 200, meta: dict | None = None, included=None
     return Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE, headers=headers)
 
 
-def list_document(data: list, total: int, all_count: int | None = None, *, included=None) -> Response:
+def list_document(
+    data: list, total: int, all_count: int | None = None, *, included=None, exact: bool | None = None
+) -> Response:
     """A list's document: its page of resources, meta.totalCount (how many match) and
-    meta.allCount (how many there are, filters aside; the same when the list has none)."""
+    meta.allCount (how many there are, filters aside; the same when the list has none).
+
+    exact: for a list whose total may be an estimate (customers), meta.totalCountExact says
+    which it is."""
     meta = {"total_count": total, "all_count": total if all_count is None else all_count}
+    if exact is not None:
+        meta["total_count_exact"] = exact
     return document(data, meta=meta, included=included)
 
 

@@ -28,6 +28,10 @@ from freshcom_customers.services import addresses, customers, passwords
 from freshcom_customers.services.database import flush
 
 BATCH_SIZE = 500
+# An import that created this many customers leaves the tables it wrote ready for the lists'
+# searches (database.settle); a smaller one is autovacuum's.
+SETTLE_AFTER = 1_000
+WRITTEN_TABLES = ("customers", "customer_search_terms", "customer_counts", "users", "addresses")
 _LOGIN_FIELDS = ("username", "password", "password_hash")
 
 

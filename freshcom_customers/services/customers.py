@@ -7,6 +7,8 @@ _change_status, the profile copy update_customer, and a user's statuses map onto
 customer's through _CUSTOMER_STATUS.
 """
 
+from typing import NamedTuple
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -22,7 +24,7 @@ from freshcom_customers.models import (
     User,
     customer_search,
 )
-from freshcom_customers.services import invitations, second_factors, users
+from freshcom_customers.services import database, invitations, second_factors, users
 from freshcom_customers.services.database import count, flush, get_in_account
 
 # Kept equal on a customer and its user, in both directions.
@@ -194,43 +196,132 @@ LIST_FILTERS = ("status", "label", "email")
 LIST_SORTS = ("inserted_at", "updated_at", "name")
 
 
-def list_customers(account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int):
-    """Return (customers on the page, count after filters and search, count of the account).
+class CustomerPage(NamedTuple):
+    rows: list
+    total: int  # how many match the filters and search: exact, or an estimate (total_exact)
+    all_count: int  # how many the account has, exact
+    total_exact: bool
+
+
+# A search matching more customers than this has its total estimated, not counted
+# (docs/customer-lists.md): counting is work in proportion to the matches.
+EXACT_TOTAL_UP_TO = 10_000
+# How many of the newest customers an estimate checks: about 10% off where a word is on a tenth
+# of the customers, less for broader words.
+ESTIMATE_SAMPLE = 1_000
+
+
+def list_customers(
+    account: Account, *, filters: dict, search: str | None, sort: list, page: int, size: int
+) -> CustomerPage:
+    """A page of the account's customers, its total after filters and search, and the account's count.
 
     Each filter and sort has an index led by account_id; search= matches the beginnings of
     words through the customer_search_terms index (models/customer_search.py). An email
-    matches as people read it: by its canonical form, the unique email_key.
+    matches as people read it: by its canonical form, the unique email_key. How a search's
+    page and total are found, and when a total is an estimate: docs/customer-lists.md.
     """
-    query = select(Customer).where(Customer.account_id == account.id)
+    database.in_one_process()  # each query below reads a bounded number of index entries
+    all_count = _counted(account, {})
+    keys = customer_search.search_keys(search)
+    if search and search.strip() and not keys:
+        return CustomerPage([], 0, all_count, True)  # nothing but punctuation: no word can match
+    keys = _narrowest_first(account, keys)
+    query = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, keys[1:])
+    if keys:
+        query = query.where(Customer.id.in_(_matching(account, keys[0])))
+    # id breaks ties in the direction of the last key, as the indexes end in id.
+    order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
+    order.append(Customer.id.desc() if sort[-1][1] else Customer.id.asc())
+    offset = (page - 1) * size
+    # The page's ids first, from the list's index and the terms' alone (a deep page of a
+    # search walks many entries and checks each one's words; it reads no table row for those
+    # it skips), then those rows, with their users in one more query: a customer shows its
+    # user's pending email.
+    ids = query.order_by(*order).offset(offset).limit(size)
+    rows = db.session.scalars(
+        select(Customer).where(Customer.id.in_(ids)).order_by(*order).options(selectinload(Customer.user))
+    ).all()
+    if not keys and "email" not in filters:
+        return CustomerPage(rows, _counted(account, filters), all_count, True)
+    if 0 < len(rows) < size or (page == 1 and not rows):
+        return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
+    if "email" in filters:
+        return CustomerPage(rows, count(query), all_count, True)  # one customer at most
+    total, exact = _search_total(account, keys, filters)
+    if not exact and rows:
+        total = max(total, offset + len(rows))  # never fewer than the pages shown so far
+    return CustomerPage(rows, total, all_count, exact)
+
+
+def _filtered(query, filters: dict, words: list[str]):
+    """query with the filters, and a check of each of the words."""
     for field, value in filters.items():
         column = getattr(Customer, field)
         if field == "email":
             query = query.where(Customer.email_key == identifiers.canonical(value))
         else:
             query = query.where(column == value if value else column.is_(None))
-    keys = customer_search.search_keys(search)
-    for key in keys:
-        query = query.where(Customer.id.in_(_matching(account, key)))
-    if search and search.strip() and not keys:
-        return [], 0, _counted(account, {})  # nothing but punctuation: no word can match
-    # id breaks ties in the direction of the last key, as the indexes end in id.
-    order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
-    tie = Customer.id.desc() if sort[-1][1] else Customer.id.asc()
-    offset = (page - 1) * size
-    # With their users, in one more query: a customer shows its user's pending email.
-    page_query = query.order_by(*order, tie).offset(offset).limit(size).options(selectinload(Customer.user))
-    rows = db.session.scalars(page_query).all()
-    all_count = _counted(account, {})
-    if not keys and "email" not in filters:
-        total = _counted(account, filters)
-    elif 0 < len(rows) < size or (page == 1 and not rows):
-        total = offset + len(rows)  # a page that is not full ends the list: exact for free
-    elif len(keys) == 1 and not filters:
-        total = _count_matching(account, keys[0])
-    else:
-        # The planner starts from the narrowest word's terms and checks the others by customer.
-        total = count(query)
-    return rows, total, all_count
+    for word in words:
+        query = query.where(_has_term(word))
+    return query
+
+
+def _narrowest_first(account: Account, keys: list[str]) -> list[str]:
+    """The words, the one that matches fewest customers first: counted up to the exact limit
+    each, from the terms index alone; among those past it, by PostgreSQL's estimate."""
+    if len(keys) < 2:
+        return keys
+    matches = {key: count(_first_terms(account, key).limit(EXACT_TOTAL_UP_TO + 1)) for key in keys}
+    broad = [key for key in keys if matches[key] > EXACT_TOTAL_UP_TO]
+    if len(broad) > 1 and db.session.get_bind().dialect.name == "postgresql":
+        estimates = {key: database.estimate(_first_terms(account, key)) for key in broad}
+        matches.update({key: EXACT_TOTAL_UP_TO + estimate for key, estimate in estimates.items()})
+    return sorted(keys, key=lambda key: matches[key])
+
+
+def _search_total(account: Account, keys: list[str], filters: dict) -> tuple[int, bool]:
+    """How many customers match every word and filter, and whether that is exact.
+
+    When the first (narrowest) word has at most EXACT_TOTAL_UP_TO customers, each is checked
+    against the filters and the other words: exact. Otherwise the total is estimated from a
+    sample: of the newest ESTIMATE_SAMPLE customers that pass the filters, the share that
+    matches every word, times how many pass the filters (the counters' exact count). SQLite,
+    a development database, counts them all.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return _matches_among(_first_terms(account, keys[0]), keys[1:], filters), True
+    driver = _first_terms(account, keys[0]).limit(EXACT_TOTAL_UP_TO + 1)
+    if count(driver) <= EXACT_TOTAL_UP_TO:
+        return _matches_among(driver, keys[1:], filters), True
+    newest = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, [])
+    sample = newest.order_by(Customer.inserted_at.desc(), Customer.id.desc()).limit(ESTIMATE_SAMPLE)
+    sampled = sample.subquery()
+    words = select(Customer.id).join(sampled, Customer.id == sampled.c.id)
+    matched, sampled_count = count(_filtered(words, {}, keys)), count(sample)
+    if sampled_count < ESTIMATE_SAMPLE:
+        return matched, True  # the sample was every customer that passes the filters
+    return round(matched / sampled_count * _counted(account, filters)), False
+
+
+def _matches_among(customer_ids, words: list[str], filters: dict) -> int:
+    """How many of the customers customer_ids selects match the filters and the words."""
+    candidates = customer_ids.subquery()
+    query = select(Customer.id).join(candidates, Customer.id == candidates.c.customer_id)
+    return count(_filtered(query, filters, words))
+
+
+def _first_terms(account: Account, key: str):
+    """One row per customer with a term that starts with key, from the terms index alone.
+
+    A customer's terms in the range after its first share at least the key with the one
+    before them (models/customer_search.py), so leaving them out leaves each customer once.
+    """
+    return select(CustomerSearchTerm.customer_id).where(
+        CustomerSearchTerm.account_id == account.id,
+        customer_search.prefix_range(CustomerSearchTerm.term, key),
+        CustomerSearchTerm.shared_prefix < len(key),
+    )
 
 
 def _matching(account: Account, key: str):
@@ -241,18 +332,20 @@ def _matching(account: Account, key: str):
     )
 
 
-def _count_matching(account: Account, key: str) -> int:
-    """How many customers have a term that starts with key, counted from the index alone.
+def _has_term(key: str):
+    """Whether the customer has a term that starts with key: one probe of the terms' primary
+    key, which carries the account (migration 0017), so the probe reads the index alone.
 
-    A customer's terms in the range after its first share at least the key with the one
-    before them (models/customer_search.py), so counting the others counts each customer once.
+    OFFSET 0 keeps it a check of each row, in the order the words come, narrowest first,
+    rather than a join the planner might start from a broad word.
     """
-    query = select(func.count()).where(
-        CustomerSearchTerm.account_id == account.id,
-        customer_search.prefix_range(CustomerSearchTerm.term, key),
-        CustomerSearchTerm.shared_prefix < len(key),
+    term = CustomerSearchTerm.term
+    probe = (
+        select(CustomerSearchTerm.customer_id)
+        .where(CustomerSearchTerm.customer_id == Customer.id, customer_search.prefix_range(term, key))
+        .offset(0)
     )
-    return db.session.scalar(query)
+    return probe.exists()
 
 
 def find_guest(account: Account, code: str | None, identifiers: dict) -> Customer:

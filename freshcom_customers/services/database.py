@@ -1,9 +1,10 @@
 """Session helpers: flushing with uniqueness left to the database, ids from the wire, tenancy."""
 
 import re
+import time
 import uuid
 
-from sqlalchemy import Index, UniqueConstraint, false, func, select
+from sqlalchemy import Index, UniqueConstraint, false, func, select, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -22,6 +23,40 @@ _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)")
 def count(query) -> int:
     """How many rows a SELECT finds, counted by the database (its ORDER BY dropped)."""
     return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+
+
+def settle(tables: tuple[str, ...]) -> float | None:
+    """VACUUM (ANALYZE) tables after a bulk write, on PostgreSQL; the seconds it took (None elsewhere).
+
+    Until a vacuum sets their visibility map, the index-only scans that count customers and
+    search terms read the table too, and until an analyze the planner guesses at the new
+    rows: searches stay slow until autovacuum comes round (docs/customer-lists.md). A
+    connection of its own, as VACUUM runs outside a transaction.
+    """
+    if db.engine.dialect.name != "postgresql":
+        return None
+    started = time.perf_counter()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(tables)}")
+    return round(time.perf_counter() - started, 1)
+
+
+def in_one_process() -> None:
+    """Run the rest of the transaction's queries without parallel workers (PostgreSQL).
+
+    For queries whose work is bounded to some thousands of index entries (the customer
+    lists'): starting workers costs more than they save, and on a busy host twice the time.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
+def estimate(query) -> int:
+    """How many rows PostgreSQL's planner expects a SELECT to find (EXPLAIN; nothing is run)."""
+    connection = db.session.connection()
+    compiled = query.order_by(None).compile(connection, compile_kwargs={"render_postcompile": True})
+    explained = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar()
+    return int(explained[0]["Plan"]["Plan Rows"])
 
 
 def one_page(query, *order_by, page: int, size: int) -> list:

@@ -296,7 +296,7 @@ def test_list_is_newest_first_with_counts(client, guest, owner):
     created = [create(client, guest, email=f"c{i}@example.com").get_json()["data"]["id"] for i in range(3)]
     ids, meta = _newest_ids(client, owner)
     assert ids == created[::-1]
-    assert meta == {"totalCount": 3, "allCount": 3}
+    assert meta == {"totalCount": 3, "allCount": 3, "totalCountExact": True}
 
 
 def test_list_pages(client, guest, owner):
@@ -335,7 +335,7 @@ def test_list_filters_by_status(client, guest, owner, register):
     create(client, guest, email="amy@example.com")
     ids, meta = _newest_ids(client, owner, **{"filter[status]": "registered"})
     assert ids == [roy["id"]]
-    assert meta == {"totalCount": 1, "allCount": 2}
+    assert meta == {"totalCount": 1, "allCount": 2, "totalCountExact": True}
 
 
 def test_list_searches(client, guest, owner, register):
@@ -343,7 +343,7 @@ def test_list_searches(client, guest, owner, register):
     amy = create(client, guest, email="amy@example.com", firstName="Amy").get_json()["data"]
     ids, meta = _newest_ids(client, owner, search="amy")
     assert ids == [amy["id"]]
-    assert meta == {"totalCount": 1, "allCount": 2}
+    assert meta == {"totalCount": 1, "allCount": 2, "totalCountExact": True}
 
 
 # Update and profile sync
@@ -895,7 +895,7 @@ def test_test_twin_data_is_separate_from_live(client, auth, account, owner, regi
     test_owner = _test_mode_owner(auth, account)
     assert read(client, test_owner, test_roy["id"]).status_code == 200
     assert error_code(read(client, test_owner, live_roy["id"]), 404) == "not_found"
-    assert _newest_ids(client, test_owner) == ([test_roy["id"]], {"totalCount": 1, "allCount": 1})
+    assert _newest_ids(client, test_owner) == ([test_roy["id"]], {"totalCount": 1, "allCount": 1, "totalCountExact": True})
 
 
 def test_a_test_mode_customer_logs_in_with_the_twins_scope(client, auth, account):

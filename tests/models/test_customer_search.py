@@ -105,10 +105,10 @@ def test_a_refused_write_leaves_no_terms(session, account):
 def test_imported_customers_are_searchable(session, account):
     rows = [customer_import.Row(1, {"code": "K1", "name": "Ken Watanabe", "phone_number": "03-1234-5678"})]
     assert [b.created for b in customer_import.import_customers(account.live, rows, workers=1)] == [1]
-    found, total, _ = customers.list_customers(
+    page = customers.list_customers(
         account.live, filters={}, search="watanabe 5678", sort=[("inserted_at", True)], page=1, size=20
     )
-    assert [c.name for c in found] == ["Ken Watanabe"] and total == 1
+    assert [c.name for c in page.rows] == ["Ken Watanabe"] and (page.total, page.total_exact) == (1, True)
 
 
 def test_terms_carry_what_they_share_with_the_one_before():
@@ -143,6 +143,6 @@ def test_a_total_counts_each_matching_customer_once(session, account, search):
         )
         for n in range(1, len(PEOPLE) + 2)
     ]
-    found = {c.id for rows, _, _ in pages for c in rows}
-    assert {total for _, total, _ in pages} == {len(found)}
+    found = {c.id for page in pages for c in page.rows}
+    assert {(page.total, page.total_exact) for page in pages} == {(len(found), True)}
     assert found  # every search here matches someone
