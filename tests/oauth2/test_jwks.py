@@ -91,15 +91,7 @@ def test_after_a_rotation_old_tokens_still_work_and_new_ones_use_the_new_key(
         assert [key["kid"] for key in keys] == [new_kid, old_kid]
         assert all("d" not in key for key in keys)
 
-        response = rotated.post(
-            "/v1/token",
-            data={
-                "grant_type": "password",
-                "username": account.owner.username,
-                "password": account.owner_password,
-            },
-        )
-        new_token = response.get_json()["access_token"]
+        new_token = _logged_in_owner(rotated, account)
         assert header_of(new_token)["kid"] == new_kid
         assert me(rotated, new_token).status_code == 200
     # The service before the rotation never trusted the new key.
@@ -173,15 +165,7 @@ def test_a_rotation_from_rsa_to_ed25519_keeps_the_rsa_tokens_valid(app, auth, ac
         keys = rotated.get("/.well-known/jwks.json").get_json()["keys"]
         assert [(key["kty"], key["alg"]) for key in keys] == [("OKP", "EdDSA"), ("RSA", "RS256")]
         assert keys[1]["kid"] == old_kid
-        response = rotated.post(
-            "/v1/token",
-            data={
-                "grant_type": "password",
-                "username": account.owner.username,
-                "password": account.owner_password,
-            },
-        )
-        new_token = response.get_json()["access_token"]
+        new_token = _logged_in_owner(rotated, account)
         assert header_of(new_token)["alg"] == "EdDSA"
         assert me(rotated, new_token).status_code == 200
     # The service before the rotation never trusted the Ed25519 key.
@@ -216,3 +200,9 @@ def test_a_key_of_another_kind_stops_the_start(app_config, tmp_path, key):
 
 def _owner_token(app, account) -> str:
     return access_tokens.issue(account.live, "owner", user=account.owner)[0]
+
+
+def _logged_in_owner(client, account) -> str:
+    """The account owner's access token from a password login on client's app."""
+    body = {"grant_type": "password", "username": account.owner.username, "password": account.owner_password}
+    return client.post("/v1/token", data=body).get_json()["access_token"]
