@@ -33,6 +33,7 @@ import select
 import threading
 import time
 import weakref
+from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from sqlalchemy import event, inspect
@@ -75,6 +76,9 @@ class Cache:
     def __init__(self, engine):
         self.engine = engine
         self._entries: dict[tuple, Entry] = {}
+        # The keys of each user's and each account's entries, so that a notification finds its own.
+        self._by_user: dict[str, set[tuple]] = defaultdict(set)
+        self._by_account: dict[str, set[tuple]] = defaultdict(set)
         self._lock = threading.Lock()
         self._changes = 0  # notifications (and resets) seen: a fill that saw it move stores nothing
         self._proved_at = None  # time.monotonic() when the last proof of the channel was sent
@@ -88,8 +92,11 @@ class Cache:
         if self._pid != os.getpid():
             self._start()  # a forked worker inherits no thread
             return False
+        return self._proved()
+
+    def _proved(self) -> bool:
         proved = self._proved_at
-        return proved is not None and time.monotonic() - proved <= BOUND
+        return self._pid == os.getpid() and proved is not None and time.monotonic() - proved <= BOUND
 
     def get(self, key: tuple) -> Entry | None:
         return self._entries.get(key)
@@ -100,11 +107,13 @@ class Cache:
 
     def put(self, key: tuple, entry: Entry, mark: int) -> None:
         with self._lock:
-            if mark != self._changes or not self.usable():
+            if mark != self._changes or not self._proved():
                 return
             if len(self._entries) >= MAX_ENTRIES:
-                self._entries.pop(next(iter(self._entries)))  # the oldest fill
+                self._forget(next(iter(self._entries)))  # the oldest fill
             self._entries[key] = entry
+            self._by_account[str(key[0])].add(key)
+            self._by_user[str(key[1])].add(key)
 
     def renew(self, key: tuple, entry: Entry) -> None:
         """Replace an entry this process changed itself (a session's last use), if still there."""
@@ -117,21 +126,28 @@ class Cache:
     def drop(self, payload: str) -> None:
         """Forget what a notification names: u:<user id> or a:<account id>; anything else, all."""
         kind, _, ident = payload.partition(":")
+        if kind not in ("u", "a"):
+            self.clear()
+            return
         with self._lock:
             self._changes += 1
-            if kind == "u":
-                doomed = [key for key in self._entries if str(key[1]) == ident]
-            elif kind == "a":
-                doomed = [key for key in self._entries if str(key[0]) == ident]
-            else:
-                doomed = list(self._entries)
-            for key in doomed:
-                del self._entries[key]
+            for key in list((self._by_user if kind == "u" else self._by_account).get(ident, ())):
+                self._forget(key)
 
     def clear(self) -> None:
         with self._lock:
             self._changes += 1
             self._entries.clear()
+            self._by_user.clear()
+            self._by_account.clear()
+
+    def _forget(self, key: tuple) -> None:
+        """Drop one entry and its index entries (the lock held)."""
+        del self._entries[key]
+        for index, ident in ((self._by_account, str(key[0])), (self._by_user, str(key[1]))):
+            index[ident].discard(key)
+            if not index[ident]:
+                del index[ident]
 
     def stop(self) -> None:
         self._stopped.set()
@@ -144,8 +160,7 @@ class Cache:
                 return
             self._pid = os.getpid()
             self._proved_at = None
-            self._entries.clear()
-            self._changes += 1
+        self.clear()  # what the parent process kept
         threading.Thread(target=self._listen, name="freshcom-callers", daemon=True).start()
 
     def _listen(self) -> None:

@@ -114,18 +114,23 @@ def test_a_broken_channel_sends_every_read_to_the_database_until_it_listens_agai
 
 def test_nothing_is_used_before_the_channel_is_proved(cache):
     assert not cache.usable()  # the first call starts the listener; no proof yet
-    cache.put(_key(), _entry(), cache.mark())
-    assert not cache._entries
+    key = _key()
+    cache.put(key, _entry(), cache.mark())
+    assert cache.get(key) is None
 
 
-def test_a_commit_of_this_process_drops_what_it_changed_at_once(app, cache):
+@pytest.mark.postgres
+def test_a_commit_of_this_process_drops_what_it_changed_at_once(app, listening):
+    """The suite's commits are savepoints: no notification ever comes, only the local drop."""
+    cache = listening
     account = factories.account()
     alice = factories.customer(account, status="registered")
     bob = factories.customer(account, status="registered")
     db.session.commit()
     keys = {who: (account.id, who.user.id, None) for who in (alice, bob)}
-    with cache._lock:  # as a fill of a proved cache would (no PostgreSQL needed)
-        cache._entries.update({key: _entry() for key in keys.values()})
+    for key in keys.values():
+        cache.put(key, _entry(), cache.mark())
+    assert all(cache.get(key) for key in keys.values())
 
     alice.first_name = "Alicia"
     db.session.flush()
@@ -144,7 +149,9 @@ def test_a_commit_of_this_process_drops_what_it_changed_at_once(app, cache):
     assert cache.get(keys[bob]) is None  # a bulk statement on a watched table drops all
 
 
-def test_noting_a_sessions_last_use_drops_nothing(app, cache):
+@pytest.mark.postgres
+def test_noting_a_sessions_last_use_drops_nothing(app, listening):
+    cache = listening
     account = factories.account()
     alice = factories.customer(account, status="registered")
     long_ago = utcnow() - timedelta(hours=1)
@@ -152,8 +159,19 @@ def test_noting_a_sessions_last_use_drops_nothing(app, cache):
     db.session.add(row)
     db.session.commit()
     key = (account.id, alice.user.id, row.id)
-    with cache._lock:
-        cache._entries[key] = _entry()
+    cache.put(key, _entry(), cache.mark())
     assert sessions.touch(row.id)
     db.session.commit()
     assert cache.get(key) is not None
+
+
+@pytest.mark.postgres
+def test_past_its_size_the_cache_forgets_its_oldest_fill(listening, monkeypatch):
+    monkeypatch.setattr(callers, "MAX_ENTRIES", 2)
+    oldest, middle, newest = _key(), _key(), _key()
+    for key in (oldest, middle, newest):
+        listening.put(key, _entry(), listening.mark())
+    assert [listening.get(key) is not None for key in (oldest, middle, newest)] == [False, True, True]
+    listening.drop(f"u:{oldest[1]}")  # nothing left to drop: no error
+    listening.drop(f"a:{middle[0]}")
+    assert listening.get(middle) is None and listening.get(newest) is not None
