@@ -9,7 +9,7 @@ customer's through _CUSTOMER_STATUS.
 
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import selectinload
 
 from freshcom_customers import identifiers
@@ -226,7 +226,7 @@ def list_customers(
     keys = customer_search.search_keys(search)
     if search and search.strip() and not keys:
         return CustomerPage([], 0, all_count, True)  # nothing but punctuation: no word can match
-    keys = _narrowest_first(account, keys)
+    keys, driver_matches = _narrowest_first(account, keys)
     query = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, keys[1:])
     if keys:
         query = query.where(Customer.id.in_(_matching(account, keys[0])))
@@ -248,7 +248,7 @@ def list_customers(
         return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
     if "email" in filters:
         return CustomerPage(rows, count(query), all_count, True)  # one customer at most
-    total, exact = _search_total(account, keys, filters)
+    total, exact = _search_total(account, keys, filters, driver_matches)
     if not exact and rows:
         total = max(total, offset + len(rows))  # never fewer than the pages shown so far
     return CustomerPage(rows, total, all_count, exact)
@@ -267,38 +267,54 @@ def _filtered(query, filters: dict, words: list[str]):
     return query
 
 
-def _narrowest_first(account: Account, keys: list[str]) -> list[str]:
-    """The words, the one that matches fewest customers first: counted up to the exact limit
-    each, from the terms index alone; among those past it, by PostgreSQL's estimate."""
+def _narrowest_first(account: Account, keys: list[str]) -> tuple[list[str], int | None]:
+    """The words, the one that matches fewest customers first, and how many the first matches
+    up to EXACT_TOTAL_UP_TO + 1 (None for a single word: nothing was counted). Each is counted
+    up to that limit from the terms index alone; those past it, by PostgreSQL's estimate."""
     if len(keys) < 2:
-        return keys
-    matches = {key: count(_first_terms(account, key).limit(EXACT_TOTAL_UP_TO + 1)) for key in keys}
-    broad = [key for key in keys if matches[key] > EXACT_TOTAL_UP_TO]
-    if len(broad) > 1 and db.session.get_bind().dialect.name == "postgresql":
-        estimates = {key: database.estimate(_first_terms(account, key)) for key in broad}
-        matches.update({key: EXACT_TOTAL_UP_TO + estimate for key, estimate in estimates.items()})
-    return sorted(keys, key=lambda key: matches[key])
+        return keys, None
+    counted = {key: _matches_up_to_limit(account, key) for key in keys}
+    order = dict(counted)
+    broad = [key for key in keys if counted[key] > EXACT_TOTAL_UP_TO]
+    if len(broad) > 1 and database.on_postgresql():
+        order.update(
+            {key: EXACT_TOTAL_UP_TO + database.estimate(_first_terms(account, key)) for key in broad}
+        )
+    keys = sorted(keys, key=lambda key: order[key])
+    return keys, counted[keys[0]]
 
 
-def _search_total(account: Account, keys: list[str], filters: dict) -> tuple[int, bool]:
+def _matches_up_to_limit(account: Account, key: str) -> int:
+    return count(_first_terms(account, key).limit(EXACT_TOTAL_UP_TO + 1))
+
+
+def _search_total(
+    account: Account, keys: list[str], filters: dict, driver_matches: int | None
+) -> tuple[int, bool]:
     """How many customers match every word and filter, and whether that is exact.
 
     When the first (narrowest) word has at most EXACT_TOTAL_UP_TO customers, each is checked
     against the filters and the other words: exact. Otherwise the total is estimated from a
     sample: of the newest ESTIMATE_SAMPLE customers that pass the filters, the share that
     matches every word, times how many pass the filters (the counters' exact count). SQLite,
-    a development database, counts them all.
+    a development database, counts them all. driver_matches: the first word's, if counted.
     """
-    if db.session.get_bind().dialect.name != "postgresql":
+    if not database.on_postgresql():
         return _matches_among(_first_terms(account, keys[0]), keys[1:], filters), True
-    driver = _first_terms(account, keys[0]).limit(EXACT_TOTAL_UP_TO + 1)
-    if count(driver) <= EXACT_TOTAL_UP_TO:
-        return _matches_among(driver, keys[1:], filters), True
+    if driver_matches is None:
+        driver_matches = _matches_up_to_limit(account, keys[0])
+    if driver_matches <= EXACT_TOTAL_UP_TO:
+        return _matches_among(_first_terms(account, keys[0]), keys[1:], filters), True
     newest = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, [])
     sample = newest.order_by(Customer.inserted_at.desc(), Customer.id.desc()).limit(ESTIMATE_SAMPLE)
     sampled = sample.subquery()
-    words = select(Customer.id).join(sampled, Customer.id == sampled.c.id)
-    matched, sampled_count = count(_filtered(words, {}, keys)), count(sample)
+    # The sample's size and how many of it match every word, in one reading of it.
+    every_word = and_(*(_has_term(key) for key in keys))
+    sampled_count, matched = db.session.execute(
+        select(func.count(), func.count().filter(every_word))
+        .select_from(Customer)
+        .join(sampled, Customer.id == sampled.c.id)
+    ).one()
     if sampled_count < ESTIMATE_SAMPLE:
         return matched, True  # the sample was every customer that passes the filters
     return round(matched / sampled_count * _counted(account, filters)), False
@@ -317,11 +333,7 @@ def _first_terms(account: Account, key: str):
     A customer's terms in the range after its first share at least the key with the one
     before them (models/customer_search.py), so leaving them out leaves each customer once.
     """
-    return select(CustomerSearchTerm.customer_id).where(
-        CustomerSearchTerm.account_id == account.id,
-        customer_search.prefix_range(CustomerSearchTerm.term, key),
-        CustomerSearchTerm.shared_prefix < len(key),
-    )
+    return _matching(account, key).where(CustomerSearchTerm.shared_prefix < len(key))
 
 
 def _matching(account: Account, key: str):

@@ -25,6 +25,11 @@ def count(query) -> int:
     return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
 
 
+def on_postgresql() -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite, for development and tests)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def settle(tables: tuple[str, ...]) -> float | None:
     """VACUUM (ANALYZE) tables after a bulk write, on PostgreSQL; the seconds it took (None elsewhere).
 
@@ -33,7 +38,7 @@ def settle(tables: tuple[str, ...]) -> float | None:
     rows: searches stay slow until autovacuum comes round (docs/customer-lists.md). A
     connection of its own, as VACUUM runs outside a transaction.
     """
-    if db.engine.dialect.name != "postgresql":
+    if not on_postgresql():
         return None
     started = time.perf_counter()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -47,7 +52,7 @@ def in_one_process() -> None:
     For queries whose work is bounded to some thousands of index entries (the customer
     lists'): starting workers costs more than they save, and on a busy host twice the time.
     """
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 

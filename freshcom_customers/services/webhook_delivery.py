@@ -47,7 +47,7 @@ from standardwebhooks.webhooks import Webhook
 from freshcom_customers.extensions import db
 from freshcom_customers.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import data_keys, webhooks
+from freshcom_customers.services import data_keys, database, webhooks
 
 KEPT_BODY = 1024  # bytes of a receiver's answer kept in the delivery log
 LONGEST_DELAY = timedelta(hours=6)
@@ -246,7 +246,7 @@ def _commit_lazily() -> None:
     were about are sent again once their lease runs out (at least once, as ever), never lost,
     since the events themselves were committed with the changes. It spares the worker a disk
     flush per delivery."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if database.on_postgresql():
         db.session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
