@@ -129,19 +129,24 @@ def _measure(call, n):
 
 
 def drop_database(uri):
-    name = uri.rsplit("/", 1)[1]
-    admin = uri.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+    """Drop the PostgreSQL database uri names, if it exists (--fresh)."""
+    name, admin = _name_and_admin(uri)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def create_database(uri):
     """Create the PostgreSQL database uri names, unless it exists (bench/run.py shares this)."""
-    name = uri.rsplit("/", 1)[1]
-    admin = uri.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+    name, admin = _name_and_admin(uri)
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _name_and_admin(uri):
+    """The database's name, and a psycopg URI of the server's postgres database."""
+    base, _, name = uri.rpartition("/")
+    return name, base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
 
 
 def seeded_account(n):
