@@ -87,7 +87,7 @@ class Introspection(TokenEndpointMixin, IntrospectionEndpoint):
         payload = {
             "active": True,
             "token_type": "bearer" if token.kind == "access_token" else "refresh_token",
-            "scope": account_scope(token.account),
+            "scope": account_scope(token.account.id),
             "client_id": str(token.client_id) if token.client_id else None,
             "username": token.user.username if token.user else None,
             "sub": str(token.user.id) if token.user else None,

@@ -21,5 +21,5 @@ def requested_account(scope: str | None) -> str | None:
     return references[0]
 
 
-def account_scope(account) -> str:
-    return f"aid:{account.id}"
+def account_scope(account_id) -> str:
+    return f"aid:{account_id}"

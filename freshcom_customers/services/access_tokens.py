@@ -156,33 +156,42 @@ class Principal:
         return self.machine_client_id is not None
 
 
-def issue(
-    account: Account,
+def issue(account: Account, role: str, *, user: User | None = None, **claims) -> tuple[str, int]:
+    """issue_to for an account's and a user's rows; claims: issue_to's keywords."""
+    if user is None:
+        return issue_to(account.id, role, **claims)
+    return issue_to(account.id, role, user_id=user.id, generation=user.token_generation, **claims)
+
+
+def issue_to(
+    account_id: uuid.UUID,
     role: str,
     *,
-    user: User | None = None,
+    user_id: uuid.UUID | None = None,
+    generation: int = 0,
     customer_id=None,
     lifetime=None,
     client_id=None,
     family_id=None,
-):
-    """Sign an access token; return (jwt, lifetime in seconds).
+) -> tuple[str, int]:
+    """Sign an access token for the account; return (jwt, lifetime in seconds).
 
-    client_id is the client it was issued to (RFC 9068's claim); family_id the refresh token
-    family it came from, so revoking that family ends the token at once.
+    user_id and generation: the user's, for a user's token (a guest's has neither). client_id
+    is the client it was issued to (RFC 9068's claim); family_id the refresh token family it
+    came from, so revoking that family ends the token at once.
     """
     lifetime = lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"]
-    claims = {"role": role, "typ": "user" if user else "publishable"}
+    claims = {"role": role, "typ": "user" if user_id else "publishable"}
     if client_id is not None:
         claims["client_id"] = str(client_id)
-    if user is not None:
-        claims["sub"] = str(user.id)
-        claims["gen"] = user.token_generation
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+        claims["gen"] = generation
     if family_id is not None:
         claims["fid"] = str(family_id)
     if customer_id is not None:
         claims["cid"] = str(customer_id)
-    token, _ = sign(account, claims, lifetime)
+    token, _ = sign(account_id, claims, lifetime)
     return token, lifetime
 
 
@@ -196,15 +205,15 @@ def issue_for_client(account: Account, client: Client) -> tuple[str, int]:
         "client_id": str(client.id),
         "gen": client.token_generation,
     }
-    token, _ = sign(account, claims, lifetime)
+    token, _ = sign(account.id, claims, lifetime)
     return token, lifetime
 
 
-def sign(account: Account, claims: dict, lifetime: int) -> tuple[str, int]:
+def sign(account_id: uuid.UUID, claims: dict, lifetime: int) -> tuple[str, int]:
     """Sign claims for the account, adding iss, aid, iat, exp and jti; return (jwt, exp)."""
     signer = _signer()
     now = int(time.time())
-    claims = {"iss": signer.issuer, "aid": str(account.id), **claims}
+    claims = {"iss": signer.issuer, "aid": str(account_id), **claims}
     claims.update(iat=now, exp=now + lifetime, jti=str(uuid.uuid4()))
     return jwt.encode(signer.header, claims, signer.key, registry=REGISTRY), now + lifetime
 

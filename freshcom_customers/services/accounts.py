@@ -2,6 +2,7 @@
 
 import re
 import secrets
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -142,11 +143,16 @@ def user_counts(account: Account) -> dict[str, int]:
 
 def find_by_reference(reference: str) -> Account | None:
     """Find an account by uuid, aid-<mode>-<uuid> or handle; None if there is none."""
-    match = _PREFIXED_ID.match(reference)
-    account_id = as_uuid(match["id"] if match else reference)
+    account_id = referenced_id(reference)
     if account_id is not None:
         return db.session.get(Account, account_id)
     return db.session.scalar(select(Account).where(Account.handle == reference.lower()))
+
+
+def referenced_id(reference: str) -> uuid.UUID | None:
+    """The account id a reference gives (a uuid or aid-<mode>-<uuid>); None for a handle."""
+    match = _PREFIXED_ID.match(reference)
+    return as_uuid(match["id"] if match else reference)
 
 
 def default_client(account: Account) -> Client:

@@ -150,8 +150,7 @@ def start_session(customer: Customer, cid: str, where: sessions.Device | None = 
     }
     if customer.user is not None:
         claims["gen"] = customer.user.token_generation
-    account = db.session.get(Account, customer.account_id)
-    signed = access_tokens.sign(account, claims, current_app.config["CHEC_JWT_LIFETIME"])
+    signed = access_tokens.sign(customer.account_id, claims, current_app.config["CHEC_JWT_LIFETIME"])
     metrics.token_issued("chec_magic_link")
     return signed
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, exists, func, insert, literal, select, update
 from sqlalchemy.orm import joinedload
 
 from freshcom_customers.errors import InvalidCredentials
@@ -24,9 +24,9 @@ from freshcom_customers.models import (
     User,
     hash_secret,
 )
-from freshcom_customers.models.base import utcnow
+from freshcom_customers.models.base import UTCDateTime, utcnow
 from freshcom_customers.observability import security_events
-from freshcom_customers.services import callers
+from freshcom_customers.services import callers, database
 
 
 class Issued(NamedTuple):
@@ -43,6 +43,18 @@ class Presented(NamedTuple):
     token: RefreshToken
     customer_id: uuid.UUID | None = None
     session_used_at: datetime | None = None
+
+
+class Rotated(NamedTuple):
+    """A customer's refresh token rotated in one statement: the successor, and what the
+    access token names."""
+
+    issued: Issued
+    account_id: uuid.UUID
+    user_id: uuid.UUID
+    token_generation: int
+    customer_id: uuid.UUID
+    client_id: uuid.UUID
 
 
 # A user's refresh token with what the refresh grant needs next, in one query: its account,
@@ -70,6 +82,139 @@ _ROTATE = (
     .values(rotated_at=bindparam("now"), last_used_at=bindparam("now"))
     .execution_options(synchronize_session=False, **callers.UNAFFECTED)
 )
+
+
+def _rotation_at_once(*, scoped: bool):
+    """One PostgreSQL statement for the common refresh: a customer's token in its own account,
+    from the account's default client, which rotates.
+
+    It spends the token only where everything the refresh grant checks holds (the token is
+    unused, unrevoked and unexpired; its user is active and the customer of its account; its
+    client is the account's default one, allows the grant and rotates; scoped: it is the
+    account the scope names), inserts the successor, notes the session's use at most once a
+    TOUCH interval, and returns what the access token names. Where any check fails it
+    changes nothing and returns no row, and the grant reads the token the general way.
+    """
+    tokens, users, clients = RefreshToken.__table__, User.__table__, Client.__table__
+    accounts, customers, login_sessions = Account.__table__, Customer.__table__, LoginSession.__table__
+    now = bindparam("now", type_=UTCDateTime())
+    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
+    checks = [
+        tokens.c.token_hash == bindparam("presented_hash"),
+        tokens.c.rotated_at.is_(None),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > now,
+        tokens.c.last_used_at > bindparam("idle_since", type_=UTCDateTime()),
+        accounts.c.id == tokens.c.account_id,
+        accounts.c.mode == bindparam("mode"),
+        users.c.id == tokens.c.user_id,
+        users.c.account_id == tokens.c.account_id,
+        users.c.role == "customer",
+        users.c.status == "active",
+        customers.c.user_id == users.c.id,
+        customers.c.account_id == tokens.c.account_id,
+        clients.c.id == tokens.c.client_id,
+        clients.c.account_id == func.coalesce(accounts.c.live_account_id, accounts.c.id),
+        clients.c.is_default,
+        clients.c.rotate_refresh_tokens,
+        literal("refresh_token") == any_(grants),
+    ]
+    if scoped:
+        checks.append(tokens.c.account_id == bindparam("scope_account_id"))
+    spent = (
+        update(tokens)
+        .where(*checks)
+        .values(rotated_at=now, last_used_at=now)
+        .returning(
+            tokens.c.account_id,
+            tokens.c.user_id,
+            tokens.c.client_id,
+            tokens.c.family_id,
+            tokens.c.expires_at,
+            users.c.token_generation,
+            customers.c.id.label("customer_id"),
+        )
+        .cte("spent")
+    )
+    successor = (
+        insert(tokens)
+        .from_select(
+            [
+                "id",
+                "account_id",
+                "user_id",
+                "client_id",
+                "token_hash",
+                "family_id",
+                "expires_at",
+                "last_used_at",
+                "inserted_at",
+            ],
+            select(
+                bindparam("successor_id", type_=tokens.c.id.type),
+                spent.c.account_id,
+                spent.c.user_id,
+                spent.c.client_id,
+                bindparam("successor_hash", type_=tokens.c.token_hash.type),
+                spent.c.family_id,
+                spent.c.expires_at,
+                now,
+                now,
+            ),
+        )
+        .cte("successor")
+    )
+    touched = (
+        update(login_sessions)
+        .where(
+            login_sessions.c.id == spent.c.family_id,
+            login_sessions.c.ended_at.is_(None),
+            login_sessions.c.last_used_at <= bindparam("touch_before", type_=UTCDateTime()),
+        )
+        .values(last_used_at=now)
+        .cte("touched")
+    )
+    return select(
+        spent.c.account_id,
+        spent.c.user_id,
+        spent.c.token_generation,
+        spent.c.customer_id,
+        spent.c.client_id,
+        spent.c.family_id,
+    ).add_cte(successor, touched)
+
+
+_ROTATE_AT_ONCE = {scoped: _rotation_at_once(scoped=scoped) for scoped in (False, True)}
+
+
+def rotate_at_once(value: str, account_id: uuid.UUID | None, touch_interval: timedelta) -> Rotated | None:
+    """Rotate a customer's refresh token in one statement (PostgreSQL; _rotation_at_once says
+    when); None where that does not apply, and then nothing changed.
+
+    account_id: the account the request's scope names, None when it names none.
+    """
+    kind, _, rest = value.partition("-")
+    mode, _, _ = rest.partition("-")
+    if kind != "urt" or not database.on_postgresql():
+        return None
+    now = utcnow()
+    successor = f"urt-{mode}-{secrets.token_urlsafe(32)}"
+    # No key names a column: an UPDATE would set that column from it.
+    params = {
+        "presented_hash": hash_secret(value),
+        "now": now,
+        "idle_since": now - timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_LIFETIME"]),
+        "touch_before": now - touch_interval,
+        "mode": mode,
+        "scope_account_id": account_id,
+        "successor_id": uuid.uuid4(),
+        "successor_hash": hash_secret(successor),
+    }
+    row = db.session.connection().execute(_ROTATE_AT_ONCE[account_id is not None], params).one_or_none()
+    if row is None:
+        return None
+    account_id, user_id, generation, customer_id, client_id, family_id = row
+    return Rotated(Issued(successor, family_id), account_id, user_id, generation, customer_id, client_id)
 
 
 def find(value: str) -> RefreshToken:

@@ -283,7 +283,7 @@ def test_the_faces_do_not_take_each_others_tokens(chec, client, auth, account, r
 def test_a_token_of_another_account_is_unauthorized(chec, session, gia, other_account):
     """A JWT whose account is not its customer's (it was never issued, but is signed) is refused."""
     claims = {"role": "customer", "typ": magic_links.TOKEN_TYPE, "sub": str(gia.id), "cid": chec_id(gia)}
-    jwt, _ = access_tokens.sign(other_account.live, claims, 60)
+    jwt, _ = access_tokens.sign(other_account.live.id, claims, 60)
 
     assert chec.get(f"customers/{chec_id(gia)}", jwt).get_json() == UNAUTHORIZED
 

@@ -4,12 +4,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from freshcom_customers.errors import InvalidCredentials
-from freshcom_customers.models import RefreshToken, hash_secret
+from freshcom_customers.models import Customer, LoginSession, RefreshToken, hash_secret
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import accounts, refresh_tokens
+from freshcom_customers.services import accounts, refresh_tokens, sessions
 from tests.statements import statements
 
 
@@ -151,3 +151,131 @@ def test_finding_a_user_token_loads_its_account_and_user_in_the_same_query(sessi
         token = refresh_tokens.find(value)
         assert (token.account.id, token.user.id) == (account.live.id, account.owner.id)
     assert len(seen) == 1
+
+
+# The one-statement rotation (PostgreSQL): it spends a token only where the refresh grant's
+# general way would rotate it, and changes nothing where it declines.
+
+
+@pytest.fixture
+def customers_token(session, account, roy):
+    """A URT of roy's from the default client, and roy's user."""
+    user = session.get(Customer, uuid.UUID(roy["id"])).user
+    issued = refresh_tokens.issue(user, account.live, accounts.default_client(account.live))
+    session.flush()
+    return issued, user
+
+
+def rotate(value, account_id=None):
+    return refresh_tokens.rotate_at_once(value, account_id, sessions.TOUCH_INTERVAL)
+
+
+@pytest.mark.postgres
+def test_one_statement_rotates_a_customers_token_and_names_what_the_access_token_needs(
+    session, account, roy, customers_token
+):
+    (issued, user), scoped = customers_token, rotate(customers_token[0].value, account.live.id)
+    rotated = rotate(scoped.issued.value)  # unscoped, the successor in turn
+    assert scoped.issued.family_id == rotated.issued.family_id == issued.family_id
+    assert (rotated.account_id, rotated.user_id, str(rotated.customer_id)) == (
+        account.live.id,
+        user.id,
+        roy["id"],
+    )
+    assert rotated.client_id == accounts.default_client(account.live).id
+    assert rotated.token_generation == user.token_generation
+    assert row(session, issued.value).rotated_at is not None
+    assert row(session, scoped.issued.value).rotated_at is not None
+    successor = row(session, rotated.issued.value)
+    assert successor.rotated_at is None and successor.family_id == issued.family_id
+    assert successor.expires_at == row(session, issued.value).expires_at  # the family's
+    assert rotated.issued.value.startswith("urt-live-")
+
+
+def _set(target, column, value):
+    setattr(target, column, value)
+
+
+def _customer(session, token):
+    return session.scalar(select(Customer).where(Customer.user_id == token.user_id))
+
+
+# What each case changes: fn(session, the token's row, the account).
+DECLINED = {
+    "revoked": lambda session, token, account: _set(token, "revoked_at", utcnow()),
+    "rotated": lambda session, token, account: _set(token, "rotated_at", utcnow()),
+    "expired": lambda session, token, account: _set(token, "expires_at", utcnow()),
+    "idle": lambda session, token, account: _set(token, "last_used_at", utcnow() - timedelta(days=15)),
+    "suspended user": lambda session, token, account: _set(token.user, "status", "suspended"),
+    "staff user": lambda session, token, account: _set(token.user, "role", "manager"),
+    "user of another account": lambda session, token, account: _set(
+        token.user, "account_id", account.test.id
+    ),
+    "customer of another account": lambda session, token, account: _set(
+        _customer(session, token), "account_id", account.test.id
+    ),
+    "account of the other mode": lambda session, token, account: _set(account.live, "mode", "test"),
+    "client not the default": lambda session, token, account: _set(
+        accounts.default_client(account.live), "is_default", False
+    ),
+    "client without the grant": lambda session, token, account: _set(
+        accounts.default_client(account.live), "grant_types", "password"
+    ),
+    "client without rotation": lambda session, token, account: _set(
+        accounts.default_client(account.live), "rotate_refresh_tokens", False
+    ),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", DECLINED.values(), ids=DECLINED.keys())
+def test_one_statement_declines_what_the_general_way_must_decide_and_changes_nothing(
+    session, account, customers_token, change
+):
+    issued, _ = customers_token
+    token = row(session, issued.value)
+    change(session, token, account)
+    session.flush()
+    before = session.scalar(select(func.count()).select_from(RefreshToken))
+    assert rotate(issued.value) is None
+    assert session.scalar(select(func.count()).select_from(RefreshToken)) == before
+    assert row(session, issued.value).last_used_at == token.last_used_at
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "value", ["prt-live-x", "urt-test-{rest}", "nonsense"], ids=["publishable", "other mode", "not a token"]
+)
+def test_one_statement_declines_other_tokens(session, customers_token, value):
+    issued, _ = customers_token
+    assert rotate(value.format(rest=issued.value.removeprefix("urt-live-"))) is None
+    assert row(session, issued.value).rotated_at is None
+
+
+@pytest.mark.postgres
+def test_one_statement_declines_a_scope_of_another_account(session, account, other_account, customers_token):
+    issued, _ = customers_token
+    assert rotate(issued.value, other_account.live.id) is None
+    assert rotate(issued.value, account.test.id) is None  # the twin: the general way branches
+    assert row(session, issued.value).rotated_at is None
+
+
+@pytest.mark.postgres
+def test_one_statement_notes_the_sessions_use_at_most_once_a_touch_interval(session, customers_token):
+    issued, user = customers_token
+    started = LoginSession(id=issued.family_id, account_id=user.account_id, user_id=user.id, face="oauth")
+    started.last_used_at = utcnow() - sessions.TOUCH_INTERVAL - timedelta(seconds=1)
+    session.add(started)
+    session.flush()
+    rotated = rotate(issued.value)
+    used = session.scalar(select(LoginSession.last_used_at).where(LoginSession.id == issued.family_id))
+    assert used > utcnow() - timedelta(seconds=10)
+    rotate(rotated.issued.value)
+    assert (
+        session.scalar(select(LoginSession.last_used_at).where(LoginSession.id == issued.family_id)) == used
+    )
+
+
+def test_one_statement_is_postgresqls_only(session, database_uri, customers_token):
+    if database_uri.startswith("sqlite"):
+        assert rotate(customers_token[0].value) is None
