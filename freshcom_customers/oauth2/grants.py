@@ -82,10 +82,12 @@ class FreshcomGrant:
     def session_token_response(self, grant: str):
         """Start the logged-in user's session and answer with its tokens."""
         user, account = self.request.user, self.request.account
-        issued = sessions.log_in(
+        issued, customer = sessions.log_in(
             user, account, self.request.client, self.device(), second_factor=self.request.second_factor
         )
-        response = self.token(account, issued.value, user, issued.family_id, self.request.role)
+        # A user has at most one customer: the one in this account is the token's.
+        customer_id = customer.id if customer is not None and customer.account_id == account.id else None
+        response = self.token(account, issued.value, user, issued.family_id, self.request.role, customer_id)
         metrics.token_issued(grant)
         return 200, response, self.TOKEN_RESPONSE_HEADER
 

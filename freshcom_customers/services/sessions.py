@@ -14,6 +14,7 @@ import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import and_, exists, or_, select, update
@@ -59,9 +60,16 @@ def network(address: str | None) -> str | None:
     return str(net.supernet(new_prefix=prefix) if net.prefixlen > prefix else net)
 
 
+class Started(NamedTuple):
+    """A native session's first refresh token, and the user's customer (None for staff)."""
+
+    issued: refresh_tokens.Issued
+    customer: Customer | None
+
+
 def log_in(
     user: User, account: Account, client: Client, where: Device, *, second_factor: bool = False
-) -> refresh_tokens.Issued:
+) -> Started:
     """Start a native session: a new refresh-token family for the user, and its session row.
 
     second_factor: the login proved one (a code, a passkey), which a step-up may rely on
@@ -69,10 +77,10 @@ def log_in(
     """
     issued = refresh_tokens.issue(user, account, client)
     row = _record(issued.family_id, "oauth", account.id, where, user=user, client=client)
-    _remember_login(user.id, None, "oauth", where)
+    customer = _remember_login(user.id, None, "oauth", where)
     if second_factor:
         row.second_factor_at = row.created_at
-    return issued
+    return Started(issued, customer)
 
 
 def branch(token: RefreshToken, account: Account, where: Device) -> refresh_tokens.Issued:
@@ -88,12 +96,14 @@ def start_chec(customer: Customer, where: Device) -> LoginSession:
     return _record(uuid.uuid4(), "chec", customer.account_id, where, user=customer.user, customer=customer)
 
 
-def _remember_login(user_id, customer_id, face: str, where: Device) -> None:
-    """A customer's login in its history (a staff user's has none), by the customer itself."""
+def _remember_login(user_id, customer_id, face: str, where: Device) -> Customer | None:
+    """A customer's login in its history (a staff user's has none), by the customer itself;
+    return the customer."""
     if (customer := _customer_of(user_id, customer_id)) is not None:
         history.record(
             customer, "logged_in", actor=actors.CUSTOMER, ip_address=where.network, details={"face": face}
         )
+    return customer
 
 
 def _customer_of(user_id, customer_id) -> Customer | None:

@@ -244,7 +244,7 @@ def login_session(account, session):
 
     def login_session(**values) -> LoginSession:
         live = account.live
-        issued = sessions.log_in(account.owner, live, accounts.default_client(live), sessions.Device())
+        issued = sessions.log_in(account.owner, live, accounts.default_client(live), sessions.Device()).issued
         session.flush()
         row = session.get(LoginSession, issued.family_id)
         for name, value in values.items():

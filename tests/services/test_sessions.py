@@ -51,7 +51,7 @@ def log_in(session, account, roy):
     def log_in():
         live = account.live
         where = sessions.Device("Storefront/1.0", "198.51.100.0/24")
-        issued = sessions.log_in(roy.user, live, accounts.default_client(live), where)
+        issued = sessions.log_in(roy.user, live, accounts.default_client(live), where).issued
         session.flush()
         token, _ = access_tokens.issue(
             live, "customer", user=roy.user, customer_id=roy.id, family_id=issued.family_id
