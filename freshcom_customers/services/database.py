@@ -4,7 +4,7 @@ import re
 import time
 import uuid
 
-from sqlalchemy import Index, UniqueConstraint, false, func, select, text
+from sqlalchemy import Engine, Index, UniqueConstraint, false, func, select, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -28,6 +28,20 @@ def count(query) -> int:
 def on_postgresql() -> bool:
     """Whether the session's database is PostgreSQL (else SQLite, for development and tests)."""
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+def alone(statement, params: dict):
+    """Run a statement that is a whole transaction by itself; return its one row, or None.
+
+    Where the session has begun no transaction and owns its connections, the statement runs
+    in autocommit: one round trip, where BEGIN, the statement and COMMIT are three, and under
+    load each round trip also waits for a core (issue 18). In a transaction the session has
+    begun, or on a connection whose transaction its caller owns (a test's), it joins that one.
+    """
+    if db.session().in_transaction() or not isinstance(db.session.get_bind(), Engine):
+        return db.session.connection().execute(statement, params).one_or_none()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(statement, params).one_or_none()
 
 
 def settle(tables: tuple[str, ...]) -> float | None:

@@ -210,7 +210,7 @@ def rotate_at_once(value: str, account_id: uuid.UUID | None, touch_interval: tim
         "successor_id": uuid.uuid4(),
         "successor_hash": hash_secret(successor),
     }
-    row = db.session.connection().execute(_ROTATE_AT_ONCE[account_id is not None], params).one_or_none()
+    row = database.alone(_ROTATE_AT_ONCE[account_id is not None], params)
     if row is None:
         return None
     account_id, user_id, generation, customer_id, client_id, family_id = row

@@ -1,10 +1,15 @@
-"""Uniqueness is the database's: every unique constraint and index becomes Taken(field)."""
+"""Uniqueness is the database's: every unique constraint and index becomes Taken(field); a statement
+that is a transaction by itself runs alone."""
+
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event, literal, select
 
 from freshcom_customers.errors import Taken
+from freshcom_customers.extensions import db
 from freshcom_customers.models import Customer
-from freshcom_customers.services import users
+from freshcom_customers.services import database, users
 from freshcom_customers.services.database import flush
 
 
@@ -63,3 +68,40 @@ def test_a_managed_user_may_share_a_standard_users_name(session, account):
         account.live, username=account.owner.username, password="password-1", role="manager"
     )
     flush()
+
+
+# database.alone: a statement that is a transaction by itself.
+
+
+@contextmanager
+def autocommit_seen(engine):
+    """Whether each statement run on engine in the block went on an autocommit connection."""
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(conn.connection.dbapi_connection.autocommit)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.postgres
+def test_alone_runs_in_autocommit_where_the_session_owns_its_connections(app_on, database_uri):
+    with app_on(database_uri).app_context(), autocommit_seen(db.engine) as seen:
+        assert database.alone(select(literal(7)), {}) == (7,)
+        assert db.session().in_transaction() is False  # nothing left open to commit
+        db.session.execute(select(literal(1)))  # a transaction begun: alone joins it
+        assert database.alone(select(literal(8)), {}) == (8,)
+        assert db.session().in_transaction() is True
+        db.session.rollback()
+    assert seen == [True, False, False]
+
+
+@pytest.mark.postgres
+def test_alone_joins_a_transaction_its_caller_owns(session):
+    with autocommit_seen(session.get_bind()) as seen:
+        assert database.alone(select(literal(9)), {}) == (9,)
+    assert seen and not any(seen)  # its SAVEPOINT and the statement, in the test's transaction
