@@ -5,6 +5,7 @@ import pytest
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import access_tokens
 from tests.conftest import create_client
+from tests.statements import statements
 
 
 def test_customer_logs_in_with_account_scope(client, auth, account, register):
@@ -17,6 +18,15 @@ def test_customer_logs_in_with_account_scope(client, auth, account, register):
     principal = access_tokens.authenticate(token["access_token"])
     assert principal.role == "customer"
     assert str(principal.customer_id) == customer["id"]
+
+
+def test_a_customers_login_reads_its_customer_once(auth, account, register, session):
+    """The login history's read of the customer names the access token too (issue 18)."""
+    customer, password = register()
+    with statements(session.get_bind()) as seen:
+        token = auth.login(account, "roy@example.com", password)
+    assert access_tokens.decode(token["access_token"])["cid"] == customer["id"]
+    assert [statement.split()[0:2] for statement in seen].count(["SELECT", "customers.account_id,"]) == 1
 
 
 @pytest.mark.parametrize(
