@@ -59,7 +59,7 @@ messages: $(VENV)/installed
 		--ignore-obsolete --no-fuzzy-matching
 
 bench: $(VENV)/installed
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --rounds 3
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

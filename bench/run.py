@@ -1,6 +1,6 @@
 """Drive the service under gunicorn with wrk; report every figure against a ceiling.
 
-    make bench            # or: .venv/bin/python bench/run.py [--duration 10] [--warmup 2]
+    make bench            # or: .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--warmup 2]
 
 Installs wrk (Debian's package) if it is missing, creates and migrates the PostgreSQL
 database FRESHCOM_BENCH_DATABASE_URI names (default: the local freshcom_bench, shared with
@@ -12,7 +12,9 @@ no-database route is the authorization server's metadata (/.well-known/oauth-aut
 a JSON route through the whole stack (logging, security headers, proxy fix) with no database
 work. Every rate is given as a ratio to both, and the password grant as a ratio to the
 hash-bound limit: workers over the time of one argon2id verify with the configured
-parameters, measured in this run.
+parameters, measured in this run. --rounds N measures the ceiling and every figure N times,
+in turn, with fresh single-use tokens each round, and reports each figure's median (its
+ratios: the median of each round's ratio to that round's ceiling).
 The table is printed and written as JSON to bench/results/ (latest.json and a timestamped copy).
 docs/benchmarks.md says what each figure is and what to make of it.
 """
@@ -76,6 +78,7 @@ def main():
     parser.add_argument("--big", type=int, default=1_000_000, help="customers of the big account")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--only", help="measure only the figures whose name contains this (and the ceiling)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure all this many times; report medians")
     args = parser.parse_args()
     wrk = ensure_wrk()
     uri = os.environ.get("FRESHCOM_BENCH_DATABASE_URI", DEFAULT_URI)
@@ -96,12 +99,21 @@ def main():
         tokens = fetch_tokens(app, seed)
         metadata = app.test_client().get("/.well-known/oauth-authorization-server").get_data(as_text=True)
         bare_env = {"BARE_FLASK_DOCUMENT": metadata}
+        rounds = []
         with (
             serve(env, args.port, RESULTS / "gunicorn.log"),
             serve(bare_env, args.port + 1, RESULTS / "bare-flask.log", app="bare_flask:app", folder=BENCH),
         ):
-            ceiling = measure_ceiling(wrk, f"http://127.0.0.1:{args.port + 1}", args)
-            rows = [ceiling, *measure(wrk, f"http://127.0.0.1:{args.port}", seed, tokens, args, tmp)]
+            for number in range(args.rounds):
+                if number:  # fresh single-use tokens; the reseed ends the customer's sessions
+                    print(f"round {number + 1} of {args.rounds}", flush=True)
+                    with app.app_context():
+                        seed = seed_data(args, tmp)
+                    tokens = fetch_tokens(app, seed)
+                ceiling = measure_ceiling(wrk, f"http://127.0.0.1:{args.port + 1}", args)
+                measured = measure(wrk, f"http://127.0.0.1:{args.port}", seed, tokens, args, tmp)
+                rounds.append([ceiling, *measured])
+    rows = medians(rounds)
     argon2 = {
         "params": app.config["PASSWORD_HASH_PARAMS"],
         "verify_ms": verify_s * 1000,
@@ -413,6 +425,27 @@ def wrk_run(wrk: str, base: str, figure: dict, seconds: int, bodies: Path | None
     return figures
 
 
+def medians(rounds: list[list[dict]]) -> list[dict]:
+    """Each figure's median over the rounds; its ratios are the medians of each round's ratios
+    to that round's ceiling and our no-database route (a round's load moves all its figures)."""
+    for rows in rounds:
+        ceiling = rows[0]["rps"]
+        ours = next(row["rps"] for row in rows if row["name"] == NO_DATABASE)  # measured in every run
+        for row in rows:
+            row["ratio"] = row["rps"] / ceiling
+            row["ratio_to_ours"] = row["rps"] / ours
+    combined = []
+    for index, first in enumerate(rounds[0]):
+        runs = [rows[index] for rows in rounds]
+        row = {"name": first["name"], "rounds": [run["rps"] for run in runs]}
+        for key in ("rps", "ratio", "ratio_to_ours", "p50_us", "p99_us"):
+            row[key] = statistics.median(run[key] for run in runs)
+        for key in ("requests", "non_2xx", "socket_errors"):
+            row[key] = sum(run[key] for run in runs)
+        combined.append(row)
+    return combined
+
+
 def machine() -> dict:
     cpu = next(
         (
@@ -435,15 +468,11 @@ def machine() -> dict:
 
 def report(rows, host, argon2, args, uri):
     """Print the table and the issue's targets; write both as JSON."""
-    ceiling = rows[0]["rps"]
-    ours = next(row["rps"] for row in rows if row["name"] == NO_DATABASE)
-    for row in rows:
-        row["ratio"] = row["rps"] / ceiling
-        row["ratio_to_ours"] = row["rps"] / ours
     print(
         f"\n{host['cores']} cores, {host['cpu']}, PostgreSQL {host['postgresql']}, "
         f"Python {host['python']}; gunicorn {WORKERS} sync workers; wrk -t{THREADS} -c{CONNECTIONS}, "
         f"{args.warmup} s warm-up + {args.duration} s per figure"
+        + (f"; medians of {args.rounds} rounds" if args.rounds > 1 else "")
     )
     print(
         f"argon2id {argon2['params']}: one verify {argon2['verify_ms']:.1f} ms, hash-bound limit "
@@ -478,6 +507,7 @@ def report(rows, host, argon2, args, uri):
             "connections": CONNECTIONS,
             "warmup_s": args.warmup,
             "duration_s": args.duration,
+            "rounds": args.rounds,
         },
         "argon2": argon2,
         "figures": rows,
