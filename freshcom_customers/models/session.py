@@ -10,7 +10,7 @@ request, which checks the session.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from freshcom_customers.models.base import db, utcnow
@@ -45,3 +45,8 @@ class LoginSession(db.Model):
     second_factor_at: Mapped[datetime | None]
 
     client: Mapped[Client | None] = relationship()
+
+    @classmethod
+    def due_a_touch(cls, used_before):
+        """Sessions whose use is worth noting now: live, and last used at or before used_before."""
+        return and_(cls.ended_at.is_(None), cls.last_used_at <= used_before)

@@ -168,8 +168,7 @@ def _rotation_at_once(*, scoped: bool):
         update(login_sessions)
         .where(
             login_sessions.c.id == spent.c.family_id,
-            login_sessions.c.ended_at.is_(None),
-            login_sessions.c.last_used_at <= bindparam("touch_before", type_=UTCDateTime()),
+            LoginSession.due_a_touch(bindparam("touch_before", type_=UTCDateTime())),
         )
         .values(last_used_at=now)
         .cte("touched")

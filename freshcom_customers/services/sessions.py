@@ -145,8 +145,7 @@ def touch(session_id: uuid.UUID | None, last_used_at=None) -> bool:
         update(LoginSession)
         .where(
             LoginSession.id == session_id,
-            LoginSession.ended_at.is_(None),
-            LoginSession.last_used_at <= cutoff,
+            LoginSession.due_a_touch(cutoff),
         )
         .values(last_used_at=now)
         .execution_options(synchronize_session=False, **callers.UNAFFECTED)
