@@ -61,8 +61,8 @@ def send_login_link(account: Account, email: str, base_url: str) -> None:
     address, not to the look-alike that was typed.
 
     Says nothing about whether that customer exists: an unknown email gets no email and no
-    error, and costs the same: its transaction writes a token and deletes it, and the email
-    itself leaves after the response (services.mail).
+    error, and costs the same: its transaction writes a token and deletes it, and its email is
+    rendered and sent nowhere; the email itself leaves after the response (services.mail).
     """
     check_base_url(base_url)
     customer = db.session.scalar(
@@ -70,12 +70,14 @@ def send_login_link(account: Account, email: str, base_url: str) -> None:
             Customer.account_id == account.id, Customer.email_key == identifiers.canonical(email)
         )
     )
-    if customer is None or customer.status == "suspended":
-        one_time_tokens.issue_for_no_one(PURPOSE)
-        return
-    token = one_time_tokens.issue(PURPOSE, customer=customer, email=customer.email, lifetime=LIFETIME)
+    known = customer is not None and customer.status != "suspended"
+    if known:
+        email = customer.email
+        token = one_time_tokens.issue(PURPOSE, customer=customer, email=email, lifetime=LIFETIME)
+    else:
+        token = one_time_tokens.issue_for_no_one(PURPOSE)
     mail.send(
-        "login_link", customer.email, account=account, link=login_link(base_url, token), email=customer.email
+        "login_link", email, account=account, link=login_link(base_url, token), email=email, deliver=known
     )
 
 

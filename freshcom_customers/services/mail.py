@@ -103,8 +103,20 @@ def account_name(account: Account | None) -> str:
     return account.name if account else PRODUCT_NAME
 
 
-def send(kind: str, to: str, *, account: Account | None, link: str | None = None, **context) -> None:
-    """Render the kind's templates and send the message once the transaction commits."""
+def send(
+    kind: str,
+    to: str,
+    *,
+    account: Account | None,
+    link: str | None = None,
+    deliver: bool = True,
+    **context,
+) -> None:
+    """Render the kind's templates and send the message once the transaction commits.
+
+    deliver=False renders it all the same and sends it nowhere: an answer for an unknown
+    address must cost what one for a known address does (password reset, login link).
+    """
     if kind not in metrics.EMAIL_KINDS:
         raise ValueError(f"{kind!r} is not a kind of email (metrics.EMAIL_KINDS)")
     if link is None and kind not in NOTICES:
@@ -112,7 +124,9 @@ def send(kind: str, to: str, *, account: Account | None, link: str | None = None
     context |= {"account_name": account_name(account), "link": link, "to": to}
     locale = account.default_locale if account else DEFAULT_LOCALE
     subject, body, html = current_app.extensions[_TEMPLATES].render(kind, locale, context)
-    db.session.info.setdefault(_PENDING, []).append(Email(kind, [to], subject, body, html))
+    email = Email(kind, [to], subject, body, html)
+    if deliver:
+        db.session.info.setdefault(_PENDING, []).append(email)
 
 
 class Templates:

@@ -130,12 +130,13 @@ def _add(purpose, token_hash, token_id, user, customer, email, lifetime, payload
     flush()
 
 
-def issue_for_no_one(purpose: str) -> None:
-    """Do the database work of issue() for a subject that does not exist, and keep nothing.
+def issue_for_no_one(purpose: str) -> str:
+    """Do the work of issue() for a subject that does not exist, keep nothing; return a decoy value.
 
     An answer for an unknown address must cost what one for a known address does (password
     reset, magic link): the same DELETE, an INSERT, and a DELETE of that row, so that both
-    transactions write and commit alike. No row survives the transaction.
+    transactions write and commit alike. No row survives the transaction, and the value
+    returned opens nothing.
     """
     db.session.execute(
         delete(OneTimeToken)
@@ -146,15 +147,15 @@ def issue_for_no_one(purpose: str) -> None:
         )
         .execution_options(synchronize_session=False)
     )
-    decoy = OneTimeToken(
-        purpose=purpose, token_hash=hash_secret(secrets.token_urlsafe(32)), email=None, expires_at=utcnow()
-    )
+    value = secrets.token_urlsafe(32)
+    decoy = OneTimeToken(purpose=purpose, token_hash=hash_secret(value), email=None, expires_at=utcnow())
     db.session.add(decoy)
     flush()
     db.session.execute(
         delete(OneTimeToken).where(OneTimeToken.id == decoy.id).execution_options(synchronize_session=False)
     )
     db.session.expunge(decoy)
+    return value
 
 
 def discard(purpose: str, *, user: User | None = None, customer: Customer | None = None) -> None:

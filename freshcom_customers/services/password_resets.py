@@ -29,8 +29,8 @@ def request_reset(account: Account | None, username: str) -> None:
     the user stored, never to the look-alike that was typed.
 
     Says nothing about whether the user exists: an unknown one gets no email and no error,
-    and costs the same: its transaction writes a token and deletes it, and the email itself
-    leaves after the response (services.mail).
+    and costs the same: its transaction writes a token and deletes it, and its email is
+    rendered and sent nowhere; the email itself leaves after the response (services.mail).
     """
     user = db.session.scalar(
         select(User).where(
@@ -38,16 +38,18 @@ def request_reset(account: Account | None, username: str) -> None:
             User.account_id == account.id if account else User.account_id.is_(None),
         )
     )
-    if user is None or not user.is_active or not user.email:
-        one_time_tokens.issue_for_no_one(PURPOSE)
-        return
-    token = one_time_tokens.issue(PURPOSE, user=user, email=user.email, lifetime=LIFETIME)
+    known = user is not None and user.is_active and bool(user.email)
+    if known:
+        token = one_time_tokens.issue(PURPOSE, user=user, email=user.email, lifetime=LIFETIME)
+    else:
+        token = one_time_tokens.issue_for_no_one(PURPOSE)
     mail.send(
         "password_reset",
-        user.email,
-        account=user.account,
+        user.email if known else username,
+        account=account,
         link=mail.storefront_link("/reset-password", token=token),
-        username=user.username,
+        username=user.username if known else username,
+        deliver=known,
     )
 
 

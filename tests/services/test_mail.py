@@ -2,6 +2,7 @@
 to addresses beyond ASCII too. tests/services/test_mail_templates.py has what emails say."""
 
 import pytest
+from jinja2 import UndefinedError
 from prometheus_client import REGISTRY
 
 from freshcom_customers.services import mail
@@ -114,6 +115,16 @@ def test_a_rolled_back_transaction_sends_nothing(session, mailbox):
     session.rollback()
     session.commit()
     assert mailbox.settled() == []
+
+
+def test_an_email_not_to_deliver_is_rendered_all_the_same_and_sent_nowhere(session, mailbox):
+    """What an answer for an unknown address costs: the templates are rendered, and nothing leaves."""
+    account, to = factories.account(), "nobody@example.com"
+    mail.send("login_link", to, account=account, link=LINK, email=to, deliver=False)
+    session.commit()
+    assert mailbox.settled() == []
+    with pytest.raises(UndefinedError, match="email"):  # rendered: a missing variable is found
+        mail.send("login_link", to, account=account, link=LINK, deliver=False)
 
 
 def test_without_a_mail_server_development_logs_the_text(app, session, caplog):
