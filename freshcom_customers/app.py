@@ -25,9 +25,18 @@ from freshcom_customers.services import mail as emails
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+class App(Flask):
+    """Flask, without the check for a coroutine it makes on every call of a view or hook:
+    none of ours is async (tests/test_app.py checks them all), and the checks, five a
+    request, showed on the route without the database (issue 18)."""
+
+    def ensure_sync(self, func):
+        return func
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Create the app; config overrides the environment (tests use it)."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = App(__name__, instance_relative_config=True)
     load_config(app, config)
     logs.init_app(app)
     register_extensions(app)

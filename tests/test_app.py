@@ -1,5 +1,6 @@
 """The app factory's database setup."""
 
+import inspect
 import time
 
 import flask
@@ -144,3 +145,26 @@ def test_there_is_no_cookie_session(app):
         assert flask.session.get("anything") is None
         with pytest.raises(RuntimeError):
             flask.session["user"] = "someone"
+
+
+def test_no_view_or_hook_is_async(app):
+    """App.ensure_sync hands every function back as it is, so an async one would never run."""
+    hooks = [
+        *app.before_request_funcs.values(),
+        *app.after_request_funcs.values(),
+        *app.teardown_request_funcs.values(),
+        *app.url_value_preprocessors.values(),
+        *app.url_default_functions.values(),
+        *app.template_context_processors.values(),
+        app.teardown_appcontext_funcs,
+        [
+            handler
+            for by_code in app.error_handler_spec.values()
+            for spec in by_code.values()
+            for handler in spec.values()
+        ],
+    ]
+    functions = [*app.view_functions.values(), *(f for group in hooks for f in group)]
+    assert len(functions) > 50  # the views, the hooks and the error handlers are all here
+    assert not [f for f in functions if inspect.iscoroutinefunction(f)]
+    assert app.ensure_sync(test_no_view_or_hook_is_async) is test_no_view_or_hook_is_async
