@@ -3,6 +3,8 @@
 import re
 import time
 import uuid
+from contextlib import suppress
+from functools import lru_cache
 
 from sqlalchemy import Engine, Index, UniqueConstraint, false, func, select, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
@@ -35,13 +37,60 @@ def alone(statement, params: dict):
 
     Where the session has begun no transaction and owns its connections, the statement runs
     in autocommit: one round trip, where BEGIN, the statement and COMMIT are three, and under
-    load each round trip also waits for a core (issue 18). In a transaction the session has
-    begun, or on a connection whose transaction its caller owns (a test's), it joins that one.
+    load each round trip also waits for a core (issue 18). It goes to the driver as SQL
+    compiled once (_driver_sql): parameters and the row as the driver adapts them, without
+    SQLAlchemy's type processing, so fit for uuids, strings, numbers and aware datetimes.
+    In a transaction the session has begun, or on a connection whose transaction its caller
+    owns (a test's), it joins that one.
     """
     if db.session().in_transaction() or not isinstance(db.session.get_bind(), Engine):
         return db.session.connection().execute(statement, params).one_or_none()
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(statement, params).one_or_none()
+    engine = db.engine
+    sql, defaults = _driver_sql(statement, engine.dialect)
+    return _in_autocommit(engine, sql, defaults | params)
+
+
+@lru_cache(maxsize=32)
+def _driver_sql(statement, dialect) -> tuple[str, dict]:
+    """The statement's SQL in the driver's parameter style, and the values of its literals.
+
+    What SQLAlchemy does on every run of a statement, it does here once: generating its cache
+    key (a walk of the whole statement) and a compiled-cache lookup; the Connection, its
+    execution context and result around the cursor cost as much again (issue 18: about 15%
+    of a rotation's CPU under load).
+    """
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, {name: value for name, value in compiled.params.items() if value is not None}
+
+
+def _in_autocommit(engine: Engine, sql: str, params: dict):
+    """Run sql on a pooled connection set to autocommit; its one row, or None.
+
+    A driver error arrives as SQLAlchemy's (an outage as OperationalError: 503), and a
+    connection the error says is lost leaves the pool, as a Connection would see to.
+    """
+    dialect = engine.dialect
+    connection = engine.raw_connection()  # the pool's checks run; a failed connect arrives wrapped
+    cursor = None
+    try:
+        dialect.set_isolation_level(connection.dbapi_connection, "AUTOCOMMIT")
+        cursor = connection.cursor()
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+    except dialect.loaded_dbapi.Error as e:
+        lost = dialect.is_disconnect(e, connection.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(e)
+        raise DBAPIError.instance(
+            sql, params, e, dialect.loaded_dbapi.Error, hide_parameters=True, connection_invalidated=lost
+        ) from e
+    finally:
+        if cursor is not None:
+            cursor.close()
+        if connection.is_valid:
+            with suppress(dialect.loaded_dbapi.Error):
+                dialect.reset_isolation_level(connection.dbapi_connection)
+        connection.close()  # back to the pool
 
 
 def settle(tables: tuple[str, ...]) -> float | None:

@@ -1,14 +1,18 @@
 """Uniqueness is the database's: every unique constraint and index becomes Taken(field); a statement
 that is a transaction by itself runs alone."""
 
+import uuid
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, literal, select
+from sqlalchemy import Uuid, bindparam, create_engine, event, func, literal, select
+from sqlalchemy.exc import DataError
 
 from freshcom_customers.errors import Taken
 from freshcom_customers.extensions import db
 from freshcom_customers.models import Customer
+from freshcom_customers.models.base import UTCDateTime
 from freshcom_customers.services import database, users
 from freshcom_customers.services.database import flush
 
@@ -88,16 +92,69 @@ def autocommit_seen(engine):
         event.remove(engine, "before_cursor_execute", record)
 
 
+TRANSACTION = select(func.txid_current())
+
+
+def status_of(database_uri: str, transaction: int) -> str:
+    """What another connection sees of a transaction: committed, in progress or aborted."""
+    engine = create_engine(database_uri)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(func.txid_status(transaction))).scalar()
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.postgres
-def test_alone_runs_in_autocommit_where_the_session_owns_its_connections(app_on, database_uri):
-    with app_on(database_uri).app_context(), autocommit_seen(db.engine) as seen:
-        assert database.alone(select(literal(7)), {}) == (7,)
+def test_alone_commits_by_itself_where_the_session_owns_its_connections(app_on, database_uri):
+    with app_on(database_uri).app_context():
+        (alone,) = database.alone(TRANSACTION, {})
         assert db.session().in_transaction() is False  # nothing left open to commit
+        assert status_of(database_uri, alone) == "committed"
         db.session.execute(select(literal(1)))  # a transaction begun: alone joins it
-        assert database.alone(select(literal(8)), {}) == (8,)
-        assert db.session().in_transaction() is True
+        (joined,) = database.alone(TRANSACTION, {})
+        assert status_of(database_uri, joined) == "in progress"
         db.session.rollback()
-    assert seen == [True, False, False]
+        assert joined != alone
+
+
+@pytest.mark.postgres
+def test_alone_takes_its_literals_and_gives_the_drivers_values(app_on, database_uri):
+    """Compiled once, run as the driver's SQL: the statement's own literals go with it."""
+    today, key = datetime.now(UTC), uuid.uuid4()
+    statement = select(
+        literal("customer"), bindparam("at", type_=UTCDateTime()), bindparam("key", type_=Uuid())
+    )
+    with app_on(database_uri).app_context():
+        assert database.alone(statement, {"at": today, "key": key}) == ("customer", today, key)
+
+
+@pytest.mark.postgres
+def test_alone_raises_a_drivers_error_as_sqlalchemys_and_keeps_the_connection(app_on, database_uri):
+    with app_on(database_uri, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0}).app_context():
+        (pid,) = database.alone(select(func.pg_backend_pid()), {})
+        with pytest.raises(DataError) as raised:
+            database.alone(select(literal(1) / literal(0)), {})
+        assert "SQL parameters hidden" in str(raised.value)  # a rotation's would be token hashes
+        assert database.alone(select(func.pg_backend_pid()), {}) == (pid,)  # back in the pool, in autocommit
+        assert status_of(database_uri, database.alone(TRANSACTION, {})[0]) == "committed"
+        # The pool's one connection is back out of autocommit: a session's statements share a transaction.
+        assert db.session.execute(select(func.pg_backend_pid())).scalar() == pid
+        assert db.session.execute(TRANSACTION).scalar() == db.session.execute(TRANSACTION).scalar()
+        db.session.rollback()
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_during_alone_is_an_outage_and_leaves_the_pool(app_on, database_uri):
+    """The server ends the connection mid-statement: OperationalError (a 503), and the next
+    statement gets a new connection instead of the dead one."""
+    with app_on(database_uri, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0}).app_context():
+        (pid,) = database.alone(select(func.pg_backend_pid()), {})
+        with pytest.raises(database.OUTAGES) as raised:
+            database.alone(select(func.pg_terminate_backend(func.pg_backend_pid())), {})
+        assert raised.value.connection_invalidated
+        (other,) = database.alone(select(func.pg_backend_pid()), {})
+        assert other != pid
 
 
 @pytest.mark.postgres
