@@ -310,6 +310,23 @@ def test_the_orders_relationship_links_to_the_customers_orders(client, owner, pe
     assert [o["attributes"]["code"] for o in listed["data"]] == ["O-1"]
 
 
+@pytest.mark.parametrize("script_root", ["", "/shop-api"])
+def test_each_listed_customers_links_name_it_under_the_apps_path(client, owner, people, script_root):
+    listed = client.get("/v1/customers", headers=owner, base_url=f"http://localhost{script_root}/").get_json()
+    links = {
+        customer["id"]: [
+            customer["relationships"][name]["links"]["related"] for name in ("orders", "addresses")
+        ]
+        for customer in listed["data"]
+    }
+    assert len(links) == len(people)
+    for customer_id, related in links.items():
+        assert related == [
+            f"{script_root}/v1/orders?filter%5BcustomerId%5D={customer_id}",
+            f"{script_root}/v1/addresses?filter%5BcustomerId%5D={customer_id}",
+        ]
+
+
 def test_a_customer_includes_its_own_orders(client, auth, account, owner, people):
     order_for(client, owner, people["roy"], "O-1")
     roy = auth.headers(auth.login(account, "roy@example.com", "roy-password-1")["access_token"])
