@@ -12,6 +12,7 @@ deeper than MAX_JSON_DEPTH is refused before it is parsed, so no reader recurses
 import re
 from urllib.parse import unquote_to_bytes
 
+import orjson
 from flask import Flask, Request, current_app
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
@@ -96,12 +97,30 @@ def json_depth(text: str | bytes) -> int:
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, refusing text nested deeper than MAX_JSON_DEPTH before parsing it."""
+    """Flask's JSON, refusing text nested deeper than MAX_JSON_DEPTH before parsing it, and
+    writing documents with orjson."""
 
     def loads(self, s, **kwargs):
         if json_depth(s) > MAX_JSON_DEPTH:
             raise JSONTooDeep()
         return super().loads(s, **kwargs)
+
+    def dumps(self, obj, **kwargs) -> str:
+        """The document's JSON, keys sorted and values as Flask writes them (dates as HTTP
+        dates, decimals as strings), by orjson: several times faster than the standard
+        library's (issue 18), without spaces and with characters beyond ASCII as UTF-8.
+        What it does not take (options such as indent, or text it cannot write, a lone
+        surrogate) Flask's own writes."""
+        if kwargs:
+            return super().dumps(obj, **kwargs)
+        try:
+            return orjson.dumps(obj, default=self.default, option=_ORJSON_AS_FLASK).decode()
+        except orjson.JSONEncodeError:
+            return super().dumps(obj)
+
+
+# Dates and dataclasses go to Flask's default(), as its own dumps() would send them.
+_ORJSON_AS_FLASK = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def check_request(request: Request) -> None:

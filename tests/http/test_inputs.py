@@ -6,8 +6,12 @@ values into every operation of the OpenAPI document.
 """
 
 import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
+from flask.json.provider import DefaultJSONProvider
 
 from freshcom_customers.http.inputs import MAX_JSON_DEPTH, find_unreadable, json_depth, problem
 from tests.conftest import customer_document
@@ -228,3 +232,28 @@ def test_basic_credentials_that_are_not_base64_text_are_invalid_client(client, c
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
     assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_documents_are_written_as_flasks_json_would_be_read(app):
+    """orjson writes them (JSONProvider.dumps): the same values as Flask's own, keys sorted."""
+    document = {
+        "b": [1, 2.5, None, True],
+        "a": {"z": "Zoë ☃", "y": uuid.UUID(int=7)},
+        "when": datetime(2026, 12, 6, 3, 4, 5, tzinfo=UTC),
+        "price": Decimal("9.90"),
+    }
+    written = app.json.dumps(document)
+    assert written == app.json.dumps(document)  # the same each time
+    assert written.startswith('{"a":{"y":"00000000-0000-0000-0000-000000000007","z":"Zoë ☃"},')  # orjson's
+    assert written.index('"a"') < written.index('"b"') < written.index('"price"') < written.index('"when"')
+    assert json.loads(written) == json.loads(DefaultJSONProvider(app).dumps(document))
+    assert json.loads(written)["when"] == "Sun, 06 Dec 2026 03:04:05 GMT"  # as Flask writes dates
+
+
+@pytest.mark.parametrize("document", [{"text": "\ud800"}, {1: "a non-string key"}])
+def test_what_orjson_refuses_is_written_by_flasks_json(app, document):
+    assert app.json.dumps(document) == DefaultJSONProvider(app).dumps(document)
+
+
+def test_dumps_options_go_to_flasks_json(app):
+    assert app.json.dumps({"a": [1]}, indent=2) == '{\n  "a": [\n    1\n  ]\n}'
