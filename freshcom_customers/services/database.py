@@ -56,8 +56,8 @@ def _driver_sql(statement, dialect) -> tuple[str, dict]:
 
     What SQLAlchemy does on every run of a statement, it does here once: generating its cache
     key (a walk of the whole statement) and a compiled-cache lookup; the Connection, its
-    execution context and result around the cursor cost as much again (issue 18: about 15%
-    of a rotation's CPU under load).
+    execution context and result around the cursor cost as much again (issue 18: a
+    rotation's CPU in-process went from 0.75 to 0.60 ms without them).
     """
     compiled = statement.compile(dialect=dialect)
     return compiled.string, {name: value for name, value in compiled.params.items() if value is not None}
