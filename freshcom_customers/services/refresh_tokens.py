@@ -197,7 +197,7 @@ def rotate_at_once(value: str, account_id: uuid.UUID | None, touch_interval: tim
     if kind != "urt" or not database.on_postgresql():
         return None
     now = utcnow()
-    successor = f"urt-{mode}-{secrets.token_urlsafe(32)}"
+    successor = _new_value(mode)
     # No key names a column: an UPDATE would set that column from it.
     params = {
         "presented_hash": hash_secret(value),
@@ -289,6 +289,11 @@ def _replayed(token: RefreshToken) -> None:
     )
 
 
+def _new_value(mode: str) -> str:
+    """A new user refresh token's value: urt-, its account's mode (live or test), 256 random bits."""
+    return f"urt-{mode}-{secrets.token_urlsafe(32)}"
+
+
 def _in_grace(token: RefreshToken) -> bool:
     """A publishable key works until the grace period after its rotation ends (forever if never rotated)."""
     return token.expires_at is None or utcnow() < token.expires_at
@@ -324,7 +329,7 @@ def issue(
     The user, account and client are rows the database has already.
     """
     now = utcnow()
-    value = f"urt-{account.mode}-{secrets.token_urlsafe(32)}"
+    value = _new_value(account.mode)
     lifetime = timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
     family_id = family.family_id if family else uuid.uuid4()
     # One INSERT now, not an object for the flush: nothing in the request reads the row again,
