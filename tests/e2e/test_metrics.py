@@ -20,7 +20,7 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from freshcom_customers.observability import multiprocess
+from freshcom_customers.observability import metrics, multiprocess
 from tests.e2e.conftest import PROJECT_ROOT, _free_port, _stop, _wait_until_healthy, gunicorn_command
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,9 @@ class Metered:
             list(pool.map(check, range(count)))
 
     def counted_by_worker(self) -> dict[int, float]:
-        """The health checks each worker counted, by pid, from its own file."""
+        """The health checks each worker counted, by pid, from its own file, once every request
+        answered is in it (a worker writes its counts at most metrics.FLUSH_SECONDS later)."""
+        time.sleep(metrics.FLUSH_SECONDS + 0.5)
         return {
             int(path.stem.removeprefix("counter_")): _health_count(path)
             for path in self.directory.glob("counter_*.db")

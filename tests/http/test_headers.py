@@ -1,6 +1,7 @@
 """Security headers on every response, whatever its route, status or face."""
 
 import pytest
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from freshcom_customers.http import headers
 from freshcom_customers.services import accounts
@@ -101,5 +102,23 @@ def test_a_header_a_view_sets_itself_is_kept(make_app):
         return {}, {"Cache-Control": "public, max-age=60"}
 
     response = app.test_client().get("/cached")
-    assert response.headers["Cache-Control"] == "public, max-age=60"
+    assert response.headers.getlist("Cache-Control") == ["public, max-age=60"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_each_header_is_sent_once_whatever_response_the_view_makes(make_app):
+    """The policy and the request id go to the server with the answer (headers.Response), also
+    for a response of werkzeug's own class, which Flask turns into the app's."""
+    app = make_app()
+
+    @app.get("/plain")
+    def plain():
+        return WerkzeugResponse("{}", content_type="application/json")
+
+    client = app.test_client()
+    for path in ("/plain", "/health", "/v1/nowhere"):
+        response = client.get(path, base_url="https://api.shop.test")
+        sent = [name.lower() for name, _ in response.headers]
+        for name in [*STRICT, "Strict-Transport-Security", "X-Request-Id"]:
+            assert sent.count(name.lower()) == 1, (path, name)
+        assert_strict(response)

@@ -257,3 +257,15 @@ def test_what_orjson_refuses_is_written_by_flasks_json(app, document):
 
 def test_dumps_options_go_to_flasks_json(app):
     assert app.json.dumps({"a": [1]}, indent=2) == '{\n  "a": [\n    1\n  ]\n}'
+
+
+def test_only_a_header_at_fault_is_a_header_400(client, owner):
+    """The environ's names and texts are searched at once (check_request): NUL in the path, or
+    a header beyond ASCII that is still text, fall through to what the request would get."""
+    nul_in_path = client.get("/v1/customers/%00", headers=owner)
+    assert nul_in_path.status_code == 404
+    assert "header" not in nul_in_path.get_json()["errors"][0].get("source", {})
+    assert (
+        client.get("/v1/account", headers={**owner, "User-Agent": "navigateur \u00e9t\u00e9"}).status_code
+        == 200
+    )

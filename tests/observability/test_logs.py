@@ -60,6 +60,36 @@ def test_each_request_is_one_access_line_and_every_line_names_the_request(json_c
     assert failure["fields"]["ip"] == "192.0.2.4"
 
 
+def test_an_access_line_written_directly_is_the_one_logging_writes(json_client, capsys, monkeypatch):
+    """With our handler alone on the root logger (production's), the access line skips the
+    LogRecord (logs._sole_json_handler); it must read as the line logging writes."""
+    path = "/v1/nowhere%25s?page[size]=2&token=secret-value"
+    through_logging = json_client.get(path, headers={"X-Request-Id": "through-logging"})
+    ours = [handler for handler in logging.root.handlers if isinstance(handler, logs.StderrHandler)]
+    assert logs._sole_json_handler() is None  # pytest's capture is on the root logger too
+    monkeypatch.setattr(logging.root, "handlers", ours)
+    assert logs._sole_json_handler() is ours[0]
+    direct = json_client.get(path, headers={"X-Request-Id": "written-directly"})
+
+    lines = json_lines(capsys.readouterr().err)
+    first, second = access_line(lines, through_logging), access_line(lines, direct)
+    assert list(first) == list(second)  # the same fields, in the same order
+    varying = {"time", "request_id", "duration_ms"}
+    assert {k: v for k, v in first.items() if k not in varying} == {
+        k: v for k, v in second.items() if k not in varying
+    }
+    assert second["message"] == "GET /v1/nowhere%s 404"
+    assert second["query"] == "page[size]=2&token=[redacted]"
+
+
+def test_the_access_line_reaches_every_handler_there_is(json_client, caplog):
+    with caplog.at_level(logging.INFO, logger="freshcom_customers.access"):
+        response = json_client.get("/health")
+    (record,) = [r for r in caplog.records if r.name == "freshcom_customers.access"]
+    assert record.getMessage() == "GET /health 200"
+    assert record.request_fields["request_id"] == response.headers["X-Request-Id"]
+
+
 @pytest.mark.parametrize(
     "incoming", ["0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a", "abcdef0123456789", "req:1-67.a_b-c"]
 )

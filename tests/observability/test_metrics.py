@@ -9,15 +9,17 @@ gunicorn workers; the multiprocess directory's set-up is checked here, without g
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from freshcom_customers.app import create_app
 from freshcom_customers.config import read_environment
 from freshcom_customers.extensions import db
-from freshcom_customers.observability import multiprocess
+from freshcom_customers.observability import metrics, multiprocess
 from freshcom_customers.services import customers, magic_links, one_time_tokens
 from freshcom_customers.services.mail import outbox
 from tests.chec.conftest import Chec
@@ -141,6 +143,56 @@ def test_unmatched_paths_and_invented_methods_make_no_series_of_their_own(client
         == 1
     )
     assert not any("42" in labels["endpoint"] for labels in after.labels_of("freshcom_http_requests_total"))
+
+
+def samples_of(registry, endpoint: str) -> dict:
+    """The request series of one endpoint label, by sample name and le."""
+    return {
+        (sample.name.removeprefix("reference_"), sample.labels.get("le")): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.labels.get("endpoint") == endpoint
+    }
+
+
+def test_requests_counted_in_memory_reach_the_metrics_as_observe_would_put_them():
+    """PendingRequests writes a histogram's sum and buckets itself (one inc() for many requests):
+    what it writes must be what prometheus_client's own observe() would have."""
+    endpoint = "tests.pending_equivalence"
+    reference_registry = CollectorRegistry()
+    reference = Histogram(
+        "reference_freshcom_http_request_duration_seconds",
+        "",
+        ["method", "endpoint", "status"],
+        buckets=metrics.DURATION_BUCKETS,
+        registry=reference_registry,
+    )
+    pending = metrics.PendingRequests()
+    for seconds in (0.001, 0.02, 0.02, 0.3, 3.0, 20.0):
+        pending.add(("GET", endpoint, 200), time.perf_counter() - seconds)
+        reference.labels("GET", endpoint, "200").observe(seconds)
+    pending.add(("GET", endpoint, 200), None)  # a request that failed before its clock started
+    assert samples_of(REGISTRY, endpoint) == {}  # not in the metrics until flushed
+    pending.flush()
+
+    ours = samples_of(REGISTRY, endpoint)
+    expected = samples_of(reference_registry, endpoint)
+    assert ours.pop(("freshcom_http_requests_total", None)) == 7
+    assert ours.pop(("freshcom_http_request_duration_seconds_sum", None)) == pytest.approx(
+        expected.pop(("freshcom_http_request_duration_seconds_sum", None)), abs=0.01
+    )
+    assert ours == expected
+    assert expected[("freshcom_http_request_duration_seconds_bucket", "0.025")] == 3
+
+
+def test_what_a_process_counted_reaches_the_metrics_within_the_flush_interval_without_more_requests():
+    endpoint = "tests.pending_idle"
+    pending = metrics.PendingRequests()
+    pending.add(("GET", endpoint, 204), time.perf_counter())
+    deadline = time.monotonic() + metrics.FLUSH_SECONDS * 3
+    while not samples_of(REGISTRY, endpoint) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert samples_of(REGISTRY, endpoint)[("freshcom_http_requests_total", None)] == 1
 
 
 # Logins, lockouts, tokens
