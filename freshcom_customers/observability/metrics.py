@@ -95,24 +95,8 @@ _STARTED = "freshcom.metrics_started"
 disable_created_metrics()
 
 REQUESTS = Counter("freshcom_http_requests", "Requests answered.", ["method", "endpoint", "status"])
-# prometheus_client's default buckets, named here: requests are sorted into them before it sees them.
-DURATION_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    float("inf"),
-)
+# prometheus_client's default buckets (+Inf last), named here: requests are sorted into them first.
+DURATION_BUCKETS = Histogram.DEFAULT_BUCKETS
 REQUEST_DURATION = Histogram(
     "freshcom_http_request_duration_seconds",
     "Seconds from the request's first hook to its answer.",
@@ -232,10 +216,16 @@ class PendingRequests:
     """
 
     def __init__(self):
+        self._forked()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """Start afresh (in a new process: a forked worker has neither the parent's thread nor
+        its counts, which the parent writes itself)."""
         self._lock = threading.Lock()
         self._entries: dict[tuple, list] = {}  # labels → [count, timed seconds, [count per bucket]]
         self._flushed_at = time.perf_counter()
-        self._flusher_pid: int | None = None  # the process the flushing thread runs in
+        self._flushing = False  # whether this process has its flushing thread
 
     def add(self, labels: tuple, started: float | None) -> None:
         now = time.perf_counter()
@@ -250,8 +240,9 @@ class PendingRequests:
                 entry[2][bisect_left(DURATION_BUCKETS, seconds)] += 1  # the first bound ≥ seconds
         if now - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
-        if self._flusher_pid != os.getpid():  # a new process: a forked worker has no thread yet
-            self._start_flusher()
+        if not self._flushing:
+            self._flushing = True
+            threading.Thread(target=self._flush_while_idle, name="freshcom-metrics", daemon=True).start()
 
     def flush(self) -> None:
         """Add every request counted so far to the metrics."""
@@ -269,10 +260,6 @@ class PendingRequests:
                 for bucket, counted in zip(timed._buckets, buckets, strict=True):
                     if counted:
                         bucket.inc(counted)
-
-    def _start_flusher(self) -> None:
-        self._flusher_pid = os.getpid()
-        threading.Thread(target=self._flush_while_idle, name="freshcom-metrics", daemon=True).start()
 
     def _flush_while_idle(self) -> None:
         while True:

@@ -112,6 +112,7 @@ def metered(server, tmp_path):
 
 
 def test_one_scrape_sums_the_requests_both_workers_served(metered):
+    time.sleep(metrics.FLUSH_SECONDS + 0.5)  # the start-up's health checks in the counts first
     before = metered.scrape()
     sent = 0
     while sent < BATCH * MAX_BATCHES:  # until both workers have served some (the kernel picks)

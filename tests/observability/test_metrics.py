@@ -195,6 +195,18 @@ def test_what_a_process_counted_reaches_the_metrics_within_the_flush_interval_wi
     assert samples_of(REGISTRY, endpoint)[("freshcom_http_requests_total", None)] == 1
 
 
+def test_a_forked_worker_starts_without_its_parents_counts():
+    """gunicorn forks its workers: a child writing the parent's pending counts would count them twice."""
+    pending = metrics.PendingRequests()
+    pending.add(("GET", "tests.pending_fork", 200), None)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports by its exit code
+        os._exit(0 if not pending._entries and not pending._flushing else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pending._entries  # the parent still has its own, to write itself
+
+
 # Logins, lockouts, tokens
 
 
