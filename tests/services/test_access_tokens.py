@@ -4,6 +4,8 @@ import time
 import uuid
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import OKPKey, RSAKey
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.models import RefreshToken
@@ -141,3 +143,18 @@ def test_a_verified_token_still_expires(monkeypatch, login):
     monkeypatch.setattr(time, "time", lambda: exp + 1)
     with pytest.raises(InvalidToken):
         access_tokens.decode(token)
+
+
+@pytest.mark.parametrize("key", [OKPKey.generate_key("Ed25519"), RSAKey.generate_key(2048)])
+def test_a_token_signed_is_the_one_joserfc_signs_and_verifies(key):
+    """An Ed25519 key signs in Signer.sign itself, not through joserfc's encode: the same
+    bytes (Ed25519 is deterministic), which joserfc verifies; an RSA key goes through joserfc."""
+    signer = access_tokens.Signer(key, "https://id.shop.test")
+    claims = {"iss": signer.issuer, "aid": str(uuid.uuid4()), "role": "customer", "gen": 3, "exp": 2**31}
+    token = signer.sign(claims)
+    if key.key_type == "OKP":
+        assert token == jwt.encode(signer.header, claims, key, registry=access_tokens.REGISTRY)
+    verified = jwt.decode(token, signer.verifying_key, registry=access_tokens.REGISTRY)
+    assert verified.header == signer.header
+    assert verified.claims == claims
+    assert signer.verified(token) == claims
