@@ -229,7 +229,9 @@ def _sole_json_handler() -> "StderrHandler | None":
     handler = handlers[0]
     if type(handler) is not StderrHandler or handler.filters or type(handler.formatter) is not JsonFormatter:
         return None
-    if _service_logger.handlers or _service_logger.filters or not access_logger.propagate:
+    if _service_logger.handlers or _service_logger.filters:
+        return None
+    if not (access_logger.propagate and _service_logger.propagate):
         return None
     return handler if handler.level <= logging.INFO else None
 

@@ -80,6 +80,8 @@ def test_an_access_line_written_directly_is_the_one_logging_writes(json_client, 
     }
     assert second["message"] == "GET /v1/nowhere%s 404"
     assert second["query"] == "page[size]=2&token=[redacted]"
+    monkeypatch.setattr(logs._service_logger, "propagate", False)  # the line would reach no handler
+    assert logs._sole_json_handler() is None
 
 
 def test_the_access_line_reaches_every_handler_there_is(json_client, caplog):
