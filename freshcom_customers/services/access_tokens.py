@@ -1,6 +1,5 @@
 """Access tokens: JWTs signed with the service's key (EdDSA or RS256), checked against the database."""
 
-import base64
 import functools
 import time
 import uuid
@@ -14,6 +13,7 @@ from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import KeySet, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
+from joserfc.util import urlsafe_b64encode
 from sqlalchemy import and_, bindparam, func, select
 
 from freshcom_customers.errors import InvalidToken
@@ -98,7 +98,7 @@ class Signer:
         self.header = {"typ": "at+jwt", "alg": ALGORITHMS[private_key.key_type], "kid": self.kid}
         ed25519 = private_key.key_type == "OKP" and private_key.curve_name == "Ed25519"
         self._ed25519 = private_key.private_key if ed25519 else None
-        self._encoded_header = _base64url(orjson.dumps(self.header))
+        self._encoded_header = urlsafe_b64encode(orjson.dumps(self.header))
         self.issuer = issuer
         self._by_kid = {}
         for key in (private_key, *previous_keys):
@@ -127,8 +127,8 @@ class Signer:
         """
         if self._ed25519 is None:
             return jwt.encode(self.header, claims, self.key, registry=REGISTRY)
-        signing_input = self._encoded_header + b"." + _base64url(orjson.dumps(claims))
-        return (signing_input + b"." + _base64url(self._ed25519.sign(signing_input))).decode("ascii")
+        signing_input = self._encoded_header + b"." + urlsafe_b64encode(orjson.dumps(claims))
+        return (signing_input + b"." + urlsafe_b64encode(self._ed25519.sign(signing_input))).decode("ascii")
 
     def verifying_key(self, token) -> OKPKey | RSAKey:
         """The published key the token's kid names; no kid, an unknown one, or another
@@ -143,11 +143,6 @@ class Signer:
 
     def _verify(self, token: str) -> dict:
         return jwt.decode(token, self.verifying_key, registry=REGISTRY).claims
-
-
-def _base64url(data: bytes) -> bytes:
-    """Base64url without padding, as JWS writes each part."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _signer() -> Signer:
