@@ -12,11 +12,12 @@ no-database route is the authorization server's metadata (/.well-known/oauth-aut
 a JSON route through the whole stack (logging, security headers, proxy fix) with no database
 work. Every rate is given as a ratio to both, and the password grant as a ratio to the
 hash-bound limit: workers over the time of one argon2id verify with the configured
-parameters, measured beside it (ten verifies just before its run and ten just after: the
-machine's speed drifts by more than the figure's margin between the start of a run and its
-end). --rounds N measures the ceiling and every figure N times,
-in turn, with fresh single-use tokens each round, and reports each figure's median (its
-ratios: the median of each round's ratio to that round's ceiling).
+parameters. Both are measured beside each figure, as the machine's speed drifts by more than
+a figure's margin within a round: the ceiling runs before the first figure and again after
+each one (--ceiling seconds), and a figure's ratio is to the mean of the two runs around it;
+the password grant's limit comes from ten verifies just before its run and ten just after.
+--rounds N measures every figure N times, in turn, with fresh single-use tokens each round,
+and reports each figure's median (its ratios: the median of each round's ratio).
 The table is printed and written as JSON to bench/results/ (latest.json and a timestamped copy).
 docs/benchmarks.md says what each figure is and what to make of it.
 """
@@ -77,6 +78,7 @@ def main():
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per figure")
     parser.add_argument("--warmup", type=int, default=2, help="seconds discarded before each")
+    parser.add_argument("--ceiling", type=int, default=5, help="seconds of each ceiling run")
     parser.add_argument("--small", type=int, default=1_000, help="customers of the small account")
     parser.add_argument("--big", type=int, default=1_000_000, help="customers of the big account")
     parser.add_argument("--port", type=int, default=8765)
@@ -113,11 +115,10 @@ def main():
                     with app.app_context():
                         seed = seed_data(args, tmp)
                     tokens = fetch_tokens(app, seed)
-                ceiling = measure_ceiling(wrk, f"http://127.0.0.1:{args.port + 1}", args)
-                measured = measure(
-                    wrk, f"http://127.0.0.1:{args.port}", seed, tokens, args, lambda: argon2_verify_times(app)
-                )
-                rounds.append([ceiling, *measured])
+                ceiling = Ceiling(wrk, f"http://127.0.0.1:{args.port + 1}", args)
+                ours = f"http://127.0.0.1:{args.port}"
+                measured = measure(wrk, ours, seed, tokens, args, ceiling, lambda: argon2_verify_times(app))
+                rounds.append([ceiling.row(), *measured])
     rows = medians(rounds)
     argon2 = {
         "params": app.config["PASSWORD_HASH_PARAMS"],
@@ -149,6 +150,8 @@ def service_env(uri: str, tmp: Path) -> dict:
         "FRESHCOM_DATA_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
         "FRESHCOM_JWT_PRIVATE_KEY_FILE": str(key),
         "FRESHCOM_PROXY_FIX": "x_for=1,x_proto=1",
+        # A deployment's issuer is its public https base URL (the app warns at start without one).
+        "FRESHCOM_JWT_ISSUER": "https://id.bench.test",
         "FRESHCOM_RATELIMIT_ENABLED": "false",
     }
 
@@ -384,19 +387,38 @@ def seed_count(seed, size) -> int:
     return seed["sizes"][size]
 
 
-def measure_ceiling(wrk: str, base: str, args) -> dict:
-    """Bare Flask's rate: the ceiling every figure is a ratio to."""
-    figure = {"name": CEILING, "method": "GET", "path": "/json", "headers": [], "bodies": None}
-    wrk_run(wrk, base, figure, args.warmup, None)
-    result = wrk_run(wrk, base, figure, args.duration, None)
-    result["name"] = CEILING
-    print(f"  {CEILING}: {result['rps']:.0f}/s", flush=True)
-    return result
+class Ceiling:
+    """Bare Flask's rate, the ceiling every figure is a ratio to, measured beside each figure:
+    once before the first and again after each (args.ceiling seconds a run, after a warm-up)."""
+
+    FIGURE = {"name": CEILING, "method": "GET", "path": "/json", "headers": [], "bodies": None}
+
+    def __init__(self, wrk: str, base: str, args):
+        self.wrk, self.base, self.seconds = wrk, base, args.ceiling
+        wrk_run(wrk, base, self.FIGURE, args.warmup, None)
+        self.runs = [self.run()]
+
+    def run(self) -> dict:
+        result = wrk_run(self.wrk, self.base, self.FIGURE, self.seconds, None)
+        print(f"  {CEILING}: {result['rps']:.0f}/s", flush=True)
+        return result
+
+    def around(self) -> float:
+        """The ceiling beside the figure just measured: the mean of the run before it and a run now."""
+        before = self.runs[-1]["rps"]
+        self.runs.append(self.run())
+        return (before + self.runs[-1]["rps"]) / 2
+
+    def row(self) -> dict:
+        """The round's ceiling as a figure: the run of median rate."""
+        middle = sorted(self.runs, key=lambda run: run["rps"])[len(self.runs) // 2]
+        return {**middle, "name": CEILING, "ceiling_rps": middle["rps"]}
 
 
-def measure(wrk: str, base: str, seed, tokens, args, verify_times) -> list[dict]:
-    """Every figure once. The password grant's hash-bound limit is measured beside it: verifies
-    just before and just after its run (verify_times), as the machine's speed drifts."""
+def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_times) -> list[dict]:
+    """Every figure once, each with the ceiling measured beside it (Ceiling.around). The
+    password grant's hash-bound limit is too: verifies just before and just after its run
+    (verify_times)."""
     rows = []
     for index, figure in enumerate(figures(seed, tokens)):
         if index > 0 and args.only and args.only not in figure["name"]:
@@ -413,7 +435,9 @@ def measure(wrk: str, base: str, seed, tokens, args, verify_times) -> list[dict]
             result["hash_bound_rps"] = WORKERS / statistics.median(verifies)
             result["ratio_to_limit"] = result["rps"] / result["hash_bound_rps"]
             note = f" ({result['ratio_to_limit']:.2f} of the limit then: {result['hash_bound_rps']:.1f}/s)"
+        result["ceiling_rps"] = ceiling.around()
         rows.append(result)
+        note = f" ({result['rps'] / result['ceiling_rps']:.2f} of the ceiling beside it)" + note
         print(f"  {figure['name']}: {result['rps']:.0f}/s{note}", flush=True)
     return rows
 
@@ -447,12 +471,11 @@ def wrk_run(wrk: str, base: str, figure: dict, seconds: int, bodies: Path | None
 
 def medians(rounds: list[list[dict]]) -> list[dict]:
     """Each figure's median over the rounds; its ratios are the medians of each round's ratios
-    to that round's ceiling and our no-database route (a round's load moves all its figures)."""
+    to the ceiling beside it and to the round's no-database route (load moves all figures)."""
     for rows in rounds:
-        ceiling = rows[0]["rps"]
         ours = next(row["rps"] for row in rows if row["name"] == NO_DATABASE)  # measured in every run
         for row in rows:
-            row["ratio"] = row["rps"] / ceiling
+            row["ratio"] = row["rps"] / row["ceiling_rps"]
             row["ratio_to_ours"] = row["rps"] / ours
     combined = []
     for index, first in enumerate(rounds[0]):
@@ -492,7 +515,7 @@ def report(rows, host, argon2, args, uri):
     print(
         f"\n{host['cores']} cores, {host['cpu']}, PostgreSQL {host['postgresql']}, "
         f"Python {host['python']}; gunicorn {WORKERS} sync workers; wrk -t{THREADS} -c{CONNECTIONS}, "
-        f"{args.warmup} s warm-up + {args.duration} s per figure"
+        f"{args.warmup} s warm-up + {args.duration} s per figure, beside {args.ceiling} s runs of the ceiling"
         + (f"; medians of {args.rounds} rounds" if args.rounds > 1 else "")
     )
     print(
@@ -529,6 +552,7 @@ def report(rows, host, argon2, args, uri):
             "connections": CONNECTIONS,
             "warmup_s": args.warmup,
             "duration_s": args.duration,
+            "ceiling_s": args.ceiling,
             "rounds": args.rounds,
         },
         "argon2": argon2,
