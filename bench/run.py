@@ -13,9 +13,10 @@ a JSON route through the whole stack (logging, security headers, proxy fix) with
 work. Every rate is given as a ratio to both, and the password grant as a ratio to the
 hash-bound limit: workers over the time of one argon2id verify with the configured
 parameters. Both are measured beside each figure, as the machine's speed drifts by more than
-a figure's margin within a round: the ceiling runs before the first figure and again after
-each one (--ceiling seconds), and a figure's ratio is to the mean of the two runs around it;
-the password grant's limit comes from ten verifies just before its run and ten just after.
+a figure's margin within a round: a figure's --duration is cut into --slices runs, the
+ceiling runs before the first and again after each (--ceiling seconds), and a figure's ratio
+is the mean of its runs' ratios to the two ceiling runs around each; the password grant's
+limit comes from ten verifies just before its runs and ten just after.
 --rounds N measures every figure N times, in turn, with fresh single-use tokens each round,
 and reports each figure's median (its ratios: the median of each round's ratio).
 The table is printed and written as JSON to bench/results/ (latest.json and a timestamped copy).
@@ -78,7 +79,8 @@ def main():
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per figure")
     parser.add_argument("--warmup", type=int, default=2, help="seconds discarded before each")
-    parser.add_argument("--ceiling", type=int, default=5, help="seconds of each ceiling run")
+    parser.add_argument("--ceiling", type=int, default=4, help="seconds of each ceiling run")
+    parser.add_argument("--slices", type=int, default=2, help="runs each figure's --duration is cut into")
     parser.add_argument("--small", type=int, default=1_000, help="customers of the small account")
     parser.add_argument("--big", type=int, default=1_000_000, help="customers of the big account")
     parser.add_argument("--port", type=int, default=8765)
@@ -412,12 +414,13 @@ class Ceiling:
     def row(self) -> dict:
         """The round's ceiling as a figure: the run of median rate."""
         middle = sorted(self.runs, key=lambda run: run["rps"])[len(self.runs) // 2]
-        return {**middle, "name": CEILING, "ceiling_rps": middle["rps"]}
+        return {**middle, "name": CEILING}
 
 
 def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_times) -> list[dict]:
-    """Every figure once, each with the ceiling measured beside it (Ceiling.around). The
-    password grant's hash-bound limit is too: verifies just before and just after its run
+    """Every figure once, in --slices runs, each with the ceiling measured beside it
+    (Ceiling.around): a figure's ratio is the mean of its slices' ratios. The password grant's
+    hash-bound limit is measured beside it too: verifies just before and just after its runs
     (verify_times)."""
     rows = []
     for index, figure in enumerate(figures(seed, tokens)):
@@ -427,7 +430,11 @@ def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_ti
         wrk_run(wrk, base, figure, args.warmup, warm)
         hashing = figure["name"] == PASSWORD_GRANT
         verifies = verify_times() if hashing else []
-        result = wrk_run(wrk, base, figure, args.duration, run)
+        slices = []
+        for bodies in sliced(run, args.slices):
+            slices.append(wrk_run(wrk, base, figure, args.duration // args.slices, bodies))
+            slices[-1]["ratio"] = slices[-1]["rps"] / ceiling.around()
+        result = combined(slices)
         result["name"] = figure["name"]
         note = ""
         if hashing:
@@ -435,11 +442,36 @@ def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_ti
             result["hash_bound_rps"] = WORKERS / statistics.median(verifies)
             result["ratio_to_limit"] = result["rps"] / result["hash_bound_rps"]
             note = f" ({result['ratio_to_limit']:.2f} of the limit then: {result['hash_bound_rps']:.1f}/s)"
-        result["ceiling_rps"] = ceiling.around()
         rows.append(result)
-        note = f" ({result['rps'] / result['ceiling_rps']:.2f} of the ceiling beside it)" + note
+        note = f" ({result['ratio']:.2f} of the ceiling beside it)" + note
         print(f"  {figure['name']}: {result['rps']:.0f}/s{note}", flush=True)
     return rows
+
+
+def sliced(bodies: Path | None, count: int) -> list[Path | None]:
+    """The run's bodies for each of count slices: a single-use pool in count parts, else the same file."""
+    if bodies is None:
+        return [None] * count
+    lines = bodies.read_text().splitlines()
+    if len(lines) == 1:
+        return [bodies] * count
+    size = len(lines) // count
+    return [
+        write(bodies.with_name(f"{bodies.name}-{n}"), lines[n * size : (n + 1) * size]) for n in range(count)
+    ]
+
+
+def combined(slices: list[dict]) -> dict:
+    """One figure from its slices: rates over their whole time, latencies and ratios their means."""
+    result = {
+        key: sum(run[key] for run in slices)
+        for key in ("requests", "non_2xx", "socket_errors", "duration_us")
+    }
+    answered = result["requests"] - result["non_2xx"] - result["socket_errors"]
+    result["rps"] = answered / (result["duration_us"] / 1e6)
+    for key in ("p50_us", "p99_us", "ratio"):
+        result[key] = statistics.mean(run[key] for run in slices)
+    return result
 
 
 def wrk_run(wrk: str, base: str, figure: dict, seconds: int, bodies: Path | None) -> dict:
@@ -475,7 +507,7 @@ def medians(rounds: list[list[dict]]) -> list[dict]:
     for rows in rounds:
         ours = next(row["rps"] for row in rows if row["name"] == NO_DATABASE)  # measured in every run
         for row in rows:
-            row["ratio"] = row["rps"] / row["ceiling_rps"]
+            row.setdefault("ratio", 1.0)  # the ceiling's own
             row["ratio_to_ours"] = row["rps"] / ours
     combined = []
     for index, first in enumerate(rounds[0]):
@@ -515,7 +547,8 @@ def report(rows, host, argon2, args, uri):
     print(
         f"\n{host['cores']} cores, {host['cpu']}, PostgreSQL {host['postgresql']}, "
         f"Python {host['python']}; gunicorn {WORKERS} sync workers; wrk -t{THREADS} -c{CONNECTIONS}, "
-        f"{args.warmup} s warm-up + {args.duration} s per figure, beside {args.ceiling} s runs of the ceiling"
+        f"{args.warmup} s warm-up + {args.duration} s per figure in {args.slices} runs, "
+        f"each beside {args.ceiling} s runs of the ceiling"
         + (f"; medians of {args.rounds} rounds" if args.rounds > 1 else "")
     )
     print(
@@ -553,6 +586,7 @@ def report(rows, host, argon2, args, uri):
             "warmup_s": args.warmup,
             "duration_s": args.duration,
             "ceiling_s": args.ceiling,
+            "slices": args.slices,
             "rounds": args.rounds,
         },
         "argon2": argon2,
