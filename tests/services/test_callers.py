@@ -12,13 +12,15 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import inspect, update
+from sqlalchemy.engine import Engine
 
 from freshcom_customers.extensions import db
 from freshcom_customers.models import LoginSession, RefreshToken
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import callers, sessions
 from tests import factories
+from tests.statements import statements
 
 WAIT = 3  # seconds: far beyond the bound, for a slow machine
 
@@ -175,3 +177,19 @@ def test_past_its_size_the_cache_forgets_its_oldest_fill(listening, monkeypatch)
     listening.drop(f"u:{oldest[1]}")  # nothing left to drop: no error
     listening.drop(f"a:{middle[0]}")
     assert listening.get(middle) is None and listening.get(newest) is not None
+
+
+def test_an_attached_entry_is_the_sessions_own_and_its_customer_reads_its_user_without_a_query(app):
+    account = factories.account()
+    alice = factories.customer(account, status="registered")
+    db.session.commit()
+    kept = callers.detached(_entry(account=account, user=alice.user, customer=alice))
+    db.session.expunge_all()  # a new request's session: none of the rows is in it
+    with statements(Engine) as seen:
+        entry = callers.attached(kept)
+        assert inspect(entry.customer).dict["user"] is entry.user  # loaded: no lazy load to run
+        assert entry.customer.user is entry.user
+        assert entry.customer.user.email == alice.user.email
+    assert seen == []
+    assert all(row in db.session for row in (entry.account, entry.user, entry.customer))
+    assert entry.user is not kept.user  # the kept copy stays out of every session
