@@ -170,9 +170,13 @@ class Contract:
     body: Body | None = None
     description: str = ""
 
+    def __post_init__(self):
+        # By name, for param(): a read of a query parameter looks its declaration up.
+        object.__setattr__(self, "_params", {param.name: param for param in self.query})
+
     def param(self, name: str) -> Param:
         """The declared query parameter called name."""
-        found = next((param for param in self.query if param.name == name), None)
+        found = self._params.get(name)
         if found is None:
             raise Undeclared(f"{request.endpoint} reads {name}, which its contract does not declare.")
         return found
@@ -223,6 +227,8 @@ def current() -> Contract:
 def arg(name: str) -> str | None:
     """The value of the view's declared query parameter name (or of one of its aliases)."""
     param = current().param(name)
+    if not request.query_string:
+        return None
     for spelling in (name, *param.aliases):
         value = request.args.get(spelling)
         if value:

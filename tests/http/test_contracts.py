@@ -131,6 +131,10 @@ def test_a_route_that_reads_a_parameter_it_does_not_declare_is_a_bug():
             jsonapi.filter_params()
         with pytest.raises(contracts.Undeclared):
             jsonapi.load()
+    with _app_with(things).test_request_context("/things"):  # no query string: still a bug
+        assert jsonapi.include_params() == set()
+        with pytest.raises(contracts.Undeclared):
+            contracts.arg("code")
 
 
 def test_a_route_without_a_contract_cannot_be_documented():
