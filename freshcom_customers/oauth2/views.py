@@ -207,5 +207,6 @@ def _url(issuer: str, endpoint: str) -> str:
     return request.host_url.rstrip("/") + path
 
 
+@lru_cache(maxsize=8)  # an app's issuer: one, set at start (several in the tests)
 def _is_url(issuer: str) -> bool:
     return urlsplit(issuer).scheme in ("http", "https")
