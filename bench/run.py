@@ -513,6 +513,9 @@ def medians(rounds: list[list[dict]]) -> list[dict]:
     for index, first in enumerate(rounds[0]):
         runs = [rows[index] for rows in rounds]
         row = {"name": first["name"], "rounds": [run["rps"] for run in runs]}
+        row["round_ratios"] = [run["ratio"] for run in runs]
+        if "ratio_to_limit" in first:
+            row["round_ratios_to_limit"] = [run["ratio_to_limit"] for run in runs]
         for key in ("rps", "ratio", "ratio_to_ours", "p50_us", "p99_us", "hash_bound_rps", "ratio_to_limit"):
             if key in first:
                 row[key] = statistics.median(run[key] for run in runs)
