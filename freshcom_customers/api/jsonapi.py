@@ -338,6 +338,11 @@ def document(data, *, status: int = 200, meta: dict | None = None, included=None
     return Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE, headers=headers)
 
 
+def body_document(body: bytes) -> Response:
+    """A document written before (a 200), as document() answers it."""
+    return Response(body, mimetype=MEDIA_TYPE)
+
+
 def list_document(
     data: list, total: int, all_count: int | None = None, *, included=None, exact: bool | None = None
 ) -> Response:

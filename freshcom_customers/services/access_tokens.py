@@ -165,6 +165,9 @@ class Principal:
     session_touched: bool = False
     # The client of a client_credentials token (a machine: no user); None for the others.
     machine_client_id: uuid.UUID | None = None
+    # A user's caller: what views rendered from its account, user and customer rows, kept
+    # with the process's cached caller (callers.Entry.memo); None for the others.
+    memo: dict | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -284,7 +287,9 @@ def principal_of(claims: dict, *, touch: bool = False, read_only: bool = False) 
     if touched and cache is not None:
         cache.renew(key, callers.detached(replace(caller, last_used_at=utcnow())))
     customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
-    return Principal(account, claims["role"], user, customer_id, family_id, caller.customer, touched)
+    return Principal(
+        account, claims["role"], user, customer_id, family_id, caller.customer, touched, memo=caller.memo
+    )
 
 
 def _caller(key: tuple, cache: callers.Cache | None) -> callers.Entry | None:

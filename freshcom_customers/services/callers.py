@@ -34,7 +34,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -68,6 +68,9 @@ class Entry:
     first_revoked_at: object
     ended_at: object
     last_used_at: object
+    # What a view rendered from these rows, by its own key (api/customers.py): it lives as
+    # long as the entry, which any change to the rows drops. Shared by the entry's copies.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 class Cache:

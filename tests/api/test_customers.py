@@ -6,9 +6,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from freshcom_customers.api import customers as customers_api
 from freshcom_customers.models import Customer, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import customers, users
+from tests import factories
 from tests.conftest import customer_document, error_code, errors_of
 from tests.test_identifiers import LOOK_ALIKES
 
@@ -915,3 +917,24 @@ def test_a_test_mode_customer_logs_in_with_the_twins_scope(client, auth, account
     assert me.get_json()["data"]["id"] == test_roy["id"]
     # Not registered in live: the live scope knows no such user.
     assert password_grant(auth, account)["error"] == "invalid_grant"
+
+
+def test_a_callers_document_is_rendered_once_for_each_script_root_and_a_large_one_each_time(app, monkeypatch):
+    account = factories.account()
+    alice = factories.customer(account, status="registered")
+    rendered = []
+    render = customers_api._document
+    monkeypatch.setattr(customers_api, "_document", lambda c, keys: rendered.append(c) or render(c, keys))
+    memo = {}
+    for root in ("", "", "/shop", "/shop"):
+        with app.test_request_context("/v1/customer", base_url=f"http://localhost{root}/"):
+            answer = customers_api._kept_document(memo, alice)
+            assert answer.get_data() == render(alice, set()).get_data()
+            assert answer.mimetype == "application/vnd.api+json"
+    assert len(rendered) == 2 and len(memo) == 2  # once for each script root
+    monkeypatch.setattr(customers_api, "MOST_KEPT_BYTES", 100)
+    memo.clear()
+    for _ in range(2):
+        with app.test_request_context("/v1/customer"):
+            customers_api._kept_document(memo, alice)
+    assert len(rendered) == 4 and memo == {}  # too large to keep: rendered each time

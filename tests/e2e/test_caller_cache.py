@@ -152,3 +152,38 @@ def test_a_revocation_on_one_server_ends_the_token_on_both_within_the_bound(
     last_success = _last_success_after(revoke_on_the_second_server, [server, second_server], customer.first)
     assert last_success is None or last_success < callers.BOUND, f"a read passed {last_success:.3f} s after"
     assert _read(server, customer.first) == _read(second_server, customer.first) == 401
+
+
+def _first_name(server, tokens: dict) -> str:
+    response = requests.get(server.url("/v1/customer"), headers=Customer.bearer(tokens), timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["attributes"]["firstName"]
+
+
+def test_a_change_of_the_customer_on_one_server_is_read_on_both_within_the_bound(server, second_server, shop):
+    """The customer's document is rendered once per cached caller (api/customers.py): a change
+    on another host drops it with the caller."""
+    account, owner = shop
+    customer = Customer(server, account)
+    servers = [server, second_server]
+    for host in servers:
+        hits = _cache_hits(host)
+        assert {_first_name(host, customer.first) for _ in range(WARM_READS)} == {None}
+        assert _cache_hits(host) - hits >= WARM_READS / 2, "the reads did not come from the cache"
+    body = {"data": {"type": "Customer", "attributes": {"firstName": "Renamed"}}}
+    changed = requests.patch(
+        second_server.url(f"/v1/customers/{customer.id}"),
+        json=body,
+        headers={**owner, "Content-Type": "application/vnd.api+json"},
+        timeout=10,
+    )
+    assert changed.status_code == 200, changed.text
+    changed_at = time.monotonic()
+    last_stale = None
+    while time.monotonic() - changed_at < WATCH:
+        for host in servers:
+            started = time.monotonic()
+            if _first_name(host, customer.first) != "Renamed":
+                last_stale = started - changed_at
+    assert last_stale is None or last_stale < callers.BOUND, f"a read was stale {last_stale:.3f} s after"
+    assert [_first_name(host, customer.first) for host in servers] == ["Renamed", "Renamed"]

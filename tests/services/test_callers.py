@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from freshcom_customers.extensions import db
 from freshcom_customers.models import LoginSession, RefreshToken
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import callers, sessions
+from freshcom_customers.services import access_tokens, callers, sessions
 from tests import factories
 from tests.statements import statements
 
@@ -193,3 +193,22 @@ def test_an_attached_entry_is_the_sessions_own_and_its_customer_reads_its_user_w
     assert seen == []
     assert all(row in db.session for row in (entry.account, entry.user, entry.customer))
     assert entry.user is not kept.user  # the kept copy stays out of every session
+
+
+@pytest.mark.postgres
+def test_a_cached_callers_principals_share_what_views_rendered_until_its_rows_change(
+    app, listening, monkeypatch
+):
+    cache = listening
+    monkeypatch.setitem(app.extensions, "freshcom_callers", cache)
+    account = factories.account()
+    alice = factories.customer(account, status="registered")
+    db.session.commit()
+    token, _ = access_tokens.issue(account, "customer", user=alice.user, customer_id=alice.id)
+    first = access_tokens.authenticate(token, read_only=True)  # read from the database, then kept
+    first.memo["document"] = b"rendered"
+    assert access_tokens.authenticate(token, read_only=True).memo == {"document": b"rendered"}
+    assert access_tokens.authenticate(token).memo == {}  # a write reads the database: nothing kept
+    alice.first_name = "Alicia"
+    db.session.commit()  # drops the caller here at once
+    assert access_tokens.authenticate(token, read_only=True).memo == {}
