@@ -173,21 +173,28 @@ def get_current_customer():
         customer = customers.find_guest(principal.account, contracts.arg("code"), identifiers)
     else:
         # Authentication read the customer with the user; the service's query says NotFound.
+        kept = _kept_document(principal)
+        if kept is not None:
+            return kept
         customer = principal.customer or customers.customer_of_user(principal.account, principal.user)
-        if principal.customer is not None and principal.memo is not None and not request.query_string:
-            return _kept_document(principal.memo, customer)
     return _document(customer, jsonapi.include_params())
 
 
-def _kept_document(memo: dict, customer):
-    """The customer's own document, as _document writes it without include, rendered once for
-    its caller (issue 18): memo is the caller's (access_tokens.Principal.memo), dropped with
-    it when the customer, its user or its account changes. Keyed by the script root, which
-    its links start with."""
+def _kept_document(principal):
+    """The caller's customer's document, as _document writes it without include, rendered
+    once for the caller (issue 18), or None where it is not kept (a query string, a caller
+    with no memo or without its customer). The memo is the caller's
+    (access_tokens.Principal.memo), dropped with it when the customer, its user or its
+    account changes. Keyed by the script root, which its links start with."""
+    memo = principal.memo
+    if memo is None or request.query_string:
+        return None
     key = ("customer", request.script_root)
     body = memo.get(key)
     if body is None:
-        body = _document(customer, set()).get_data()
+        if principal.customer is None:
+            return None
+        body = _document(principal.customer, set()).get_data()
         if len(body) <= MOST_KEPT_BYTES:
             memo[key] = body
     return jsonapi.body_document(body)

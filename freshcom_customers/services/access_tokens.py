@@ -15,6 +15,7 @@ from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
 from joserfc.util import urlsafe_b64encode
 from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from freshcom_customers.errors import InvalidToken
 from freshcom_customers.extensions import db
@@ -178,6 +179,44 @@ class Principal:
         return self.machine_client_id is not None
 
 
+class _Attached:
+    """A row of a KeptPrincipal: the cache's copy, merged into the request's session
+    (callers.attached) the first time it is read."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, principal, owner=None):
+        if principal is None:
+            return self
+        values = principal.__dict__
+        if self.name not in values:
+            values[self.name] = principal._attached(self.name)
+        return values[self.name]
+
+    def __set__(self, principal, kept):
+        principal.__dict__[f"kept_{self.name}"] = kept
+
+
+class KeptPrincipal(Principal):
+    """A Principal from the process's cache of callers (services/callers.py). Its account,
+    user and customer are merged into the request's session only when read: a read whose
+    answer was rendered before (api/customers.py) opens no session at all (issue 18). The
+    customer comes with the merged user as its loaded user, so reading it runs no lazy load."""
+
+    account = _Attached()
+    user = _Attached()
+    customer = _Attached()
+
+    def _attached(self, name: str):
+        row = callers.attached(self.__dict__[f"kept_{name}"])
+        if name == "customer" and row is not None:
+            user = self.user
+            if user is not None and row.user_id == user.id:
+                set_committed_value(row, "user", user)
+        return row
+
+
 def issue(account: Account, role: str, *, user: User | None = None, **claims) -> tuple[str, int]:
     """issue_to for an account's and a user's rows; claims: issue_to's keywords."""
     if user is None:
@@ -266,7 +305,7 @@ def principal_of(claims: dict, *, touch: bool = False, read_only: bool = False) 
     family_id = claim_uuid(claims["fid"]) if "fid" in claims else None
     key = (claim_uuid(claims["aid"]), claim_uuid(claims.get("sub")), family_id)
     cache = callers.cache_of(current_app) if read_only else None
-    caller = _caller(key, cache)
+    caller, kept = _caller(key, cache)
     if caller is None:
         raise InvalidToken()
     user, account = caller.user, caller.account
@@ -287,33 +326,35 @@ def principal_of(claims: dict, *, touch: bool = False, read_only: bool = False) 
     if touched and cache is not None:
         cache.renew(key, callers.detached(replace(caller, last_used_at=utcnow())))
     customer_id = claim_uuid(claims["cid"]) if "cid" in claims else None
-    return Principal(
+    kind = KeptPrincipal if kept else Principal
+    return kind(
         account, claims["role"], user, customer_id, family_id, caller.customer, touched, memo=caller.memo
     )
 
 
-def _caller(key: tuple, cache: callers.Cache | None) -> callers.Entry | None:
-    """What CALLER reads for (account id, user id, family id): from the cache when it may be
-    used and has it, else from the database, kept for the next read when a cache is given."""
+def _caller(key: tuple, cache: callers.Cache | None) -> tuple[callers.Entry | None, bool]:
+    """What CALLER reads for (account id, user id, family id), and whether it is the cache's
+    (its rows detached copies): from the cache when it may be used and has it, else from
+    the database, kept for the next read when a cache is given."""
     account_id, user_id, family_id = key
     ids = {"account_id": account_id, "user_id": user_id, "family_id": family_id}
     if cache is None or not cache.usable():
         if cache is not None:
             metrics.CALLER_CACHE.labels("bypass").inc()
         row = db.session.execute(CALLER, ids).one_or_none()
-        return callers.Entry(*row) if row is not None else None
+        return (callers.Entry(*row) if row is not None else None), False
     kept = cache.get(key)
     if kept is not None:
         metrics.CALLER_CACHE.labels("hit").inc()
-        return callers.attached(kept)
+        return kept, True
     metrics.CALLER_CACHE.labels("miss").inc()
     mark = cache.mark()
     row = db.session.execute(CALLER, ids).one_or_none()
     if row is None:
-        return None
+        return None, False
     caller = callers.Entry(*row)
     cache.put(key, callers.detached(caller), mark)
-    return caller
+    return caller, False
 
 
 def _machine(claims: dict) -> Principal:

@@ -223,20 +223,10 @@ def snapshot(obj):
     return copy
 
 
-def attached(entry: Entry) -> Entry:
-    """The entry with its rows merged into the request's session (no query), as loaded ones.
-
-    The customer's user is its loaded ``user`` too: reading it then costs no lazy load, which
-    would find that same user in the session (a customer's answer reads it).
-    """
-    merge = db.session.merge
-    user = merge(entry.user, load=False)
-    customer = entry.customer
-    if customer is not None:
-        customer = merge(customer, load=False)
-        if customer.user_id == user.id:
-            set_committed_value(customer, "user", user)
-    return replace(entry, account=merge(entry.account, load=False), user=user, customer=customer)
+def attached(row):
+    """A row the cache kept (a detached copy) merged into the request's session as a loaded
+    one, without a query; None for None."""
+    return db.session.merge(row, load=False) if row is not None else None
 
 
 def detached(entry: Entry) -> Entry:

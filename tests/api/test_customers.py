@@ -10,6 +10,7 @@ from freshcom_customers.api import customers as customers_api
 from freshcom_customers.models import Customer, RefreshToken, User
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import customers, users
+from freshcom_customers.services.access_tokens import Principal
 from tests import factories
 from tests.conftest import customer_document, error_code, errors_of
 from tests.test_identifiers import LOOK_ALIKES
@@ -926,9 +927,10 @@ def test_a_callers_document_is_rendered_once_for_each_script_root_and_a_large_on
     render = customers_api._document
     monkeypatch.setattr(customers_api, "_document", lambda c, keys: rendered.append(c) or render(c, keys))
     memo = {}
+    principal = Principal(account, "customer", alice.user, customer=alice, memo=memo)
     for root in ("", "", "/shop", "/shop"):
         with app.test_request_context("/v1/customer", base_url=f"http://localhost{root}/"):
-            answer = customers_api._kept_document(memo, alice)
+            answer = customers_api._kept_document(principal)
             assert answer.get_data() == render(alice, set()).get_data()
             assert answer.mimetype == "application/vnd.api+json"
     assert len(rendered) == 2 and len(memo) == 2  # once for each script root
@@ -936,5 +938,7 @@ def test_a_callers_document_is_rendered_once_for_each_script_root_and_a_large_on
     memo.clear()
     for _ in range(2):
         with app.test_request_context("/v1/customer"):
-            customers_api._kept_document(memo, alice)
+            customers_api._kept_document(principal)
     assert len(rendered) == 4 and memo == {}  # too large to keep: rendered each time
+    with app.test_request_context("/v1/customer?include=user"):
+        assert customers_api._kept_document(principal) is None  # a query: the view renders it

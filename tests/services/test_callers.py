@@ -179,20 +179,23 @@ def test_past_its_size_the_cache_forgets_its_oldest_fill(listening, monkeypatch)
     assert listening.get(middle) is None and listening.get(newest) is not None
 
 
-def test_an_attached_entry_is_the_sessions_own_and_its_customer_reads_its_user_without_a_query(app):
+def test_a_kept_principals_rows_join_the_session_only_when_read_its_customer_with_its_user(app):
     account = factories.account()
     alice = factories.customer(account, status="registered")
     db.session.commit()
     kept = callers.detached(_entry(account=account, user=alice.user, customer=alice))
     db.session.expunge_all()  # a new request's session: none of the rows is in it
+    principal = access_tokens.KeptPrincipal(kept.account, "customer", kept.user, customer=kept.customer)
+    assert not db.session.identity_map  # nothing merged before a row is read
     with statements(Engine) as seen:
-        entry = callers.attached(kept)
-        assert inspect(entry.customer).dict["user"] is entry.user  # loaded: no lazy load to run
-        assert entry.customer.user is entry.user
-        assert entry.customer.user.email == alice.user.email
+        customer = principal.customer
+        assert inspect(customer).dict["user"] is principal.user  # loaded: no lazy load to run
+        assert customer.user.email == alice.user.email
     assert seen == []
-    assert all(row in db.session for row in (entry.account, entry.user, entry.customer))
-    assert entry.user is not kept.user  # the kept copy stays out of every session
+    assert customer in db.session and principal.user in db.session
+    assert len(db.session.identity_map) == 2  # the account is not read, so not merged
+    assert principal.account in db.session and principal.customer is customer
+    assert principal.user is not kept.user  # the kept copy stays out of every session
 
 
 @pytest.mark.postgres
