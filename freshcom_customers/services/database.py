@@ -70,7 +70,12 @@ def _in_autocommit(engine: Engine, sql: str, params: dict):
     connection the error says is lost leaves the pool, as a Connection would see to.
     """
     dialect = engine.dialect
-    connection = engine.raw_connection()  # the pool's checks run; a failed connect arrives wrapped
+    try:
+        connection = engine.raw_connection()  # the pool's checks run
+    except dialect.loaded_dbapi.Error as e:  # a failed connect: the pool gives the driver's own error
+        raise DBAPIError.instance(
+            None, None, e, dialect.loaded_dbapi.Error, connection_invalidated=True
+        ) from e
     cursor = None
     try:
         dialect.set_isolation_level(connection.dbapi_connection, "AUTOCOMMIT")

@@ -1,13 +1,14 @@
 """Uniqueness is the database's: every unique constraint and index becomes Taken(field); a statement
 that is a transaction by itself runs alone."""
 
+import socket
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Uuid, bindparam, create_engine, event, func, literal, select
-from sqlalchemy.exc import DataError
+from sqlalchemy import Uuid, bindparam, create_engine, event, func, literal, make_url, select
+from sqlalchemy.exc import DataError, OperationalError
 
 from freshcom_customers.errors import Taken
 from freshcom_customers.extensions import db
@@ -155,6 +156,24 @@ def test_a_connection_lost_during_alone_is_an_outage_and_leaves_the_pool(app_on,
         assert raised.value.connection_invalidated
         (other,) = database.alone(select(func.pg_backend_pid()), {})
         assert other != pid
+
+
+@pytest.mark.postgres
+def test_a_database_alone_cannot_reach_is_an_outage(app_on, database_uri):
+    """The pool's connect fails (the server is down): OperationalError (a 503), not the driver's
+    own error, which no error handler knows."""
+    unreachable = make_url(database_uri).set(host="127.0.0.1", port=closed_port())
+    with app_on(unreachable.render_as_string(hide_password=False)).app_context():
+        with pytest.raises(database.OUTAGES) as raised:
+            database.alone(select(literal(1)), {})
+        assert isinstance(raised.value, OperationalError)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: one the system gave and took back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.mark.postgres
