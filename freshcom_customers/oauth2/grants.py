@@ -140,7 +140,8 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
         reference = requested_account(self.request.payload.scope)
         login = logins.Login(throttling.current(), throttling.client_ip())
         try:
-            logged_in = login.with_password(reference, username, password, otp)
+            # Without a client named, a customer's login may start its session at once.
+            logged_in = login.with_password(reference, username, password, otp, at_once=named is None)
         except (second_factors.SecondFactorRequired, second_factors.WrongSecondFactor) as e:
             # The view commits either way: a code sent is stored, and its email leaves then.
             raise OtpRequiredError(e.method) from None
@@ -150,10 +151,31 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
             raise TooManyRequestsError(e.retry_after) from None
         except logins.LockedOut as e:
             raise LockedOutError(e.retry_after) from None
-        self.log_in(logged_in, named)
+        self.request.at_once = None
+        if isinstance(logged_in, logins.CustomerLoggedIn):
+            self.request.at_once = logged_in
+        else:
+            self.log_in(logged_in, named)
 
     def create_token_response(self):
-        return self.session_token_response("password")
+        if self.request.at_once is None:
+            return self.session_token_response("password")
+        login = self.request.at_once
+        issued = sessions.start_at_once(
+            login.account_id, login.mode, login.user_id, login.customer_id, login.client_id, self.device()
+        )
+        access_token, lifetime = access_tokens.issue_to(
+            login.account_id,
+            "customer",
+            user_id=login.user_id,
+            generation=login.token_generation,
+            customer_id=login.customer_id,
+            client_id=login.client_id,
+            family_id=issued.family_id,
+        )
+        metrics.token_issued("password")
+        response = token_response(login.account_id, access_token, lifetime, issued.value)
+        return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
 class PasskeyGrant(FreshcomGrant, TokenEndpointMixin, BaseGrant):

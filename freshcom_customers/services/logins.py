@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flask import current_app
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, func, literal, select
 from werkzeug.exceptions import TooManyRequests
 
 from freshcom_customers import identifiers
 from freshcom_customers.errors import DomainError, InvalidCredentials, WrongPassword
-from freshcom_customers.models import Account, User
+from freshcom_customers.extensions import db
+from freshcom_customers.models import Account, Client, Customer, User
 from freshcom_customers.observability import metrics, security_events
 from freshcom_customers.services import (
     accounts,
+    database,
     history,
     passkeys,
     passwords,
@@ -83,6 +86,20 @@ class LoggedIn:
     second_factor: bool = False  # a code or a passkey was proven, not the password alone
 
 
+@dataclass(frozen=True)
+class CustomerLoggedIn:
+    """A customer logged in to its own account with its password alone, the account's default
+    client allowing it: what its session (sessions.start_at_once) and tokens need, read in
+    one statement with the password hash (_ReadAtOnce)."""
+
+    account_id: object
+    mode: str
+    user_id: object
+    token_generation: int
+    customer_id: object
+    client_id: object
+
+
 class Login:
     """Password logins from one client: client_ip is where its attempts count from."""
 
@@ -91,24 +108,33 @@ class Login:
         self.client_ip = client_ip
 
     def with_password(
-        self, account_reference: str | None, username: str, password: str, otp: str | None = None
-    ) -> LoggedIn:
+        self,
+        account_reference: str | None,
+        username: str,
+        password: str,
+        otp: str | None = None,
+        *,
+        at_once: bool = False,
+    ) -> "LoggedIn | CustomerLoggedIn":
         """Log in a managed user of the referenced account, else a standard user to their default account.
 
         otp is a two-factor user's code. Every refusal is InvalidCredentials (WrongSecondFactor
         for a wrong code), or LockedOut while the account+username waits; SecondFactorRequired
         when the password is right and the code missing.
+
+        at_once: the caller can start a CustomerLoggedIn's session with the default client; on
+        PostgreSQL, an account referenced by id is then read with its user in one statement.
         """
         with metrics.outcome(metrics.LOGINS, OUTCOMES):
-            account = accounts.find_by_reference(account_reference) if account_reference is not None else None
-            with self._attempt(_account_id(account), _account_key(account_reference, account), username):
-                user, account = _password_verified(account_reference, account, username, password)
-                role = users.role_in(user, account)
-                if role is not None:
-                    second_factors.prove(user, otp)
-            if role is None:
+            account_id = None
+            if at_once and account_reference is not None and database.on_postgresql():
+                account_id = accounts.referenced_id(account_reference)
+            found = _ReadAtOnce(account_id, username) if account_id else _ReadAsModels(account_reference)
+            with self._attempt(found.account_id, _account_key(account_reference, found.account_id), username):
+                logged_in = found.verified(username, password, otp)
+            if logged_in is None:
                 raise InvalidCredentials()  # the password was right, so no failure is counted
-            return LoggedIn(user, account, role, second_factor=user.auth_method != "simple")
+            return logged_in
 
     def with_passkey(self, account_reference: str | None, assertion: str) -> LoggedIn:
         """Log in the user of the referenced account whose passkey signed the assertion.
@@ -125,7 +151,7 @@ class Login:
                 user = passkeys.authenticate(account, assertion)
             except InvalidCredentials:
                 security_events.record(
-                    "login_failed", account_id=_account_id(account), method="passkey", ip=self.client_ip
+                    "login_failed", account_id=_id_of(account), method="passkey", ip=self.client_ip
                 )
                 raise
             return LoggedIn(user, account, users.role_in(user, account), second_factor=True)
@@ -229,29 +255,131 @@ class _Unthrottled:
         pass
 
 
-def _password_verified(
-    reference: str | None, account: Account | None, username: str, password: str
-) -> tuple[User, Account]:
-    """The active user these credentials name and the account they log in to, or InvalidCredentials.
+class _ReadAsModels:
+    """The referenced account, read as a model (none: a standard user's login)."""
 
-    An unknown account costs a hash verify, as an unknown user and a wrong password do.
+    def __init__(self, reference: str | None):
+        self.reference = reference
+        self.account = accounts.find_by_reference(reference) if reference is not None else None
+        self.account_id = _id_of(self.account)
+
+    def verified(self, username: str, password: str, otp: str | None) -> LoggedIn | None:
+        """The login, or InvalidCredentials; None when the user has no role in the account.
+
+        An unknown account costs a hash verify, as an unknown user and a wrong password do.
+        """
+        if self.reference is not None and self.account is None:
+            passwords.dummy_verify()
+            raise InvalidCredentials()
+        user = users.authenticate(self.account, username, password)
+        account = self.account or user.default_account  # a standard user logs in to their default account
+        if account is None:
+            raise InvalidCredentials()
+        return _proven(user, account, otp)
+
+
+class _ReadAtOnce:
+    """The account an id references, its user of this username, that user's customer in it
+    and its default client, read in one PostgreSQL statement (issue 18).
+
+    A login read so costs what the general way's does: one verify, a dummy one where there is
+    no such account or user. A right password that needs more than a CustomerLoggedIn (a
+    second factor, a staff role, a new hash) goes on the general way, with the rows as models.
     """
-    if reference is not None and account is None:
-        passwords.dummy_verify()
-        raise InvalidCredentials()
-    user = users.authenticate(account, username, password)
-    account = account or user.default_account  # a standard user logs in to their default account
-    if account is None:
-        raise InvalidCredentials()
-    return user, account
+
+    def __init__(self, account_id, username: str):
+        params = {"account_id": account_id, "username": identifiers.canonical(username)}
+        self.row = database.alone(_LOGIN_AT_ONCE, params)
+        self.account_id = str(self.row[0]) if self.row is not None else None
+
+    def verified(self, username: str, password: str, otp: str | None) -> "CustomerLoggedIn | LoggedIn | None":
+        if self.row is None or self.row[2] is None:
+            passwords.dummy_verify()  # no such account, or no user of this name in it
+            raise InvalidCredentials()
+        (
+            account_id,
+            mode,
+            user_id,
+            password_hash,
+            status,
+            role,
+            auth_method,
+            generation,
+            customer_id,
+            client_id,
+        ) = self.row
+        ok, new_hash = passwords.verify(password, password_hash)
+        if not ok or status != "active":
+            raise InvalidCredentials()
+        if role == "customer" and auth_method == "simple" and customer_id and client_id and not new_hash:
+            return CustomerLoggedIn(account_id, mode, user_id, generation, customer_id, client_id)
+        user, account = db.session.get(User, user_id), db.session.get(Account, account_id)
+        if user is None or account is None:
+            raise InvalidCredentials()  # deleted since the read
+        if new_hash:
+            user.password_hash = new_hash
+        return _proven(user, account, otp)
 
 
-def _account_id(account: Account | None) -> str | None:
+def _login_at_once():
+    accounts_, users_ = Account.__table__, User.__table__
+    customers, clients = Customer.__table__, Client.__table__
+    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
+    return (
+        select(
+            accounts_.c.id,
+            accounts_.c.mode,
+            users_.c.id,
+            users_.c.password_hash,
+            users_.c.status,
+            users_.c.role,
+            users_.c.auth_method,
+            users_.c.token_generation,
+            customers.c.id,
+            clients.c.id,
+        )
+        .select_from(accounts_)
+        .outerjoin(
+            users_,
+            and_(users_.c.account_id == accounts_.c.id, users_.c.username == bindparam("username")),
+        )
+        # The user's customer (it has at most one), where it is the account's.
+        .outerjoin(
+            customers,
+            and_(customers.c.user_id == users_.c.id, customers.c.account_id == accounts_.c.id),
+        )
+        # The default client, where it allows the grant (Client.serves and check_grant_type).
+        .outerjoin(
+            clients,
+            and_(
+                clients.c.account_id == func.coalesce(accounts_.c.live_account_id, accounts_.c.id),
+                clients.c.is_default,
+                literal("password") == any_(grants),
+            ),
+        )
+        .where(accounts_.c.id == bindparam("account_id"))
+    )
+
+
+_LOGIN_AT_ONCE = _login_at_once()
+
+
+def _proven(user: User, account: Account, otp: str | None) -> LoggedIn | None:
+    """The login of a user whose password is right, once its second factor is; None when it
+    has no role in the account."""
+    role = users.role_in(user, account)
+    if role is None:
+        return None
+    second_factors.prove(user, otp)
+    return LoggedIn(user, account, role, second_factor=user.auth_method != "simple")
+
+
+def _id_of(account: Account | None) -> str | None:
     return str(account.id) if account is not None else None
 
 
-def _account_key(reference: str | None, account: Account | None) -> str:
+def _account_key(reference: str | None, account_id: str | None) -> str:
     """Whose usernames this one is counted among: the account, the same under each spelling."""
-    if account is not None:
-        return str(account.id)
+    if account_id is not None:
+        return account_id
     return "standard" if reference is None else f"unknown:{reference.lower()}"

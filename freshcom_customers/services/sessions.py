@@ -11,20 +11,31 @@ and its JWT die on their next request, which reads the session (access_tokens, m
 """
 
 import ipaddress
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import String, and_, bindparam, cast, exists, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import joinedload
 
 from freshcom_customers.errors import NotFound
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Client, Customer, LoginSession, RefreshToken, User
+from freshcom_customers.models import (
+    Account,
+    Client,
+    Customer,
+    CustomerEvent,
+    LoginSession,
+    RefreshToken,
+    User,
+)
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import actors, callers, history, refresh_tokens, users
+from freshcom_customers.services import actors, callers, database, history, refresh_tokens, users
 from freshcom_customers.services.database import as_uuid
 
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -83,6 +94,46 @@ def log_in(
     return Started(issued, customer)
 
 
+def start_at_once(
+    account_id, mode: str, user_id, customer_id, client_id, where: Device
+) -> refresh_tokens.Issued:
+    """Start a customer's native session in its own account as log_in does, in one PostgreSQL
+    statement that is its own transaction (services/database.alone): the family's first
+    refresh token, the session, and the login in the customer's history."""
+    issued, token = refresh_tokens.first_of_family(account_id, mode, user_id, client_id)
+    now = token["inserted_at"]
+    row = _session_values(
+        issued.family_id, "oauth", account_id, where, now, user_id=user_id, client_id=client_id
+    )
+    line = history.line_of(
+        account_id, customer_id, "logged_in", actors.CUSTOMER, where.network, {"face": "oauth"}
+    )
+    line["details"] = json.dumps(line["details"])  # the statement casts it; the driver adapts no dict
+    statement = _start_at_once(tuple(token), tuple(row), tuple(line))
+    database.alone(statement, {**_named("token", token), **_named("session", row), **_named("event", line)})
+    return issued
+
+
+@lru_cache(maxsize=4)
+def _start_at_once(token_columns: tuple, session_columns: tuple, event_columns: tuple):
+    """INSERT the token, the session and the history line, each value a parameter named
+    after its table and column; the line's details come as JSON text."""
+    tokens, login_sessions, events = RefreshToken.__table__, LoginSession.__table__, CustomerEvent.__table__
+
+    def values(table, prefix: str, columns: tuple) -> dict:
+        return {name: bindparam(f"{prefix}_{name}", type_=table.c[name].type) for name in columns}
+
+    token = insert(tokens).values(values(tokens, "token", token_columns)).cte("token")
+    row = insert(login_sessions).values(values(login_sessions, "session", session_columns)).cte("session")
+    line = values(events, "event", event_columns)
+    line["details"] = cast(bindparam("event_details", type_=String()), JSONB)
+    return insert(events).values(line).returning(events.c.id).add_cte(token, row)
+
+
+def _named(prefix: str, values: dict) -> dict:
+    return {f"{prefix}_{name}": value for name, value in values.items()}
+
+
 def branch(token: RefreshToken, account: Account, where: Device) -> refresh_tokens.Issued:
     """Start the test twin's session from a live URT (refresh_tokens.branch), and record it."""
     issued = refresh_tokens.branch(token, account)
@@ -113,21 +164,38 @@ def _customer_of(user_id, customer_id) -> Customer | None:
 
 
 def _record(session_id, face, account_id, where: Device, *, user=None, client=None, customer=None):
-    now = utcnow()
     row = LoginSession(
-        id=session_id,
-        face=face,
-        account_id=account_id,
-        user_id=user.id if user is not None else None,
-        customer_id=customer.id if customer is not None else None,
-        client_id=client.id if client is not None else None,
-        user_agent=where.user_agent,
-        ip_address=where.network,
-        created_at=now,
-        last_used_at=now,
+        **_session_values(
+            session_id,
+            face,
+            account_id,
+            where,
+            utcnow(),
+            user_id=user.id if user is not None else None,
+            customer_id=customer.id if customer is not None else None,
+            client_id=client.id if client is not None else None,
+        )
     )
     db.session.add(row)
     return row
+
+
+def _session_values(
+    session_id, face, account_id, where: Device, now, *, user_id=None, customer_id=None, client_id=None
+):
+    """A new session's row, every column given but those it starts without (ended_at, second_factor_at)."""
+    return {
+        "id": session_id,
+        "face": face,
+        "account_id": account_id,
+        "user_id": user_id,
+        "customer_id": customer_id,
+        "client_id": client_id,
+        "user_agent": where.user_agent,
+        "ip_address": where.network,
+        "created_at": now,
+        "last_used_at": now,
+    }
 
 
 def touch(session_id: uuid.UUID | None, last_used_at=None) -> bool:

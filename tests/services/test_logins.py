@@ -6,14 +6,17 @@ that only the lockout refuses; tests/http/test_throttling.py runs the real one o
 """
 
 import logging
+import uuid
 from collections import Counter
 
 import pytest
 from limits.storage import MemoryStorage
 
 from freshcom_customers.errors import InvalidCredentials, WrongPassword
-from freshcom_customers.services import passwords, users
-from freshcom_customers.services.logins import LockedOut, Login
+from freshcom_customers.extensions import db
+from freshcom_customers.services import accounts, passwords, users
+from freshcom_customers.services.logins import CustomerLoggedIn, LockedOut, Login
+from freshcom_customers.services.second_factors import SecondFactorRequired
 from tests import factories
 from tests.conftest import OWNER_PASSWORD
 
@@ -219,3 +222,102 @@ def test_failures_and_lockouts_are_security_events_without_the_password(throttle
     fields = {"account_id": str(acme.id), "username": "ann", "ip": IP}
     assert events == [("login_failed", fields)] * 3 + [("lockout", {**fields, "seconds": 60})]
     assert WRONG not in caplog.text
+
+
+# A customer's login read at once (PostgreSQL; the general way on SQLite)
+
+
+@pytest.fixture
+def roy(account, session):
+    customer = factories.customer(account.live, status="registered", email="roy@example.test")
+    session.commit()
+    return customer
+
+
+def test_a_customers_login_at_once_names_what_its_session_and_tokens_need(account, roy, session):
+    reference = str(account.live.id)
+    logged_in = Login(None, IP).with_password(reference, "ROY@example.test", factories.PASSWORD, at_once=True)
+    if session.get_bind().dialect.name != "postgresql":
+        assert (logged_in.user, logged_in.role) == (roy.user, "customer")
+        return
+    default = accounts.default_client(account.live)
+    assert logged_in == CustomerLoggedIn(
+        account.live.id, "live", roy.user.id, roy.user.token_generation, roy.id, default.id
+    )
+
+
+def test_a_login_at_once_of_one_who_needs_more_than_a_password_goes_on_the_general_way(account, ann_of, roy):
+    """Staff, a two-factor customer, and a customer of an account whose default client may not
+    use the password grant: the user and account as models, as the general way gives them."""
+    reference = str(account.live.id)
+    staff = Login(None, IP).with_password(reference, ann_of.username, factories.PASSWORD, at_once=True)
+    assert (staff.user, staff.role) == (ann_of, "developer")
+    roy.user.auth_method = "tfa_totp"
+    db.session.commit()
+    with pytest.raises(SecondFactorRequired):
+        Login(None, IP).with_password(reference, roy.user.username, factories.PASSWORD, at_once=True)
+    roy.user.auth_method = "simple"
+    accounts.default_client(account.live).grant_types = "refresh_token"
+    db.session.commit()
+    logged_in = Login(None, IP).with_password(reference, roy.user.username, factories.PASSWORD, at_once=True)
+    assert (logged_in.user, logged_in.role) == (roy.user, "customer")
+
+
+@pytest.fixture
+def ann_of(account, session):
+    user = factories.staff_user(account.live, role="developer", username="ann")
+    session.commit()
+    return user
+
+
+@pytest.mark.parametrize(
+    ("reference", "username", "password"),
+    [
+        ("{id}", "roy@example.test", WRONG),
+        ("{id}", "nobody@example.test", factories.PASSWORD),
+        (str(uuid.UUID(int=7)), "roy@example.test", factories.PASSWORD),
+        ("{id}", "ann", WRONG),
+    ],
+    ids=["wrong-password", "unknown-user", "unknown-account", "staff-wrong-password"],
+)
+def test_every_wrong_credential_at_once_is_one_refusal_at_the_cost_of_one_hash(
+    account, roy, ann_of, monkeypatch, reference, username, password
+):
+    hashes = Counter()
+    monkeypatch.setattr(passwords, "verify", _counting(hashes, passwords.verify))
+    monkeypatch.setattr(passwords, "dummy_verify", _counting(hashes, passwords.dummy_verify))
+    with pytest.raises(InvalidCredentials):
+        Login(None, IP).with_password(reference.format(id=account.live.id), username, password, at_once=True)
+    assert hashes.total() == 1
+
+
+def test_a_suspended_customer_is_refused_at_once(account, session):
+    suspended = factories.customer(account.live, status="suspended")
+    session.commit()
+    with pytest.raises(InvalidCredentials):
+        Login(None, IP).with_password(str(account.live.id), suspended.email, factories.PASSWORD, at_once=True)
+
+
+@pytest.mark.parametrize("reference", ["{id}", str(uuid.UUID(int=7))])
+def test_an_unknown_username_is_locked_at_once_like_a_known_one(lockout_policy, account, roy, reference):
+    reference = reference.format(id=account.live.id)
+
+    def story(username: str) -> list[str]:
+        throttle = MemoryThrottle()
+        login = Login(throttle, IP)
+        attempts = [_at_once(login, reference, username, WRONG) for _ in range(5)]
+        throttle.now += 60
+        return attempts + [_at_once(login, reference, username, WRONG) for _ in range(2)]
+
+    known, unknown = story("roy@example.test"), story("nobody@example.test")
+    assert known == unknown == ["invalid"] * 3 + ["locked 60"] * 2 + ["invalid", "locked 120"]
+
+
+def _at_once(login: Login, reference: str, username: str, password: str) -> str:
+    try:
+        login.with_password(reference, username, password, at_once=True)
+    except InvalidCredentials:
+        return "invalid"
+    except LockedOut as e:
+        return f"locked {e.retry_after}"
+    return "ok"
