@@ -91,6 +91,22 @@ class FreshcomGrant:
         metrics.token_issued(grant)
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
+    def customer_token_response(self, read, issued: refresh_tokens.Issued, grant: str):
+        """The tokens of a customer read at once (a rotation's, a login's), without its rows:
+        read names its account_id, user_id, token_generation, customer_id and client_id."""
+        access_token, lifetime = access_tokens.issue_to(
+            read.account_id,
+            "customer",
+            user_id=read.user_id,
+            generation=read.token_generation,
+            customer_id=read.customer_id,
+            client_id=read.client_id,
+            family_id=issued.family_id,
+        )
+        metrics.token_issued(grant)
+        response = token_response(read.account_id, access_token, lifetime, issued.value)
+        return 200, response, self.TOKEN_RESPONSE_HEADER
+
     def device(self) -> sessions.Device:
         """Where a session starting with this request is: its user agent and network."""
         return sessions.device(self.request.headers.get("User-Agent"), throttling.client_ip())
@@ -164,18 +180,7 @@ class PasswordGrant(FreshcomGrant, ResourceOwnerPasswordCredentialsGrant):
         issued = sessions.start_at_once(
             login.account_id, login.mode, login.user_id, login.customer_id, login.client_id, self.device()
         )
-        access_token, lifetime = access_tokens.issue_to(
-            login.account_id,
-            "customer",
-            user_id=login.user_id,
-            generation=login.token_generation,
-            customer_id=login.customer_id,
-            client_id=login.client_id,
-            family_id=issued.family_id,
-        )
-        metrics.token_issued("password")
-        response = token_response(login.account_id, access_token, lifetime, issued.value)
-        return 200, response, self.TOKEN_RESPONSE_HEADER
+        return self.customer_token_response(login, issued, "password")
 
 
 class PasskeyGrant(FreshcomGrant, TokenEndpointMixin, BaseGrant):
@@ -278,18 +283,7 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
     def rotated_token_response(self, rotated: refresh_tokens.Rotated):
-        access_token, lifetime = access_tokens.issue_to(
-            rotated.account_id,
-            "customer",
-            user_id=rotated.user_id,
-            generation=rotated.token_generation,
-            customer_id=rotated.customer_id,
-            client_id=rotated.client_id,
-            family_id=rotated.issued.family_id,
-        )
-        response = token_response(rotated.account_id, access_token, lifetime, rotated.issued.value)
-        metrics.token_issued("refresh_token_urt")
-        return 200, response, self.TOKEN_RESPONSE_HEADER
+        return self.customer_token_response(rotated, rotated.issued, "refresh_token_urt")
 
 
 class MachineGrant(ClientCredentialsGrant):

@@ -19,6 +19,7 @@ A passkey login (``Login.with_passkey``) is counted against the client's address
 the assertion is verified, there is no username to count it against.
 """
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,12 +93,12 @@ class CustomerLoggedIn:
     client allowing it: what its session (sessions.start_at_once) and tokens need, read in
     one statement with the password hash (_ReadAtOnce)."""
 
-    account_id: object
-    mode: str
-    user_id: object
+    account_id: uuid.UUID
+    mode: str  # the account's: live or test
+    user_id: uuid.UUID
     token_generation: int
-    customer_id: object
-    client_id: object
+    customer_id: uuid.UUID
+    client_id: uuid.UUID
 
 
 class Login:
