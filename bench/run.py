@@ -119,7 +119,16 @@ def main():
                     tokens = fetch_tokens(app, seed)
                 ceiling = Ceiling(wrk, f"http://127.0.0.1:{args.port + 1}", args)
                 ours = f"http://127.0.0.1:{args.port}"
-                measured = measure(wrk, ours, seed, tokens, args, ceiling, lambda: argon2_verify_times(app))
+                measured = measure(
+                    wrk,
+                    ours,
+                    seed,
+                    tokens,
+                    args,
+                    ceiling,
+                    lambda: argon2_verify_times(app),
+                    lambda: parallel_verifies_per_second(app.config["PASSWORD_HASH_PARAMS"], seconds=2.0),
+                )
                 rounds.append([ceiling.row(), *measured])
     rows = medians(rounds)
     argon2 = {
@@ -417,11 +426,14 @@ class Ceiling:
         return {**middle, "name": CEILING}
 
 
-def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_times) -> list[dict]:
+def measure(
+    wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_times, parallel_verifies
+) -> list[dict]:
     """Every figure once, in --slices runs, each with the ceiling measured beside it
     (Ceiling.around): a figure's ratio is the mean of its slices' ratios. The password grant's
     hash-bound limit is measured beside it too: verifies just before and just after its runs
-    (verify_times)."""
+    (verify_times), and as many processes as workers doing nothing but verify, before and
+    after (parallel_verifies)."""
     rows = []
     for index, figure in enumerate(figures(seed, tokens)):
         if index > 0 and args.only and args.only not in figure["name"]:
@@ -430,6 +442,7 @@ def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_ti
         wrk_run(wrk, base, figure, args.warmup, warm)
         hashing = figure["name"] == PASSWORD_GRANT
         verifies = verify_times() if hashing else []
+        parallel_before = parallel_verifies() if hashing else None
         slices = []
         for bodies in sliced(run, args.slices):
             slices.append(wrk_run(wrk, base, figure, args.duration // args.slices, bodies))
@@ -441,7 +454,14 @@ def measure(wrk: str, base: str, seed, tokens, args, ceiling: Ceiling, verify_ti
             verifies += verify_times()
             result["hash_bound_rps"] = WORKERS / statistics.median(verifies)
             result["ratio_to_limit"] = result["rps"] / result["hash_bound_rps"]
-            note = f" ({result['ratio_to_limit']:.2f} of the limit then: {result['hash_bound_rps']:.1f}/s)"
+            # What the cores give when every one hashes, as the workers' do under load.
+            result["parallel_rps"] = statistics.mean([parallel_before, parallel_verifies()])
+            result["ratio_to_parallel"] = result["rps"] / result["parallel_rps"]
+            note = (
+                f" ({result['ratio_to_limit']:.2f} of the limit then: {result['hash_bound_rps']:.1f}/s;"
+                f" {result['ratio_to_parallel']:.2f} of {WORKERS} processes only verifying then:"
+                f" {result['parallel_rps']:.1f}/s)"
+            )
         rows.append(result)
         note = f" ({result['ratio']:.2f} of the ceiling beside it)" + note
         print(f"  {figure['name']}: {result['rps']:.0f}/s{note}", flush=True)
@@ -516,7 +536,18 @@ def medians(rounds: list[list[dict]]) -> list[dict]:
         row["round_ratios"] = [run["ratio"] for run in runs]
         if "ratio_to_limit" in first:
             row["round_ratios_to_limit"] = [run["ratio_to_limit"] for run in runs]
-        for key in ("rps", "ratio", "ratio_to_ours", "p50_us", "p99_us", "hash_bound_rps", "ratio_to_limit"):
+            row["round_ratios_to_parallel"] = [run["ratio_to_parallel"] for run in runs]
+        for key in (
+            "rps",
+            "ratio",
+            "ratio_to_ours",
+            "p50_us",
+            "p99_us",
+            "hash_bound_rps",
+            "ratio_to_limit",
+            "parallel_rps",
+            "ratio_to_parallel",
+        ):
             if key in first:
                 row[key] = statistics.median(run[key] for run in runs)
         for key in ("requests", "non_2xx", "socket_errors"):
@@ -560,6 +591,12 @@ def report(rows, host, argon2, args, uri):
         f"({WORKERS} processes verifying at once: {argon2['parallel_verifies_per_s']:.1f}/s); the password "
         "grant's ratio is to the limit measured beside it in each round\n"
     )
+    hashing = next((row for row in rows if "ratio_to_parallel" in row), None)
+    if hashing is not None:
+        print(
+            f"the password grant against {WORKERS} processes only verifying beside it (not a target): "
+            f"{hashing['ratio_to_parallel']:.2f} of {hashing['parallel_rps']:.1f}/s\n"
+        )
     print(
         f"| {'figure':<68} | {'req/s':>7} | {'/ Flask':>8} | {'/ ours':>7} | {'p50 ms':>7} | {'p99 ms':>7} "
         f"| {'errors':>6} |"
