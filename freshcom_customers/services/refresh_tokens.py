@@ -333,7 +333,9 @@ def issue(
     else:
         value = _new_value(account.mode)
         issued = Issued(value, family.family_id)
-        row = _row(uuid.uuid4(), value, account.id, user.id, client.id, family.family_id, family.expires_at)
+        row = _row(
+            uuid.uuid4(), value, account.id, user.id, client.id, family.family_id, family.expires_at, utcnow()
+        )
     # One INSERT now, not an object for the flush: nothing in the request reads the row again,
     # and the unit of work costs more than the statement (docs/decisions.md, issue 18).
     db.session.execute(_INSERT, row)
@@ -342,16 +344,16 @@ def issue(
 
 def first_of_family(account_id, mode: str, user_id, client_id, *, expires_at=None) -> tuple[Issued, dict]:
     """A new family's first token: what its client gets, and its row."""
-    lifetime = timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
-    latest = utcnow() + lifetime
+    now = utcnow()
+    latest = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_LIFETIME"])
     value, family_id = _new_value(mode), uuid.uuid4()
-    row = _row(family_id, value, account_id, user_id, client_id, family_id, min(latest, expires_at or latest))
+    expires = min(latest, expires_at or latest)
+    row = _row(family_id, value, account_id, user_id, client_id, family_id, expires, now)
     return Issued(value, family_id), row
 
 
-def _row(token_id, value: str, account_id, user_id, client_id, family_id, expires_at) -> dict:
+def _row(token_id, value: str, account_id, user_id, client_id, family_id, expires_at, now) -> dict:
     """A new token's row, every column given: statements compiled once get no table defaults."""
-    now = utcnow()
     return {
         "id": token_id,
         "account_id": account_id,
