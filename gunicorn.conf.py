@@ -26,8 +26,9 @@ bind = ["127.0.0.1:8000"]
 # gunicorn's rule of thumb for sync workers: a request that waits on PostgreSQL leaves its
 # CPU to another worker. WEB_CONCURRENCY (gunicorn's and most platforms' convention) sets
 # the count; --workers beats both. Each worker holds its own database connection (one per
-# thread) and hashes passwords in its own memory (argon2id's m, 46 MiB by default): count
-# both against PostgreSQL's max_connections and the host's memory.
+# thread) and keeps the memory it hashes passwords in (argon2id's m, 46 MiB by default,
+# from its first login on): count both against PostgreSQL's max_connections and the host's
+# memory.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * _cpu_count() + 1)
 
 # Sync workers (gunicorn's default) expect a buffering proxy in front, which deploy/'s nginx

@@ -27,6 +27,7 @@ from passlib.utils import (
 from passlib.utils import handlers as uh
 
 from freshcom_customers.errors import invalid
+from freshcom_customers.services import argon2_memory
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -113,7 +114,7 @@ def hash_password(password: str) -> str:
     return _context().hash(password)
 
 
-def verify(password: str, password_hash: str) -> tuple[bool, str | None]:
+def verify(password: str, password_hash: str | None) -> tuple[bool, str | None]:
     """Check a password; return (ok, new_hash) where new_hash is set when the cost or scheme changed.
 
     A password too long to hash is wrong, after the work of one verify: the same answer at
@@ -123,12 +124,49 @@ def verify(password: str, password_hash: str) -> tuple[bool, str | None]:
     if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_SIZE:
         dummy_verify()
         return False, None
-    return _context().verify_and_update(password, password_hash)
+    return verify_with(_context(), password, password_hash)
+
+
+def verify_with(context: CryptContext, password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """verify's work on a password of a size to hash, with a given context (bench/run.py's too).
+
+    An argon2id hash of the configured memory cost is verified in the process's kept memory
+    (services/argon2_memory.py); any other, by passlib. No hash (a user who has not chosen a
+    password yet) is refused after the work of one verify, as passlib does.
+    """
+    if password_hash is None:
+        _verify_dummy(context)
+        return False, None
+    ok = argon2_memory.verify(password, password_hash, _kept_kib(context))
+    if ok is None:
+        return context.verify_and_update(password, password_hash)
+    if ok and context.needs_update(password_hash, secret=password):
+        return True, context.hash(password)
+    return ok, None
 
 
 def dummy_verify() -> None:
     """Spend the time of one verify, so an unknown user costs what a wrong password does."""
-    _context().dummy_verify()
+    _verify_dummy(_context())
+
+
+def _verify_dummy(context: CryptContext) -> None:
+    verify_with(context, _DUMMY_PASSWORD, _dummy_hash(context))
+
+
+_DUMMY_PASSWORD = "not anyone's password"
+
+
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(context: CryptContext) -> str:
+    """A hash with the context's own parameters, made once: a dummy verify costs a real one."""
+    return context.hash(_DUMMY_PASSWORD)
+
+
+def _kept_kib(context: CryptContext) -> int:
+    """The memory a process keeps for verifies (services/argon2_memory.py): the configured cost."""
+    handler = context.handler("argon2")
+    return handler.memory_cost if handler.parallelism == 1 else 0
 
 
 # The cost of each scheme, from its parsed hash: a description of what is over the limit, or None.

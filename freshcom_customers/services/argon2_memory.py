@@ -1,0 +1,114 @@
+"""argon2id verifies in one block of memory a process keeps, instead of fresh memory each time.
+
+argon2-cffi lets argon2 malloc its memory on every verify: 46 MiB with the default
+parameters. glibc serves so large a block with a fresh mapping and unmaps it after, so
+every verify faults in and zeroes 11,776 pages, about a third of its time spent in the
+kernel (docs/benchmarks.md, "kept memory"). Here argon2's own allocation callbacks lend it a
+block the process keeps: a verify costs its hashing alone. argon2 wipes the block before
+it hands it back (its free_memory clears the memory before calling free_cbk), so nothing
+derived from a password stays in it between verifies.
+
+One block per process, of the configured memory cost, lent to one verify at a time: a
+thread that finds it lent, or a hash that needs more memory or another shape (more
+lanes, another version or variant), is not verified here, and the caller verifies it the
+usual way. The block costs a process that memory for its life; the first verify faults
+it in, each later one reuses it.
+"""
+
+import base64
+import binascii
+import hmac
+import re
+import threading
+
+from _argon2_cffi_bindings import ffi, lib
+
+KIB = 1024
+
+# Only the shape this service hashes with: argon2id, version 0x13, one lane.
+_ENCODED = re.compile(
+    r"\$argon2id\$v=19\$m=(?P<m>[1-9]\d{0,8}),t=(?P<t>[1-9]\d{0,8}),p=1"
+    r"\$(?P<salt>[A-Za-z0-9+/]{11,})\$(?P<digest>[A-Za-z0-9+/]{6,})"
+)
+
+_lent = threading.Lock()
+_block = None  # the process's block (a cdata uint8_t[]), made by the first verify that needs it
+
+
+@ffi.callback("int(uint8_t **, size_t)")
+def _lend(memory, size):
+    # argon2 reads a NULL pointer, not this return value, as a failed allocation.
+    memory[0] = _block if _block is not None and size <= len(_block) else ffi.NULL
+    return lib.ARGON2_OK
+
+
+@ffi.callback("void(uint8_t *, size_t)")
+def _take_back(memory, size):
+    """argon2 has wiped the block already; the process keeps it for the next verify."""
+
+
+def verify(password: str, encoded: str, kept_kib: int) -> bool | None:
+    """Whether password is the one encoded hashes, with the kept block of kept_kib KiB.
+
+    None when this function cannot verify it in the kept block: the hash is not argon2id of
+    this shape, needs more than kept_kib, is malformed, or another thread holds the block.
+    The caller then verifies it the usual way, at the usual cost and with its errors.
+    """
+    match = _ENCODED.fullmatch(encoded)
+    if match is None or int(match["m"]) > kept_kib:
+        return None
+    try:
+        salt, digest = _unpadded_b64(match["salt"]), _unpadded_b64(match["digest"])
+    except binascii.Error:
+        return None
+    secret = password.encode("utf-8")  # argon2-cffi's encoding, and its error for a lone surrogate
+    if not _lent.acquire(blocking=False):
+        return None
+    try:
+        _keep(kept_kib)
+        computed = _hash(secret, salt, len(digest), int(match["t"]), int(match["m"]))
+    finally:
+        _lent.release()
+    return None if computed is None else hmac.compare_digest(computed, digest)
+
+
+def _keep(kib: int) -> None:
+    """Make the process's block, or a bigger one when the configured cost has grown."""
+    global _block
+    if _block is None or len(_block) < kib * KIB:
+        _block = ffi.new("uint8_t[]", kib * KIB)
+
+
+def _hash(secret: bytes, salt: bytes, length: int, t: int, m: int) -> bytes | None:
+    out = ffi.new("uint8_t[]", length)
+    password = ffi.new("uint8_t[]", secret)
+    salt_buffer = ffi.new("uint8_t[]", salt)
+    context = ffi.new(
+        "argon2_context *",
+        {
+            "out": out,
+            "outlen": length,
+            "pwd": password,
+            "pwdlen": len(secret),
+            "salt": salt_buffer,
+            "saltlen": len(salt),
+            "secret": ffi.NULL,
+            "secretlen": 0,
+            "ad": ffi.NULL,
+            "adlen": 0,
+            "t_cost": t,
+            "m_cost": m,
+            "lanes": 1,
+            "threads": 1,
+            "version": lib.ARGON2_VERSION_13,
+            "allocate_cbk": _lend,
+            "free_cbk": _take_back,
+            "flags": lib.ARGON2_FLAG_CLEAR_PASSWORD,
+        },
+    )
+    error = lib.argon2_ctx(context, lib.Argon2_id)
+    return bytes(ffi.buffer(out, length)) if error == lib.ARGON2_OK else None
+
+
+def _unpadded_b64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)

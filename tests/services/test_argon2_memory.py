@@ -1,0 +1,125 @@
+"""argon2id verifies in the process's kept block: the answers argon2-cffi gives, no page faults
+after the first, the block wiped after each, and the usual way whenever the block can't serve."""
+
+import resource
+
+import pytest
+from argon2 import PasswordHasher, Type
+
+from freshcom_customers.services import argon2_memory, passwords
+
+KEPT = 8192  # KiB: 2,048 pages, enough for a fresh block's faults to show
+
+
+def hashed(password: str, memory_cost=KEPT, time_cost=1, parallelism=1, type=Type.ID) -> str:
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=type)
+    return hasher.hash(password)
+
+
+@pytest.mark.parametrize("password", ["correct horse battery", "pässwörd✓", "a\x00b", "", "x" * 5000])
+def test_answers_what_argon2_cffi_answers(password):
+    encoded = hashed(password, time_cost=2)
+    assert argon2_memory.verify(password, encoded, KEPT) is True
+    assert argon2_memory.verify(password + "!", encoded, KEPT) is False
+
+
+def test_a_salt_and_digest_of_other_sizes_verify():
+    hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, hash_len=4, salt_len=8)
+    encoded = hasher.hash("short")
+    assert argon2_memory.verify("short", encoded, KEPT) is True
+    assert argon2_memory.verify("shorT", encoded, KEPT) is False
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        hashed("pw", type=Type.I),  # another variant
+        hashed("pw", parallelism=2),  # two lanes
+        hashed("pw", memory_cost=2 * KEPT),  # more than the block
+        hashed("pw").replace("v=19", "v=16"),  # another version
+        hashed("pw")[:-1] + "=",  # not unpadded base64
+        hashed("pw").rsplit("$", 1)[0] + "$A",  # a digest too short to be one
+        "$2b$12$" + "a" * 53,  # not argon2 at all
+    ],
+)
+def test_a_hash_the_block_cannot_serve_is_left_to_the_caller(encoded):
+    assert argon2_memory.verify("pw", encoded, KEPT) is None
+
+
+def test_parameters_argon2_refuses_are_left_to_the_caller():
+    encoded = hashed("pw").replace("m=8192,t=1", "m=4,t=1")  # under argon2's 8 KiB a lane
+    assert argon2_memory.verify("pw", encoded, KEPT) is None
+
+
+def test_a_lone_surrogate_raises_as_argon2_cffi_does():
+    with pytest.raises(UnicodeEncodeError):
+        argon2_memory.verify("\ud800abc", hashed("pw"), KEPT)
+
+
+def test_the_block_is_kept_and_wiped_so_a_verify_after_the_first_faults_no_page_in():
+    encoded = hashed("pw")
+    argon2_memory.verify("pw", encoded, KEPT)
+    block = argon2_memory._block
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        assert argon2_memory.verify("pw", encoded, KEPT) is True
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert argon2_memory._block is block
+    assert faults < KEPT // 4 // 4  # three fresh blocks would be 6,144 faults
+    assert not any(bytes(argon2_memory.ffi.buffer(block)))  # nothing of the password's blocks left
+
+
+def test_another_thread_holding_the_block_means_the_usual_way():
+    encoded = hashed("pw")
+    with argon2_memory._lent:
+        assert argon2_memory.verify("pw", encoded, KEPT) is None
+    assert argon2_memory.verify("pw", encoded, KEPT) is True
+
+
+# passwords.verify: the kept block first, passlib for anything it cannot serve
+
+
+@pytest.fixture
+def kept_app(app, monkeypatch):
+    monkeypatch.setitem(app.extensions, "freshcom_passwords", passwords.build_context(f"m={KEPT},t=1,p=1"))
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The answers argon2_memory.verify gave: True, False, or None for the usual way."""
+    answers, verify_in_block = [], argon2_memory.verify
+
+    def verify(*args):
+        answers.append(verify_in_block(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(argon2_memory, "verify", verify)
+    return answers
+
+
+def test_a_login_and_an_unknown_user_both_verify_in_the_block(kept_app, served):
+    encoded = passwords.hash_password("ann-password-1")
+    assert passwords.verify("ann-password-1", encoded) == (True, None)
+    assert passwords.verify("ann-password-2", encoded) == (False, None)
+    passwords.dummy_verify()
+    assert served == [True, False, True]  # the dummy hash has the configured cost: a real verify
+
+
+def test_a_hash_of_a_lower_cost_verified_in_the_block_is_still_rehashed(kept_app, served):
+    ok, new_hash = passwords.verify("ann-password-1", hashed("ann-password-1", memory_cost=KEPT // 2))
+    assert (ok, served) == (True, [True])
+    assert new_hash.startswith(f"$argon2id$v=19$m={KEPT},t=1,p=1$")
+
+
+def test_a_hash_the_block_cannot_serve_is_verified_and_rehashed_by_passlib(kept_app, served):
+    ok, new_hash = passwords.verify("ann-password-1", hashed("ann-password-1", memory_cost=2 * KEPT))
+    assert (ok, served) == (True, [None])
+    assert new_hash.startswith(f"$argon2id$v=19$m={KEPT},t=1,p=1$")
+    assert passwords.verify("ann-password-2", hashed("ann-password-1", memory_cost=2 * KEPT)) == (False, None)
+
+
+def test_a_user_without_a_password_is_refused_after_one_verify_in_the_block(kept_app, served):
+    assert passwords.verify("anything-at-all", None) == (False, None)
+    assert served == [True]  # the dummy hash, verified in the block
