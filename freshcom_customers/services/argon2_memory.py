@@ -2,11 +2,11 @@
 
 argon2-cffi lets argon2 malloc its memory on every verify: 46 MiB with the default
 parameters. glibc serves so large a block with a fresh mapping and unmaps it after, so
-every verify faults in and zeroes 11,776 pages, about a third of its time spent in the
-kernel (docs/benchmarks.md, "kept memory"). Here argon2's own allocation callbacks lend it a
-block the process keeps: a verify costs its hashing alone. argon2 wipes the block before
-it hands it back (its free_memory clears the memory before calling free_cbk), so nothing
-derived from a password stays in it between verifies.
+every verify faults in and zeroes 11,776 pages: a third to half of its time, spent in the
+kernel (docs/benchmarks.md, "argon2id in memory each worker keeps"). Here argon2's own
+allocation callbacks lend it a block the process keeps: a verify costs its hashing alone.
+argon2 wipes the block before it hands it back (its free_memory clears the memory before
+calling free_cbk), so nothing derived from a password stays in it between verifies.
 
 One block per process, of the configured memory cost, lent to one verify at a time: a
 thread that finds it lent, or a hash that needs more memory or another shape (more
