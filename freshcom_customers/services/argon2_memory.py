@@ -1,4 +1,4 @@
-"""argon2id verifies in one block of memory a process keeps, instead of fresh memory each time.
+"""argon2id in one block of memory a process keeps, instead of fresh memory each time.
 
 argon2-cffi lets argon2 malloc its memory on every verify: 46 MiB with the default
 parameters. glibc serves so large a block with a fresh mapping and unmaps it after, so
@@ -8,16 +8,18 @@ allocation callbacks lend it a block the process keeps: a verify costs its hashi
 argon2 wipes the block before it hands it back (its free_memory clears the memory before
 calling free_cbk), so nothing derived from a password stays in it between verifies.
 
-One block per process, of the configured memory cost, lent to one verify at a time: a
-thread that finds it lent, or a hash that needs more memory or another shape (more
-lanes, another version or variant), is not verified here, and the caller verifies it the
-usual way. The block costs a process that memory for its life; the first verify faults
-it in, each later one reuses it.
+One block per process, of the configured memory cost, lent to one verify or new hash at a
+time: a thread that finds it lent, or a hash that needs more memory or another shape (more
+lanes, another version or variant), is not served here, and the caller verifies or hashes
+the usual way. The block costs a process that memory for its life, and no more: a worker
+that verifies and hashes does both in it. The first use faults it in, each later one
+reuses it.
 """
 
 import base64
 import binascii
 import hmac
+import os
 import re
 import threading
 
@@ -72,6 +74,25 @@ def verify(password: str, encoded: str, kept_kib: int) -> bool | None:
     return None if computed is None else hmac.compare_digest(computed, digest)
 
 
+def new_hash(password: str, t: int, m: int, salt_size: int = 16, digest_size: int = 32) -> str | None:
+    """password's argon2id hash (one lane, version 0x13) in PHC form, made in the kept block.
+
+    None when another thread holds the block: the caller hashes it the usual way.
+    """
+    secret = password.encode("utf-8")
+    salt = os.urandom(salt_size)
+    if not _lent.acquire(blocking=False):
+        return None
+    try:
+        _keep(m)
+        digest = _hash(secret, salt, digest_size, t, m)
+    finally:
+        _lent.release()
+    if digest is None:
+        return None
+    return f"$argon2id$v=19$m={m},t={t},p=1${_unpadded(salt)}${_unpadded(digest)}"
+
+
 def _keep(kib: int) -> None:
     """Make the process's block, or a bigger one when the configured cost has grown."""
     global _block
@@ -112,3 +133,7 @@ def _hash(secret: bytes, salt: bytes, length: int, t: int, m: int) -> bytes | No
 
 def _unpadded_b64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _unpadded(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")

@@ -111,7 +111,18 @@ def _parse(handler, password_hash: str):
 
 
 def hash_password(password: str) -> str:
-    return _context().hash(password)
+    return _hash_with(_context(), password)
+
+
+def _hash_with(context: CryptContext, password: str) -> str:
+    """An argon2id hash with the context's parameters, in the process's kept memory when free."""
+    argon2 = context.handler("argon2")
+    if argon2.parallelism == 1:
+        sizes = argon2.default_salt_size, argon2.checksum_size
+        hashed = argon2_memory.new_hash(password, argon2.default_rounds, argon2.memory_cost, *sizes)
+        if hashed is not None:
+            return hashed
+    return context.hash(password)
 
 
 def verify(password: str, password_hash: str | None) -> tuple[bool, str | None]:
@@ -141,7 +152,7 @@ def verify_with(context: CryptContext, password: str, password_hash: str | None)
     if ok is None:
         return context.verify_and_update(password, password_hash)
     if ok and context.needs_update(password_hash, secret=password):
-        return True, context.hash(password)
+        return True, _hash_with(context, password)
     return ok, None
 
 
@@ -160,11 +171,11 @@ _DUMMY_PASSWORD = "not anyone's password"
 @functools.lru_cache(maxsize=4)
 def _dummy_hash(context: CryptContext) -> str:
     """A hash with the context's own parameters, made once: a dummy verify costs a real one."""
-    return context.hash(_DUMMY_PASSWORD)
+    return _hash_with(context, _DUMMY_PASSWORD)
 
 
 def _kept_kib(context: CryptContext) -> int:
-    """The memory a process keeps for verifies (services/argon2_memory.py): the configured cost."""
+    """The memory a process keeps for argon2 (services/argon2_memory.py): the configured cost."""
     handler = context.handler("argon2")
     return handler.memory_cost if handler.parallelism == 1 else 0
 

@@ -123,3 +123,41 @@ def test_a_hash_the_block_cannot_serve_is_verified_and_rehashed_by_passlib(kept_
 def test_a_user_without_a_password_is_refused_after_one_verify_in_the_block(kept_app, served):
     assert passwords.verify("anything-at-all", None) == (False, None)
     assert served == [True]  # the dummy hash, verified in the block
+
+
+# New hashes, made in the same block
+
+
+def test_a_new_hash_is_argon2_cffis_format_and_verifies_both_ways():
+    encoded = argon2_memory.new_hash("pässwörd✓", 2, KEPT)
+    assert encoded.startswith(f"$argon2id$v=19$m={KEPT},t=2,p=1$")
+    salt, digest = encoded.split("$")[-2:]
+    assert (len(salt), len(digest)) == (22, 43)  # 16 and 32 bytes, unpadded base64
+    assert PasswordHasher().verify(encoded, "pässwörd✓")
+    assert argon2_memory.verify("pässwörd✓", encoded, KEPT) is True
+    assert argon2_memory.verify("passwörd✓", encoded, KEPT) is False
+    assert argon2_memory.new_hash("pässwörd✓", 2, KEPT) != encoded  # a fresh salt each time
+
+
+def test_a_new_hash_and_a_verify_share_the_block_faulting_no_page_in():
+    argon2_memory.verify("pw", hashed("pw"), KEPT)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    encoded = argon2_memory.new_hash("pw", 1, KEPT)
+    assert argon2_memory.verify("pw", encoded, KEPT) is True
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < KEPT // 4 // 4
+
+
+def test_a_new_hash_while_the_block_is_lent_is_left_to_the_caller():
+    with argon2_memory._lent:
+        assert argon2_memory.new_hash("pw", 1, KEPT) is None
+
+
+def test_hash_password_makes_the_configured_hash_in_the_block(kept_app, monkeypatch):
+    made = []
+    new_hash = argon2_memory.new_hash
+    monkeypatch.setattr(argon2_memory, "new_hash", lambda *args: made.append(new_hash(*args)) or made[-1])
+    encoded = passwords.hash_password("ann-password-1")
+    assert made == [encoded]
+    context = kept_app.extensions["freshcom_passwords"]
+    assert context.verify("ann-password-1", encoded)  # passlib reads it as its own
+    assert not context.needs_update(encoded)
