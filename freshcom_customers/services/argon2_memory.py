@@ -34,7 +34,7 @@ _ENCODED = re.compile(
 )
 
 _lent = threading.Lock()
-_block = None  # the process's block (a cdata uint8_t[]), made by the first verify that needs it
+_block = None  # the process's block (a cdata uint8_t[]), made by its first verify or hash
 
 
 @ffi.callback("int(uint8_t **, size_t)")
@@ -46,7 +46,7 @@ def _lend(memory, size):
 
 @ffi.callback("void(uint8_t *, size_t)")
 def _take_back(memory, size):
-    """argon2 has wiped the block already; the process keeps it for the next verify."""
+    """argon2 has wiped the block already; the process keeps it for the next verify or hash."""
 
 
 def verify(password: str, encoded: str, kept_kib: int) -> bool | None:
