@@ -1,5 +1,6 @@
-"""argon2id verifies in the process's kept block: the answers argon2-cffi gives, no page faults
-after the first, the block wiped after each, and the usual way whenever the block can't serve."""
+"""argon2id in the process's kept block: verifies that answer as argon2-cffi does, new hashes it
+reads, no page faults after the first use, the block wiped after each, and the usual way
+whenever the block can't serve."""
 
 import resource
 
