@@ -64,13 +64,7 @@ def verify(password: str, encoded: str, kept_kib: int) -> bool | None:
     except binascii.Error:
         return None
     secret = password.encode("utf-8")  # argon2-cffi's encoding, and its error for a lone surrogate
-    if not _lent.acquire(blocking=False):
-        return None
-    try:
-        _keep(kept_kib)
-        computed = _hash(secret, salt, len(digest), int(match["t"]), int(match["m"]))
-    finally:
-        _lent.release()
+    computed = _hash(secret, salt, len(digest), int(match["t"]), int(match["m"]), kept_kib)
     return None if computed is None else hmac.compare_digest(computed, digest)
 
 
@@ -79,15 +73,8 @@ def new_hash(password: str, t: int, m: int, salt_size: int = 16, digest_size: in
 
     None when another thread holds the block: the caller hashes it the usual way.
     """
-    secret = password.encode("utf-8")
     salt = os.urandom(salt_size)
-    if not _lent.acquire(blocking=False):
-        return None
-    try:
-        _keep(m)
-        digest = _hash(secret, salt, digest_size, t, m)
-    finally:
-        _lent.release()
+    digest = _hash(password.encode("utf-8"), salt, digest_size, t, m, m)
     if digest is None:
         return None
     return f"$argon2id$v=19$m={m},t={t},p=1${_unpadded(salt)}${_unpadded(digest)}"
@@ -100,7 +87,19 @@ def _keep(kib: int) -> None:
         _block = ffi.new("uint8_t[]", kib * KIB)
 
 
-def _hash(secret: bytes, salt: bytes, length: int, t: int, m: int) -> bytes | None:
+def _hash(secret: bytes, salt: bytes, length: int, t: int, m: int, block_kib: int) -> bytes | None:
+    """argon2id's raw digest in the process's block of block_kib KiB; None when another thread
+    holds the block or argon2 refuses the parameters."""
+    if not _lent.acquire(blocking=False):
+        return None
+    try:
+        _keep(block_kib)
+        return _argon2id(secret, salt, length, t, m)
+    finally:
+        _lent.release()
+
+
+def _argon2id(secret: bytes, salt: bytes, length: int, t: int, m: int) -> bytes | None:
     out = ffi.new("uint8_t[]", length)
     password = ffi.new("uint8_t[]", secret)
     salt_buffer = ffi.new("uint8_t[]", salt)
