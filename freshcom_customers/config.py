@@ -301,6 +301,9 @@ SETTINGS = {
     "HSTS": Setting(TEXT, "max-age=31536000; includeSubDomains"),
     "LOG_FORMAT": Setting(choice("json", "text", optional=True)),
     "LOG_LEVEL": Setting(LOG_LEVEL, "INFO"),
+    # Seconds a process may hold its JSON access lines to write them together (logs.py); 0
+    # writes each at once. Default: 1 in production, 0 elsewhere.
+    "LOG_ACCESS_DELAY": Setting(SECONDS_OR_ZERO),
     # The bearer token Prometheus sends to GET /metrics. Without one, /metrics is 404 in
     # production and open elsewhere (observability/metrics.py, docs/decisions.md).
     "METRICS_TOKEN": Setting(text_of_at_least(32), secret=True),

@@ -2,7 +2,9 @@
 
 import logging
 import re
+import subprocess
 import sys
+import time
 
 import pytest
 from flask.logging import default_handler
@@ -214,10 +216,19 @@ def test_text_in_development_with_the_request_id_and_event_fields(make_app, acco
     ],
 )
 def test_json_is_the_production_default(env, log_format, expected):
-    assert logs.settings({"ENV": env, "LOG_FORMAT": log_format, "LOG_LEVEL": "INFO"}) == (
+    assert logs.settings({"ENV": env, "LOG_FORMAT": log_format, "LOG_LEVEL": "INFO"})[:2] == (
         expected,
         logging.INFO,
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "delay", "expected"),
+    [("production", None, 1), ("development", None, 0), ("production", 0, 0), ("development", 5, 5)],
+)
+def test_production_holds_access_lines_a_second_unless_told_otherwise(env, delay, expected):
+    config = {"ENV": env, "LOG_FORMAT": None, "LOG_LEVEL": "INFO", "LOG_ACCESS_DELAY": delay}
+    assert logs.settings(config)[2] == expected
 
 
 @pytest.mark.parametrize(
@@ -293,3 +304,94 @@ def test_database_errors_do_not_carry_their_parameters(app, session):
         session.execute(text("SELECT * FROM no_such_table WHERE name = :name"), {"name": "param-secret-42"})
     session.rollback()
     assert "param-secret-42" not in str(error.value)
+
+
+# Access lines held (LOG_ACCESS_DELAY)
+
+
+@pytest.fixture
+def holding(make_app, monkeypatch):
+    """An app whose handler holds access lines a second, and a function that leaves that
+    handler alone on the root logger, as in production (call it in the test: pytest adds its
+    own capture to the root logger as the test starts)."""
+    client = make_app(LOG_FORMAT="json", LOG_ACCESS_DELAY=1).test_client()
+    (handler,) = [h for h in logging.root.handlers if isinstance(h, logs.StderrHandler)]
+    assert handler.delay == 1
+
+    def alone():
+        monkeypatch.setattr(logging.root, "handlers", [handler])
+        assert logs._sole_json_handler() is handler
+        return client, handler
+
+    return alone
+
+
+def _access_ids(text: str) -> list[str]:
+    return [line["request_id"] for line in json_lines(text) if line["logger"] == "freshcom_customers.access"]
+
+
+def test_held_access_lines_are_written_together_once_the_first_is_due(holding, capsys, monkeypatch):
+    client, handler = holding()
+    ids = [client.get("/health").headers["X-Request-Id"] for _ in range(3)]
+    assert _access_ids(capsys.readouterr().err) == []  # held, not lost
+    handler.flush_if_due()
+    assert _access_ids(capsys.readouterr().err) == []  # not due yet
+
+    later = time.monotonic() + 1.5
+    monkeypatch.setattr(logs.time, "monotonic", lambda: later)
+    ids.append(client.get("/health").headers["X-Request-Id"])  # a request finds them due
+    assert _access_ids(capsys.readouterr().err) == ids
+
+
+def test_the_process_writes_held_lines_when_no_request_comes(holding, capsys):
+    client, _ = holding()
+    request_id = client.get("/health").headers["X-Request-Id"]
+    written, deadline = [], time.monotonic() + 5
+    while not written and time.monotonic() < deadline:
+        time.sleep(0.1)
+        written = _access_ids(capsys.readouterr().err)
+    assert written == [request_id]
+
+
+def test_held_lines_go_out_before_any_other_line_and_at_their_size(holding, capsys, monkeypatch):
+    client, _ = holding()
+    first = client.get("/health").headers["X-Request-Id"]
+    logging.getLogger("freshcom_customers.test").warning("something happened")
+    lines = json_lines(capsys.readouterr().err)
+    assert [(line["logger"], line["request_id"]) for line in lines] == [
+        ("freshcom_customers.access", first),
+        ("freshcom_customers.test", None),
+    ]
+    monkeypatch.setattr(logs, "HELD_BYTES", 1)  # every line reaches it
+    second = client.get("/health").headers["X-Request-Id"]
+    assert _access_ids(capsys.readouterr().err) == [second]
+
+
+def test_held_lines_are_written_when_another_app_configures_logging(holding, make_app, capsys):
+    client, _ = holding()
+    request_id = client.get("/health").headers["X-Request-Id"]
+    make_app(LOG_FORMAT="json")  # its handler replaces the one holding the line
+    assert _access_ids(capsys.readouterr().err) == [request_id]
+
+
+def test_a_forked_child_drops_the_lines_its_parent_holds(holding, capsys):
+    client, handler = holding()
+    client.get("/health")
+    assert handler._held
+    logs._forked()  # what os.fork runs in the child: the parent writes them
+    assert handler._held == []
+    assert logs._idle_writer["pid"] is None  # the child starts its own thread with its first line
+
+
+def test_a_process_writes_the_lines_it_holds_as_it_exits():
+    program = """
+import logging
+from freshcom_customers.observability import logs
+logs.configure("json", logging.INFO, 60)
+(handler,) = logging.root.handlers
+handler.write_line(0.0, "freshcom_customers.access", "GET /health 200", {"request_id": "held-at-exit"}, {})
+assert handler._held
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [line["request_id"] for line in json_lines(done.stderr)] == ["held-at-exit"]
