@@ -212,16 +212,18 @@ class StderrHandler(logging.StreamHandler):
             stream.flush()
 
 
-# The handlers holding access lines, and the process whose thread writes them while it is idle.
+# The handlers holding access lines, and whether this process has its thread that writes
+# them while it is idle (_forked says no in a new process).
 _holding: "weakref.WeakSet[StderrHandler]" = weakref.WeakSet()
-_idle_writer = {"pid": None}
+_idle_writer = {"started": False}
 
 
 def _flush_while_idle(handler: StderrHandler) -> None:
     """Have a thread of this process write handler's lines once they are due, requests or not."""
-    _holding.add(handler)
-    if _idle_writer["pid"] != os.getpid():
-        _idle_writer["pid"] = os.getpid()
+    if handler not in _holding:
+        _holding.add(handler)
+    if not _idle_writer["started"]:
+        _idle_writer["started"] = True
         threading.Thread(target=_write_due_lines, name="freshcom-access-lines", daemon=True).start()
 
 
@@ -234,7 +236,7 @@ def _write_due_lines() -> None:
 
 def _forked() -> None:
     """A new process has no writing thread yet, and the lines held are its parent's."""
-    _idle_writer["pid"] = None
+    _idle_writer["started"] = False
     for handler in list(_holding):
         handler.drop_held()
 

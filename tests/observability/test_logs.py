@@ -380,7 +380,7 @@ def test_a_forked_child_drops_the_lines_its_parent_holds(holding, capsys):
     assert handler._held
     logs._forked()  # what os.fork runs in the child: the parent writes them
     assert handler._held == []
-    assert logs._idle_writer["pid"] is None  # the child starts its own thread with its first line
+    assert not logs._idle_writer["started"]  # the child starts its own thread with its first line
 
 
 def test_a_process_writes_the_lines_it_holds_as_it_exits():
