@@ -188,15 +188,16 @@ def read_relationship(name: str) -> dict:
     """Read the declared to-one data.relationships.<name> of the request document as {name: id or None}.
 
     Empty when the document does not send it (or sends only links or meta), so a partial
-    update can tell "unchanged" from "none". A linkage that is not a resource identifier is
-    400; one of another type is 422 on the relationship.
+    update can tell "unchanged" from "none". data.relationships that is not an object (null
+    among them: JSON:API has no null relationships object) and a linkage that is not a
+    resource identifier are 400; a linkage of another type is 422 on the relationship.
     """
     resource_type = dict(contracts.current().declared_body().relationships)[name]
     body = request.get_json(silent=True)
     data = body.get("data") if isinstance(body, dict) else None
-    relationships = data.get("relationships") if isinstance(data, dict) else None
-    if relationships is None:
+    if not isinstance(data, dict) or "relationships" not in data:
         return {}
+    relationships = data["relationships"]
     if not isinstance(relationships, dict):
         raise ApiError(
             400,

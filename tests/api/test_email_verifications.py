@@ -129,6 +129,10 @@ def test_a_malformed_user_relationship(client, auth, account, roy_user_id):
     body["data"]["type"] = "Customer"
     response = client.post("/v1/email_verification_tokens", json=body, headers=owner)
     assert response.status_code == 409
+    body["data"] = {"type": "EmailVerificationToken", "relationships": None}  # found by the fuzzer
+    response = client.post("/v1/email_verification_tokens", json=body, headers=owner)
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["source"] == {"pointer": "/data/relationships"}
 
 
 def test_a_user_without_an_email(client, staff, mailbox):

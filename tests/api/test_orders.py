@@ -334,6 +334,14 @@ def test_a_malformed_relationship_is_400(client, owner, session, account, relati
     assert count_orders(session, account.live) == 0
 
 
+def test_null_relationships_are_400_not_no_relationships(client, owner, session, account):
+    document = order_document(code="O-1")
+    document["data"]["relationships"] = None
+    error = error_of(send(client, "POST", "/v1/orders", owner, document), 400)
+    assert (error["code"], error["source"]) == ("invalid_request", {"pointer": "/data/relationships"})
+    assert count_orders(session, account.live) == 0
+
+
 # Read
 
 
