@@ -176,8 +176,8 @@ def read_attributes(resource_type: str, resource_id=None) -> dict:
         raise ApiError(409, "type_mismatch", f"data.type must be {resource_type}.", {"pointer": "/data/type"})
     if resource_id is not None and "id" in data and str(data["id"]) != str(resource_id):
         raise ApiError(409, "id_mismatch", "data.id must be the id in the URL.", {"pointer": "/data/id"})
-    attributes = data.get("attributes") or {}
-    if not isinstance(attributes, dict):
+    attributes = data.get("attributes", {})
+    if not isinstance(attributes, dict):  # null too, as data.relationships (read_relationship)
         raise ApiError(
             400, "invalid_request", "data.attributes must be an object.", {"pointer": "/data/attributes"}
         )

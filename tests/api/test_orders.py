@@ -334,12 +334,15 @@ def test_a_malformed_relationship_is_400(client, owner, session, account, relati
     assert count_orders(session, account.live) == 0
 
 
-def test_null_relationships_are_400_not_no_relationships(client, owner, session, account):
-    document = order_document(code="O-1")
-    document["data"]["relationships"] = None
-    error = error_of(send(client, "POST", "/v1/orders", owner, document), 400)
-    assert (error["code"], error["source"]) == ("invalid_request", {"pointer": "/data/relationships"})
-    assert count_orders(session, account.live) == 0
+@pytest.mark.parametrize("member", ["relationships", "attributes"])
+def test_null_members_are_400_not_none_sent(client, owner, session, account, make_order, member):
+    order_id = make_order(code="O-1")
+    document = order_document(code="O-2")
+    document["data"][member] = None
+    for method, path in (("POST", "/v1/orders"), ("PATCH", f"/v1/orders/{order_id}")):
+        error = error_of(send(client, method, path, owner, document), 400)
+        assert (error["code"], error["source"]) == ("invalid_request", {"pointer": f"/data/{member}"})
+    assert count_orders(session, account.live) == 1
 
 
 # Read
