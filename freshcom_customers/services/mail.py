@@ -126,7 +126,12 @@ def send(
     subject, body, html = current_app.extensions[_TEMPLATES].render(kind, locale, context)
     email = Email(kind, [to], subject, body, html)
     if deliver:
-        db.session.info.setdefault(_PENDING, []).append(email)
+        session = db.session()
+        if not session.in_transaction():
+            # The email leaves when the transaction commits (_dispatch_pending): one that read
+            # and wrote nothing has one begun, which the request's commit then ends.
+            session.begin()
+        session.info.setdefault(_PENDING, []).append(email)
 
 
 class Templates:

@@ -117,6 +117,17 @@ def test_a_rolled_back_transaction_sends_nothing(session, mailbox):
     assert mailbox.settled() == []
 
 
+def test_an_email_queued_outside_a_transaction_begins_one_and_leaves_at_its_commit(session, mailbox):
+    """The token endpoint commits only a transaction that began (oauth2/views.py): an email
+    must not wait on a commit that never comes."""
+    session.commit()
+    assert not session().in_transaction()
+    mail.send("login_link", "roy@example.com", account=None, link=LINK, email="roy@example.com")
+    assert session().in_transaction()
+    session.commit()
+    assert [message["To"] for message in mailbox.settled()] == ["roy@example.com"]
+
+
 def test_an_email_not_to_deliver_is_rendered_all_the_same_and_sent_nowhere(session, mailbox):
     """What an answer for an unknown address costs: the templates are rendered, and nothing leaves."""
     account, to = factories.account(), "nobody@example.com"
