@@ -156,6 +156,8 @@ class StderrHandler(logging.StreamHandler):
         self._held: list[str] = []
         self._held_size = 0
         self._held_since = 0.0
+        if delay:
+            _holding.add(self)  # the idle thread writes its lines when they are due
 
     @property
     def stream(self):
@@ -181,7 +183,7 @@ class StderrHandler(logging.StreamHandler):
             due = self._held_size >= HELD_BYTES or now - self._held_since >= self.delay
         if due:
             self._write("")
-        _flush_while_idle(self)
+        _start_idle_writer()
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._held:
@@ -218,10 +220,8 @@ _holding: "weakref.WeakSet[StderrHandler]" = weakref.WeakSet()
 _idle_writer = {"started": False}
 
 
-def _flush_while_idle(handler: StderrHandler) -> None:
-    """Have a thread of this process write handler's lines once they are due, requests or not."""
-    if handler not in _holding:
-        _holding.add(handler)
+def _start_idle_writer() -> None:
+    """Have a thread of this process write held lines once they are due, requests or not."""
     if not _idle_writer["started"]:
         _idle_writer["started"] = True
         threading.Thread(target=_write_due_lines, name="freshcom-access-lines", daemon=True).start()
