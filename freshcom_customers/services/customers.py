@@ -243,7 +243,8 @@ def list_customers(
         select(Customer).where(Customer.id.in_(ids)).order_by(*order).options(selectinload(Customer.user))
     ).all()
     if not keys and "email" not in filters:
-        return CustomerPage(rows, _counted(account, filters), all_count, True)
+        total = _counted(account, filters) if filters else all_count  # no filter: the same count
+        return CustomerPage(rows, total, all_count, True)
     if 0 < len(rows) < size or (page == 1 and not rows):
         return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
     if "email" in filters:

@@ -3,7 +3,9 @@
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
+from freshcom_customers.extensions import db
 from freshcom_customers.models import Customer, CustomerCount
+from tests.statements import statements
 
 
 def counters(session, account) -> dict:
@@ -73,3 +75,15 @@ def test_list_totals_read_the_counters(client, auth, account, register, query, s
     body = client.get("/v1/customers", query_string=query, headers=owner).get_json()
     assert body["meta"]["totalCount"] == len(body["data"])
     assert body["meta"]["allCount"] == 2
+
+
+@pytest.mark.parametrize(("query", "readings"), [({}, 1), ({"filter[status]": "guest"}, 2)])
+def test_a_list_without_filters_reads_the_counters_once(client, auth, account, register, query, readings):
+    # The account's count is the list's total when nothing filters it (issue 18).
+    register()
+    owner = auth.headers(auth.owner(account))
+    with statements(db.engine) as seen:
+        body = client.get("/v1/customers", query_string=query, headers=owner).get_json()
+    assert sum("FROM customer_counts" in statement for statement in seen) == readings
+    assert body["meta"]["allCount"] == 1
+    assert body["meta"]["totalCount"] == (1 if not query else 0)
