@@ -63,14 +63,17 @@ class OrderSchema(Schema):
     updated_at = jsonapi.Timestamp(dump_only=True)
 
 
+SCHEMA = OrderSchema()  # schemas keep no per-call state, and building one costs more than a dump
+
+
 def serialize(order) -> dict:
     return jsonapi.resource(
-        "Order", order, OrderSchema(), {"customer": jsonapi.relationship("Customer", order.customer_id)}
+        "Order", order, SCHEMA, {"customer": jsonapi.relationship("Customer", order.customer_id)}
     )
 
 
 changes.show_as(Order, serialize)  # a webhook event's data (API.md 12)
-DOCUMENT, LIST = jsonapi.documents("Order", OrderSchema())
+DOCUMENT, LIST = jsonapi.documents("Order", SCHEMA)
 CUSTOMER = (("customer", "Customer"),)  # the relationship a written order may name
 
 

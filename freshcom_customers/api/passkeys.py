@@ -56,13 +56,14 @@ class PasskeyChallengeSchema(Schema):
     public_key = fields.Dict(dump_only=True, metadata=OPTIONS)
 
 
-PASSKEY, PASSKEYS = jsonapi.documents("Passkey", PasskeySchema())
+SCHEMA = PasskeySchema()  # schemas keep no per-call state, and building one costs more than a dump
+PASSKEY, PASSKEYS = jsonapi.documents("Passkey", SCHEMA)
 REGISTRATION, _ = jsonapi.documents("PasskeyRegistration", PasskeyRegistrationSchema())
 CHALLENGE, _ = jsonapi.documents("PasskeyChallenge", PasskeyChallengeSchema())
 
 
 def serialize(passkey) -> dict:
-    return jsonapi.resource("Passkey", passkey, PasskeySchema())
+    return jsonapi.resource("Passkey", passkey, SCHEMA)
 
 
 @bp.post("/passkey_registrations")

@@ -54,10 +54,13 @@ class UserSchema(Schema):
     phone_verification_code = fields.String(load_only=True, validate=Length(max=16))
 
 
+SCHEMA = UserSchema()  # schemas keep no per-call state, and building one costs more than a dump
+
+
 def serialize(user, role: str | None = None) -> dict:
     """The User resource; role overrides the stored one (a standard user's comes from a membership)."""
     data = jsonapi.resource(
-        "User", user, UserSchema(), {"account": jsonapi.relationship("Account", user.account_id)}
+        "User", user, SCHEMA, {"account": jsonapi.relationship("Account", user.account_id)}
     )
     if role is not None:
         data["attributes"]["role"] = role
@@ -67,7 +70,7 @@ def serialize(user, role: str | None = None) -> dict:
 changes.show_as(User, serialize)  # a webhook event's data (API.md 12)
 
 
-DOCUMENT, _ = jsonapi.documents("User", UserSchema())
+DOCUMENT, _ = jsonapi.documents("User", SCHEMA)
 
 
 @bp.post("/users")

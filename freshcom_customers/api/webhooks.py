@@ -51,7 +51,8 @@ class WebhookDeliverySchema(Schema):
 
 SCHEMA = WebhookEndpointSchema()
 DOCUMENT, LIST = jsonapi.documents("WebhookEndpoint", SCHEMA)
-DELIVERY, DELIVERIES = jsonapi.documents("WebhookDelivery", WebhookDeliverySchema())
+DELIVERY_SCHEMA = WebhookDeliverySchema()
+DELIVERY, DELIVERIES = jsonapi.documents("WebhookDelivery", DELIVERY_SCHEMA)
 
 
 def serialize(endpoint) -> dict:
@@ -62,7 +63,7 @@ def serialize_delivery(delivery) -> dict:
     return jsonapi.resource(
         "WebhookDelivery",
         delivery,
-        WebhookDeliverySchema(),
+        DELIVERY_SCHEMA,
         {"endpoint": jsonapi.relationship("WebhookEndpoint", delivery.endpoint_id)},
     )
 
