@@ -29,7 +29,6 @@ class RefreshTokenSchema(Schema):
     prefixed_id = fields.String()
 
 
-# Schemas keep no per-call state, and building one costs more than a dump.
 SCHEMA, REFRESH_TOKEN_SCHEMA = AccountSchema(), RefreshTokenSchema()
 ACCOUNT, _ = jsonapi.documents("Account", SCHEMA)
 REFRESH_TOKEN, _ = jsonapi.documents("RefreshToken", REFRESH_TOKEN_SCHEMA)

@@ -40,7 +40,6 @@ class CustomerSchema(schemas.CustomerInputSchema):
     updated_at = jsonapi.Timestamp(dump_only=True)
 
 
-# Schemas keep no per-call state; building one costs more than dumping a customer.
 SCHEMA = CustomerSchema()
 DOCUMENT, LIST = jsonapi.documents("Customer", SCHEMA)
 

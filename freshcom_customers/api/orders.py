@@ -63,7 +63,7 @@ class OrderSchema(Schema):
     updated_at = jsonapi.Timestamp(dump_only=True)
 
 
-SCHEMA = OrderSchema()  # schemas keep no per-call state, and building one costs more than a dump
+SCHEMA = OrderSchema()
 
 
 def serialize(order) -> dict:

@@ -56,10 +56,11 @@ class PasskeyChallengeSchema(Schema):
     public_key = fields.Dict(dump_only=True, metadata=OPTIONS)
 
 
-SCHEMA = PasskeySchema()  # schemas keep no per-call state, and building one costs more than a dump
+SCHEMA = PasskeySchema()
 PASSKEY, PASSKEYS = jsonapi.documents("Passkey", SCHEMA)
-REGISTRATION, _ = jsonapi.documents("PasskeyRegistration", PasskeyRegistrationSchema())
-CHALLENGE, _ = jsonapi.documents("PasskeyChallenge", PasskeyChallengeSchema())
+REGISTRATION_SCHEMA, CHALLENGE_SCHEMA = PasskeyRegistrationSchema(), PasskeyChallengeSchema()
+REGISTRATION, _ = jsonapi.documents("PasskeyRegistration", REGISTRATION_SCHEMA)
+CHALLENGE, _ = jsonapi.documents("PasskeyChallenge", CHALLENGE_SCHEMA)
 
 
 def serialize(passkey) -> dict:
@@ -84,7 +85,7 @@ def create_passkey_registration():
     db.session.commit()
     registration = SimpleNamespace(id="current", public_key=options)
     return jsonapi.document(
-        jsonapi.resource("PasskeyRegistration", registration, PasskeyRegistrationSchema()),
+        jsonapi.resource("PasskeyRegistration", registration, REGISTRATION_SCHEMA),
         status=201,
         headers={"Location": url_for("api.complete_passkey_registration")},
     )
@@ -155,9 +156,7 @@ def create_passkey_challenge():
     options = passkeys.login_options(account, attrs.get("username"))
     db.session.commit()
     challenge = SimpleNamespace(id=options["challenge"], public_key=options)
-    return jsonapi.document(
-        jsonapi.resource("PasskeyChallenge", challenge, PasskeyChallengeSchema()), status=201
-    )
+    return jsonapi.document(jsonapi.resource("PasskeyChallenge", challenge, CHALLENGE_SCHEMA), status=201)
 
 
 def _challenged_account(scope: str | None):

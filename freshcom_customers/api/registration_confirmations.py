@@ -17,11 +17,12 @@ class ConfirmationSchema(Schema):
     token = fields.String(required=True, load_only=True)
 
 
-PENDING, _ = jsonapi.documents("RegistrationConfirmation", PendingSchema())
+PENDING_SCHEMA = PendingSchema()
+PENDING, _ = jsonapi.documents("RegistrationConfirmation", PENDING_SCHEMA)
 BODY = jsonapi.body("RegistrationConfirmation", ConfirmationSchema())
 
 
 def pending_document(pending: registrations.PendingRegistration):
     """202: a resource, not data: null, which the Freshcom SDK's deserializer throws on."""
-    data = jsonapi.resource("RegistrationConfirmation", pending, PendingSchema())
+    data = jsonapi.resource("RegistrationConfirmation", pending, PENDING_SCHEMA)
     return jsonapi.document(data, status=202, meta={"confirmation": "sent"})

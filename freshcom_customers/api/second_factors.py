@@ -32,7 +32,8 @@ class TotpEnrollmentSchema(Schema):
     current_password = fields.String(load_only=True, allow_none=True)
 
 
-ENROLMENT_DOCUMENT, _ = jsonapi.documents("TotpEnrollment", TotpEnrollmentSchema())
+ENROLMENT_SCHEMA = TotpEnrollmentSchema()
+ENROLMENT_DOCUMENT, _ = jsonapi.documents("TotpEnrollment", ENROLMENT_SCHEMA)
 
 
 @bp.post("/phone_verification_codes")
@@ -71,7 +72,7 @@ def create_totp_enrollment():
     enrolment = SimpleNamespace(id="current", secret=secret, otpauth_uri=uri)
     location = url_for("api.confirm_totp_enrollment")
     return jsonapi.document(
-        jsonapi.resource("TotpEnrollment", enrolment, TotpEnrollmentSchema()),
+        jsonapi.resource("TotpEnrollment", enrolment, ENROLMENT_SCHEMA),
         status=201,
         headers={"Location": location},
     )
@@ -95,4 +96,4 @@ def confirm_totp_enrollment():
     codes = totp.confirm(user, attrs.get("code"))
     db.session.commit()
     enrolment = SimpleNamespace(id="current", recovery_codes=codes)
-    return jsonapi.document(jsonapi.resource("TotpEnrollment", enrolment, TotpEnrollmentSchema()))
+    return jsonapi.document(jsonapi.resource("TotpEnrollment", enrolment, ENROLMENT_SCHEMA))

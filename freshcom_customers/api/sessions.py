@@ -23,7 +23,7 @@ class SessionSchema(Schema):
     current = fields.Boolean(metadata={"description": "Whether the token of this request is of it."})
 
 
-SCHEMA = SessionSchema()  # schemas keep no per-call state, and building one costs more than a dump
+SCHEMA = SessionSchema()
 DOCUMENT, LIST = jsonapi.documents("Session", SCHEMA)
 
 

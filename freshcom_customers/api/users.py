@@ -54,7 +54,7 @@ class UserSchema(Schema):
     phone_verification_code = fields.String(load_only=True, validate=Length(max=16))
 
 
-SCHEMA = UserSchema()  # schemas keep no per-call state, and building one costs more than a dump
+SCHEMA = UserSchema()
 
 
 def serialize(user, role: str | None = None) -> dict:
