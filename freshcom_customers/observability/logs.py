@@ -28,7 +28,6 @@ import os
 import random
 import re
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from flask.logging import default_handler
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
 from freshcom_customers.config import ConfigError
+from freshcom_customers.observability import background
 
 FORMATS = ("json", "text")
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -183,7 +183,7 @@ class StderrHandler(logging.StreamHandler):
             due = self._held_size >= HELD_BYTES or now - self._held_since >= self.delay
         if due:
             self._write("")
-        _start_idle_writer()
+        _idle_writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._held:
@@ -214,29 +214,21 @@ class StderrHandler(logging.StreamHandler):
             stream.flush()
 
 
-# The handlers holding access lines, and whether this process has its thread that writes
-# them while it is idle (_forked says no in a new process).
+# The handlers holding access lines.
 _holding: "weakref.WeakSet[StderrHandler]" = weakref.WeakSet()
-_idle_writer = {"started": False}
-
-
-def _start_idle_writer() -> None:
-    """Have a thread of this process write held lines once they are due, requests or not."""
-    if not _idle_writer["started"]:
-        _idle_writer["started"] = True
-        threading.Thread(target=_write_due_lines, name="freshcom-access-lines", daemon=True).start()
 
 
 def _write_due_lines() -> None:
-    while True:
-        time.sleep(0.25)
-        for handler in list(_holding):
-            handler.flush_if_due()
+    for handler in list(_holding):
+        handler.flush_if_due()
+
+
+# What writes them once they are due while no request comes.
+_idle_writer = background.EveryFewSeconds("freshcom-access-lines", 0.25, _write_due_lines)
 
 
 def _forked() -> None:
-    """A new process has no writing thread yet, and the lines held are its parent's."""
-    _idle_writer["started"] = False
+    """The lines a new process holds are its parent's, for the parent to write."""
     for handler in list(_holding):
         handler.drop_held()
 

@@ -60,6 +60,7 @@ from werkzeug.exceptions import NotFound, Unauthorized
 from freshcom_customers import __version__
 from freshcom_customers.extensions import db
 from freshcom_customers.http.contracts import ERRORS, METRICS_TOKEN, STRING, Shape, contract
+from freshcom_customers.observability import background
 
 # The text format every Prometheus server reads (prometheus_client's newest is 1.0.0).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -218,14 +219,14 @@ class PendingRequests:
     def __init__(self):
         self._forked()
         os.register_at_fork(after_in_child=self._forked)
+        self._idle = background.EveryFewSeconds("freshcom-metrics", FLUSH_SECONDS, self._flush_if_due)
 
     def _forked(self) -> None:
-        """Start afresh (in a new process: a forked worker has neither the parent's thread nor
-        its counts, which the parent writes itself)."""
+        """Start afresh (in a new process: a forked worker has none of its parent's counts,
+        which the parent writes itself)."""
         self._lock = threading.Lock()
         self._entries: dict[tuple, list] = {}  # labels → [count, timed seconds, [count per bucket]]
         self._flushed_at = time.perf_counter()
-        self._flushing = False  # whether this process has its flushing thread
 
     def add(self, labels: tuple, started: float | None) -> None:
         now = time.perf_counter()
@@ -240,9 +241,7 @@ class PendingRequests:
                 entry[2][bisect_left(DURATION_BUCKETS, seconds)] += 1  # the first bound ≥ seconds
         if now - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
-        if not self._flushing:
-            self._flushing = True
-            threading.Thread(target=self._flush_while_idle, name="freshcom-metrics", daemon=True).start()
+        self._idle.start()  # flushes while no request comes
 
     def flush(self) -> None:
         """Add every request counted so far to the metrics."""
@@ -261,11 +260,9 @@ class PendingRequests:
                     if counted:
                         bucket.inc(counted)
 
-    def _flush_while_idle(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            if time.perf_counter() - self._flushed_at >= FLUSH_SECONDS:
-                self.flush()
+    def _flush_if_due(self) -> None:
+        if time.perf_counter() - self._flushed_at >= FLUSH_SECONDS:
+            self.flush()
 
 
 _pending = PendingRequests()

@@ -201,7 +201,7 @@ def test_a_forked_worker_starts_without_its_parents_counts():
     pending.add(("GET", "tests.pending_fork", 200), None)
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports by its exit code
-        os._exit(0 if not pending._entries and not pending._flushing else 1)
+        os._exit(0 if not pending._entries and not pending._idle.started else 1)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert pending._entries  # the parent still has its own, to write itself
