@@ -6,7 +6,7 @@ import uuid
 from contextlib import suppress
 from functools import lru_cache
 
-from sqlalchemy import Engine, Index, UniqueConstraint, false, func, select, text
+from sqlalchemy import Engine, Index, UniqueConstraint, false, func, select, text, true
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -48,6 +48,20 @@ def alone(statement, params: dict):
     engine = db.engine
     sql, defaults = _driver_sql(statement, engine.dialect)
     return _in_autocommit(engine, sql, defaults | params)
+
+
+def unflushed(query):
+    """query, made to commit its transaction without waiting for the disk (PostgreSQL).
+
+    PostgreSQL's synchronous_commit is set off for that transaction alone, from inside the
+    statement (set_config, local), so a statement run alone still costs one round trip. Its
+    writes are visible to every connection at once, as ever; only their durability changes:
+    a crash of the database server within about three wal_writer_delay (0.6 s by default)
+    of the commit loses them, and nothing else (docs/decisions.md, "rotations commit
+    without waiting for the disk"). For writes whose loss the service survives: never a
+    revocation.
+    """
+    return query.where(func.set_config("synchronous_commit", "off", true()).is_not(None))
 
 
 @lru_cache(maxsize=32)

@@ -94,6 +94,8 @@ def _rotation_at_once(*, scoped: bool):
     account the scope names), inserts the successor, notes the session's use at most once a
     TOUCH interval, and returns what the access token names. Where any check fails it
     changes nothing and returns no row, and the grant reads the token the general way.
+    It commits without waiting for the disk (database.unflushed): a database crash just
+    after may lose the rotation, leaving the old token unspent and the successor unknown.
     """
     tokens, users, clients = RefreshToken.__table__, User.__table__, Client.__table__
     accounts, customers, login_sessions = Account.__table__, Customer.__table__, LoginSession.__table__
@@ -173,7 +175,7 @@ def _rotation_at_once(*, scoped: bool):
         .values(last_used_at=now)
         .cte("touched")
     )
-    return select(
+    returned = select(
         spent.c.account_id,
         spent.c.user_id,
         spent.c.token_generation,
@@ -181,6 +183,7 @@ def _rotation_at_once(*, scoped: bool):
         spent.c.client_id,
         spent.c.family_id,
     ).add_cte(successor, touched)
+    return database.unflushed(returned)
 
 
 _ROTATE_AT_ONCE = {scoped: _rotation_at_once(scoped=scoped) for scoped in (False, True)}

@@ -119,6 +119,22 @@ def test_alone_commits_by_itself_where_the_session_owns_its_connections(app_on, 
         assert joined != alone
 
 
+SYNCHRONOUS_COMMIT = select(func.current_setting("synchronous_commit"), func.pg_backend_pid())
+
+
+@pytest.mark.postgres
+def test_unflushed_commits_its_transaction_alone_without_waiting_for_the_disk(app_on, database_uri):
+    """synchronous_commit off in the statement's own transaction, which commits; the pooled
+    connection's next transaction waits for the disk again."""
+    with app_on(database_uri, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0}).app_context():
+        (server_default, pid) = database.alone(SYNCHRONOUS_COMMIT, {})
+        assert server_default != "off"
+        assert database.alone(database.unflushed(SYNCHRONOUS_COMMIT), {}) == ("off", pid)
+        (written,) = database.alone(database.unflushed(TRANSACTION), {})
+        assert status_of(database_uri, written) == "committed"
+        assert database.alone(SYNCHRONOUS_COMMIT, {}) == (server_default, pid)
+
+
 @pytest.mark.postgres
 def test_alone_takes_its_literals_and_gives_the_drivers_values(app_on, database_uri):
     """Compiled once, run as the driver's SQL: the statement's own literals go with it."""

@@ -192,6 +192,16 @@ def test_one_statement_rotates_a_customers_token_and_names_what_the_access_token
     assert rotated.issued.value.startswith("urt-live-")
 
 
+@pytest.mark.postgres
+def test_a_rotation_commits_without_waiting_for_the_disk(session, customers_token):
+    """The rotation's transaction (here the test's own, which the statement joins) has
+    synchronous_commit off: a crash may lose a rotation, never a revocation."""
+    setting = select(func.current_setting("synchronous_commit"))
+    assert session.scalar(setting) != "off"
+    assert rotate(customers_token[0].value) is not None
+    assert session.scalar(setting) == "off"
+
+
 def _set(target, column, value):
     setattr(target, column, value)
 
