@@ -57,9 +57,11 @@ def unflushed(query):
     statement (set_config, local), so a statement run alone still costs one round trip. Its
     writes are visible to every connection at once, as ever; only their durability changes:
     a crash of the database server within about three wal_writer_delay (0.6 s by default)
-    of the commit loses them, and nothing else (docs/decisions.md, "rotations commit
-    without waiting for the disk"). For writes whose loss the service survives: never a
-    revocation.
+    of the commit may lose them (docs/decisions.md, "Rotations commit without waiting for
+    the disk"). For writes whose loss the service survives: never a revocation.
+
+    It is set as the query returns a row: a query that returns none changes nothing, so a
+    transaction the caller began and goes on with (alone joins one) still waits then.
     """
     return query.where(func.set_config("synchronous_commit", "off", true()).is_not(None))
 

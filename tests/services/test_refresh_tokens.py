@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.models import Customer, LoginSession, RefreshToken, hash_secret
@@ -200,6 +200,20 @@ def test_a_rotation_commits_without_waiting_for_the_disk(session, customers_toke
     assert session.scalar(setting) != "off"
     assert rotate(customers_token[0].value) is not None
     assert session.scalar(setting) == "off"
+
+
+@pytest.mark.postgres
+def test_a_rotation_that_does_not_apply_leaves_the_commit_waiting_for_the_disk(session, customers_token):
+    """A spent token: no row, nothing changed, and the general way that follows in the same
+    transaction (here reuse detection, which revokes the family) waits for the disk."""
+    setting = select(func.current_setting("synchronous_commit"))
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == hash_secret(customers_token[0].value))
+        .values(rotated_at=utcnow())
+    )
+    assert rotate(customers_token[0].value) is None
+    assert session.scalar(setting) != "off"
 
 
 def _set(target, column, value):
