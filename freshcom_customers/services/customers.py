@@ -9,8 +9,8 @@ customer's through _CUSTOMER_STATUS.
 
 from typing import NamedTuple
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import BigInteger, and_, func, select
+from sqlalchemy.orm import joinedload
 
 from freshcom_customers import identifiers
 from freshcom_customers.errors import AccessDenied, FieldError, NotFound, ValidationFailed, invalid
@@ -193,6 +193,7 @@ def customer_of_user(account: Account, user) -> Customer:
 
 
 LIST_FILTERS = ("status", "label", "email")
+COUNTED = ("status", "label")  # the filters customer_counts keeps a count by
 LIST_SORTS = ("inserted_at", "updated_at", "name")
 
 
@@ -221,8 +222,9 @@ def list_customers(
     matches as people read it: by its canonical form, the unique email_key. How a search's
     page and total are found, and when a total is an estimate: docs/customer-lists.md.
     """
-    database.in_one_process()  # each query below reads a bounded number of index entries
-    all_count = _counted(account, {})
+    # The counts first, setting every query after them to read its bounded number of index
+    # entries in one process.
+    all_count, passing = db.session.execute(database.in_one_process(_counts(account, filters))).one()
     keys = customer_search.search_keys(search)
     if search and search.strip() and not keys:
         return CustomerPage([], 0, all_count, True)  # nothing but punctuation: no word can match
@@ -236,15 +238,14 @@ def list_customers(
     offset = (page - 1) * size
     # The page's ids first, from the list's index and the terms' alone (a deep page of a
     # search walks many entries and checks each one's words; it reads no table row for those
-    # it skips), then those rows, with their users in one more query: a customer shows its
-    # user's pending email.
+    # it skips), then those rows, each with its user joined: a customer shows its user's
+    # pending email.
     ids = query.order_by(*order).offset(offset).limit(size)
     rows = db.session.scalars(
-        select(Customer).where(Customer.id.in_(ids)).order_by(*order).options(selectinload(Customer.user))
+        select(Customer).where(Customer.id.in_(ids)).order_by(*order).options(joinedload(Customer.user))
     ).all()
     if not keys and "email" not in filters:
-        total = _counted(account, filters) if filters else all_count  # no filter: the same count
-        return CustomerPage(rows, total, all_count, True)
+        return CustomerPage(rows, passing, all_count, True)
     if 0 < len(rows) < size or (page == 1 and not rows):
         return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
     if "email" in filters:
@@ -318,7 +319,8 @@ def _search_total(
     ).one()
     if sampled_count < ESTIMATE_SAMPLE:
         return matched, True  # the sample was every customer that passes the filters
-    return round(matched / sampled_count * _counted(account, filters)), False
+    _, passing = db.session.execute(_counts(account, filters)).one()
+    return round(matched / sampled_count * passing), False
 
 
 def _matches_among(customer_ids, words: list[str], filters: dict) -> int:
@@ -395,14 +397,16 @@ def _squash(value: str) -> str:
     return "".join(value.split()).casefold()
 
 
-def _counted(account: Account, filters: dict) -> int:
-    """The exact count by status and label, from the counters the database keeps."""
-    query = select(func.coalesce(func.sum(CustomerCount.count), 0)).where(
-        CustomerCount.account_id == account.id
-    )
-    for field, value in filters.items():
-        query = query.where(getattr(CustomerCount, field) == value)
-    return int(db.session.scalar(query))  # PostgreSQL sums bigint as numeric
+def _counts(account: Account, filters: dict):
+    """A query of how many customers the account has, and how many of them pass the filters
+    the counters keep (status and label; any other is the caller's to apply): exact, from the
+    counters the database keeps, in one reading of them.
+    """
+    everyone = func.sum(CustomerCount.count)
+    kept = [getattr(CustomerCount, field) == value for field, value in filters.items() if field in COUNTED]
+    passing = everyone.filter(and_(*kept)) if kept else everyone
+    counts = (func.coalesce(total, 0).cast(BigInteger) for total in (everyone, passing))  # not numeric
+    return select(*counts).where(CustomerCount.account_id == account.id)
 
 
 def _apply_fields(customer: Customer, attrs: dict) -> None:

@@ -1,11 +1,15 @@
 """Customer rules the API tests reach only indirectly: staging, imported hashes, verification."""
 
+import uuid
+
 import pytest
 from sqlalchemy import func, select
 
 from freshcom_customers.errors import ValidationFailed
+from freshcom_customers.extensions import db
 from freshcom_customers.models import Customer, OneTimeToken, Order, WebhookEvent
 from freshcom_customers.services import customers, one_time_tokens, orders, passwords, users, webhooks
+from tests.statements import statements
 
 
 def test_add_customer_stages_without_flushing(session, account):
@@ -109,3 +113,38 @@ def test_a_deletion_tells_each_detached_order_before_the_customer(session, accou
     assert detached[str(bare.id)]["attributes"]["email"] == "a@x.test"
     stored = session.execute(select(Order.id, Order.customer_id, Order.email).order_by(Order.email)).all()
     assert [tuple(row) for row in stored] == [(bare.id, None, "a@x.test"), (gift.id, None, "gift@x.test")]
+
+
+def test_a_list_page_is_its_counts_and_its_rows_with_their_users(client, auth, account, register, session):
+    """Two statements, whatever filters it: each one more round trip, and under load each
+    also waits for a core (issue 18). The users come joined: a customer shows its pending email."""
+    roy, _ = register()
+    session.get(Customer, uuid.UUID(roy["id"])).user.pending_email = "roy.new@example.com"
+    session.add(Customer(account_id=account.live.id, status="guest", email="g@x.test"))
+    session.commit()
+    owner = auth.headers(auth.owner(account))
+    with statements(db.engine) as seen:
+        body = client.get("/v1/customers", query_string={"filter[label]": ""}, headers=owner).get_json()
+    counts = next(i for i, statement in enumerate(seen) if "FROM customer_counts" in statement)
+    after = [" ".join(statement.split()[:3]) for statement in seen[counts + 1 :]]
+    assert after == ["SELECT customers.account_id, customers.user_id,"]  # the page, its users joined
+    assert "JOIN users" in seen[-1]
+    assert [c["attributes"]["pendingEmail"] for c in body["data"]] == [None, "roy.new@example.com"]
+    assert body["meta"]["totalCount"] == body["meta"]["allCount"] == 2
+
+
+@pytest.mark.postgres
+def test_a_list_reads_its_page_in_one_process(session, account):
+    """The counts set the rest of the transaction to plan without parallel workers (each list
+    query reads a bounded number of index entries), and only that transaction."""
+    session.add(Customer(account_id=account.live.id, status="guest", email="g@x.test"))
+    session.flush()
+    parallel = select(func.current_setting("max_parallel_workers_per_gather"))
+    server_default = session.scalar(parallel)
+    customers.list_customers(
+        account.live, filters={}, search=None, sort=[("inserted_at", True)], page=1, size=25
+    )
+    assert server_default != "0"
+    assert session.scalar(parallel) == "0"
+    session.rollback()
+    assert session.scalar(parallel) == server_default

@@ -197,3 +197,24 @@ def test_alone_joins_a_transaction_its_caller_owns(session):
     with autocommit_seen(session.get_bind()) as seen:
         assert database.alone(select(literal(9)), {}) == (9,)
     assert seen and not any(seen)  # its SAVEPOINT and the statement, in the test's transaction
+
+
+PARALLEL = select(func.current_setting("max_parallel_workers_per_gather"))
+
+
+@pytest.mark.postgres
+def test_in_one_process_comes_with_the_rows_its_query_reads(session, account):
+    """Set inside the statement, for the rest of its transaction, as it reads a row: a query
+    that reads none sets nothing."""
+    server_default = session.scalar(PARALLEL)
+    assert server_default != "0"
+    nobody = select(Customer.id).where(Customer.account_id == uuid.uuid4())
+    assert session.execute(database.in_one_process(nobody)).all() == []
+    assert session.scalar(PARALLEL) == server_default
+    session.add(Customer(account_id=account.live.id, status="guest"))
+    session.flush()
+    everyone = select(Customer.id).where(Customer.account_id == account.live.id)
+    assert len(session.execute(database.in_one_process(everyone)).all()) == 1
+    assert session.scalar(PARALLEL) == "0"
+    session.rollback()
+    assert session.scalar(PARALLEL) == server_default
