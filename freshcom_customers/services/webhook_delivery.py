@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook
 
@@ -92,7 +92,6 @@ class Refused(Exception):
 def claim(limit: int) -> list[Claimed]:
     """Lease up to limit due deliveries to this worker, and commit. The lease lasts long
     enough for all of them to be sent one after the other."""
-    _commit_lazily()
     now = utcnow()
     # The first delivery still pending of its endpoint and key: a subquery per candidate, which
     # PostgreSQL runs as one index probe whatever its statistics say (as an anti-join, a backlog
@@ -121,7 +120,7 @@ def claim(limit: int) -> list[Claimed]:
         .limit(limit)
         .with_for_update(skip_locked=True, of=WebhookDelivery)
     )
-    ids = db.session.scalars(due).all()
+    ids = db.session.scalars(_lazily(due)).all()
     if not ids:
         db.session.rollback()
         return []
@@ -190,12 +189,13 @@ def record(claimed: Claimed, answer: Answer) -> bool:
     A retry asked for while the attempt was under way (webhooks.retry) moved give_up_at: a
     failure then goes back in the queue at once, with the new period.
     """
-    _commit_lazily()
     now = utcnow()
     give_up_at = db.session.scalar(
-        select(WebhookDelivery.give_up_at)
-        .where(WebhookDelivery.id == claimed.id, WebhookDelivery.lease_token == claimed.lease_token)
-        .with_for_update()
+        _lazily(
+            select(WebhookDelivery.give_up_at)
+            .where(WebhookDelivery.id == claimed.id, WebhookDelivery.lease_token == claimed.lease_token)
+            .with_for_update()
+        )
     )
     if give_up_at is None:  # the lease ran out and another worker took the delivery
         db.session.rollback()
@@ -240,14 +240,15 @@ def lease(deliveries: int = 1) -> timedelta:
     return timedelta(seconds=max(config["WEBHOOK_LEASE"], (deliveries + 1) * config["WEBHOOK_TIMEOUT"]))
 
 
-def _commit_lazily() -> None:
-    """On PostgreSQL, let this transaction's commit return before its WAL is on disk. A crash
-    of the database may then lose the last moments of claims and results: the deliveries they
-    were about are sent again once their lease runs out (at least once, as ever), never lost,
-    since the events themselves were committed with the changes. It spares the worker a disk
-    flush per delivery."""
-    if database.on_postgresql():
-        db.session.execute(text("SET LOCAL synchronous_commit = off"))
+def _lazily(query):
+    """query, made on PostgreSQL to let its transaction's commit return before its WAL is on
+    disk (database.unflushed: set inside the statement, as it reads a row, so no round trip
+    of its own; a transaction whose query found nothing writes nothing). A crash of the
+    database may then lose the last moments of claims and results: the deliveries they were
+    about are sent again once their lease runs out (at least once, as ever), never lost, since
+    the events themselves were committed with the changes. It spares the worker a disk flush
+    per delivery."""
+    return database.unflushed(query) if database.on_postgresql() else query
 
 
 def _post(url: str, headers: dict, body: bytes) -> tuple[int, bytes]:

@@ -6,11 +6,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from freshcom_customers.extensions import db
 from freshcom_customers.models import WebhookDelivery, WebhookEvent
 from freshcom_customers.services import customers, webhook_delivery, webhooks
 from tests import webhook_receiver
+from tests.statements import statements
 from tests.webhook_receiver import Reply, deliver_due
 
 receiver = webhook_receiver.receiver
@@ -410,6 +412,27 @@ def test_an_answer_recorded_with_a_lapsed_lease_writes_nothing(session, account,
     assert delivery.lease_token == fresh.lease_token
     assert webhook_delivery.record(fresh, webhook_delivery.Answer(200, 5)) is True
     assert one_delivery(session).status == "succeeded"
+
+
+@pytest.mark.postgres
+def test_claims_and_results_commit_without_waiting_for_the_disk_or_a_round_trip_for_it(
+    session, account, endpoint
+):
+    """synchronous_commit off comes inside the claim's and the result's first statement, as
+    each finds its delivery, not as a SET of its own."""
+    setting = select(func.current_setting("synchronous_commit"))
+    server_default = session.scalar(setting)
+    assert server_default != "off"
+    assert webhook_delivery.claim(10) == []  # nothing due: nothing set
+    assert session.scalar(setting) == server_default
+    add_customer(session, account)
+    with statements(db.engine) as seen:
+        (claimed,) = webhook_delivery.claim(10)
+        assert webhook_delivery.record(claimed, webhook_delivery.Answer(200, 5)) is True
+    assert session.scalar(setting) == "off"  # the test's commits release into its transaction
+    locking = [statement for statement in seen if "FOR UPDATE" in statement]
+    assert len(locking) == 2 and all("set_config" in statement for statement in locking)
+    assert not any(statement.startswith("SET") for statement in seen)
 
 
 def test_claims_never_share_a_delivery(session, account, endpoint):
