@@ -6,7 +6,7 @@ import uuid
 from contextlib import suppress
 from functools import lru_cache
 
-from sqlalchemy import Engine, Index, UniqueConstraint, false, func, select, true
+from sqlalchemy import Engine, Index, UniqueConstraint, and_, false, func, select, true
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -180,12 +180,14 @@ def page_of_customer_rows(
     everything = select(model).where(model.account_id == account.id)
     if visible_to is not None:
         everything = everything.where(model.customer_id == visible_to)
-    query = everything.where(*where)
+    filters = list(where)
     if customer_id is not None:
         customer_uuid = as_uuid(customer_id)
-        query = query.where(model.customer_id == customer_uuid if customer_uuid else false())
-    all_count = count(everything)
-    total = count(query) if customer_id is not None or where else all_count
+        filters.append(model.customer_id == customer_uuid if customer_uuid else false())
+    # Both counts in one reading of the rows: a round trip less on a filtered page.
+    passing = func.count().filter(and_(*filters)) if filters else func.count()
+    all_count, total = db.session.execute(everything.with_only_columns(func.count(), passing)).one()
+    query = everything.where(*filters)
     rows = one_page(query, model.inserted_at.desc(), model.id.desc(), page=page, size=size)
     return rows, total, all_count
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from freshcom_customers.errors import NotFound, Taken, ValidationFailed
 from freshcom_customers.models import Order
 from freshcom_customers.services import customers, orders
+from tests.statements import statements
 
 ITEM = {"name": "Tea", "sku": "T-1", "quantity": 2, "unit_price_cents": 450, "total_cents": 900}
 
@@ -258,6 +259,14 @@ def test_list_filters_count_before_and_after(account, customer):
     assert page(account, customer_id=str(customer.id)) == (amys[::-1], 2, 3)
     assert page(account, customer_id=customer.id, status="closed") == ([amys[1]], 1, 3)
     assert page(account, status="closed")[1:] == (2, 3)
+
+
+def test_a_filtered_list_counts_before_and_after_in_one_statement(account, customer, session):
+    create(account, customer)
+    create(account, status="closed")
+    with statements(session.get_bind()) as seen:
+        assert page(account, customer_id=customer.id, status="closed") == ([], 0, 2)
+    assert [statement.split()[1] for statement in seen] == ["count(*)", "orders.account_id,"]
 
 
 @pytest.mark.parametrize(("field", "value"), [("customer_id", "nope"), ("status", "paid"), ("status", "")])
