@@ -115,10 +115,12 @@ def test_a_broken_channel_sends_every_read_to_the_database_until_it_listens_agai
 
 
 def test_nothing_is_used_before_the_channel_is_proved(cache):
-    assert not cache.usable()  # the first call starts the listener; no proof yet
+    # No listener yet, so no proof: a fill is not kept. (Not after starting one: on PostgreSQL
+    # its first proof may come before the next line, as it did once in CI.)
     key = _key()
     cache.put(key, _entry(), cache.mark())
     assert cache.get(key) is None
+    assert not cache.usable()  # the first call starts the listener and answers no
 
 
 @pytest.mark.postgres
