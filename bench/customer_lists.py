@@ -15,13 +15,26 @@ import`, the seed ends by making the tables ready (VACUUM ANALYZE of what it wro
 
 --fresh drops the database first (use one of its own, as above); --vacuum runs VACUUM
 ANALYZE on the whole database before measuring. A total that is an estimate shows "(est.)".
+
+    .venv/bin/python bench/customer_lists.py --beside [COMMIT]
+
+times each query in this tree's code and in COMMIT's (from git; by default DOCUMENTED_AT, the
+code that measured docs/customer-lists.md's figures), each in a process of its own
+(bench/list_worker.py), in turns of ten requests against the same database, and gives each
+p95 over the other's: bench/run.py's check of the admin lists.
 """
 
 import argparse
+import io
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -37,6 +50,8 @@ from freshcom_customers.models import Account, Address, Customer, CustomerSearch
 from freshcom_customers.models.customer_search import SEARCHED_FIELDS, term_rows
 from freshcom_customers.services import accounts, customer_import, database
 
+BENCH = Path(__file__).resolve().parent
+PROJECT = BENCH.parent
 DEFAULT_URI = "postgresql+psycopg://postgres@127.0.0.1:5432/freshcom_bench"
 OWNER_PASSWORD = "bench-owner-password"
 
@@ -95,6 +110,12 @@ DOCUMENTED_P95 = {
     "status + sort": 6.9,
 }
 
+# The commit whose code measured those figures ("Measured after issue 19"; no migration and no
+# dependency has changed since). --beside times this tree's code and that commit's in turns,
+# against the same database: the figures' own code as a baseline on today's host, where the
+# table above comes from another host on another day.
+DOCUMENTED_AT = "7c679056bb41bc72e146a27a0089348c752dc243"
+
 
 def main():
     parser = argparse.ArgumentParser(
@@ -109,6 +130,13 @@ def main():
     )
     parser.add_argument(
         "--vacuum", action="store_true", help="VACUUM ANALYZE the tables first: the steady state"
+    )
+    parser.add_argument(
+        "--beside",
+        metavar="COMMIT",
+        nargs="?",
+        const=DOCUMENTED_AT,
+        help=f"time this code and COMMIT's in turns (default {DOCUMENTED_AT[:7]}, the documented figures')",
     )
     args = parser.parse_args()
     uri = os.environ.get("FRESHCOM_BENCH_DATABASE_URI", DEFAULT_URI)
@@ -126,6 +154,10 @@ def main():
                 connection.exec_driver_sql("VACUUM ANALYZE")
             print(f"VACUUM ANALYZE in {time.perf_counter() - started:.0f} s")
         owner = f"owner-{args.customers}@bench.test"
+    if args.beside:
+        print(f"{args.customers:,} customers in account {account}; {args.requests} requests each\n")
+        measure_beside(uri, owner, args.requests, args.beside)
+        return
     client = app.test_client()
     token = client.post(
         "/v1/token", data={"grant_type": "password", "username": owner, "password": OWNER_PASSWORD}
@@ -145,8 +177,7 @@ def measure_lists(client, headers: dict, requests: int) -> dict[str, float]:
     for name, query in QUERIES.items():
         response = client.get("/v1/customers", query_string=query, headers=headers)
         assert response.status_code == 200, response.get_json()
-        meta = response.get_json()["meta"]
-        total = f"{meta['totalCount']:,}" + ("" if meta.get("totalCountExact", True) else " (est.)")
+        total = _total(response.get_json()["meta"])
         p50, p95 = _measure(
             lambda q=query: client.get("/v1/customers", query_string=q, headers=headers), requests
         )
@@ -165,6 +196,111 @@ def _measure(call, n):
         call()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times), statistics.quantiles(times, n=20)[18]
+
+
+def measure_beside(uri, owner: str, requests: int, commit: str = DOCUMENTED_AT, turn=10) -> dict[str, dict]:
+    """Each query (and GET /health) timed in this tree's code and in commit's, each in a process
+    of its own, in turns of `turn` requests (the one that goes first alternating), so that both
+    see the same moments of the host. Prints the table; returns each query's p50s and p95s (ms)
+    and its p95 over the baseline's."""
+    short = commit[:7]
+    print(
+        f"| {'query':<16} | {'p50 ms':>7} | {'p95 ms':>7} | {short + ' p50':>12} | {short + ' p95':>12} "
+        f"| {'p95 / then':>10} | {'totalCount':>14} |"
+    )
+    print(f"|{'-' * 18}|{'-' * 8}:|{'-' * 8}:|{'-' * 13}:|{'-' * 13}:|{'-' * 11}:|{'-' * 15}:|")
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="freshcom-baseline-") as tree, ExitStack() as stack:
+        unpack(commit, tree)
+        ours = stack.enter_context(_list_worker(PROJECT, uri, owner))
+        then = stack.enter_context(_list_worker(Path(tree), uri, owner))
+        for name, path, query in [
+            ("GET /health", "/health", {}),
+            *((name, "/v1/customers", query) for name, query in QUERIES.items()),
+        ]:
+            times = {ours: [], then: []}
+            meta = {}
+            for number in range(max(1, requests // turn)):
+                for worker in (ours, then) if number % 2 == 0 else (then, ours):
+                    warm = min(20, requests) if not times[worker] else 0
+                    answer = worker.ask({"path": path, "query": query, "requests": turn, "warm": warm})
+                    times[worker] += answer["ms"]
+                    meta = answer["meta"] if worker is ours else meta
+            row = {
+                "p50": statistics.median(times[ours]),
+                "p95": _p95(times[ours]),
+                "baseline_p50": statistics.median(times[then]),
+                "baseline_p95": _p95(times[then]),
+            }
+            row["ratio"] = row["p95"] / row["baseline_p95"]
+            found[name] = row
+            total = _total(meta) if meta else ""
+            print(
+                f"| {name:<16} | {row['p50']:7.1f} | {row['p95']:7.1f} | {row['baseline_p50']:12.1f} "
+                f"| {row['baseline_p95']:12.1f} | {row['ratio']:10.2f} | {total:>14} |",
+                flush=True,
+            )
+    return found
+
+
+def _total(meta: dict) -> str:
+    return f"{meta['totalCount']:,}" + ("" if meta.get("totalCountExact", True) else " (est.)")
+
+
+def _p95(times: list[float]) -> float:
+    return statistics.quantiles(times, n=20)[18]
+
+
+def unpack(commit: str, folder) -> None:
+    """The package and its migrations as they were at commit, into folder (from git)."""
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT), "archive", "--format=tar", commit, "freshcom_customers", "migrations"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode:
+        raise SystemExit(f"cannot take {commit}'s code from git: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+
+
+class _Worker:
+    """bench/list_worker.py in a process of its own, asked over its stdin."""
+
+    def __init__(self, process):
+        self.process = process
+
+    def ask(self, message: dict) -> dict:
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+        return self.answer()
+
+    def answer(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                answer = json.loads(line)
+                if "error" in answer:
+                    raise SystemExit(f"list worker: {answer['error']}")
+                return answer
+        raise SystemExit(f"list worker for {self.process.args[2]} ended (exit {self.process.wait()})")
+
+
+@contextmanager
+def _list_worker(source: Path, uri: str, owner: str):
+    command = [sys.executable, str(BENCH / "list_worker.py"), str(source), uri, owner]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FRESHCOM_")}
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=source, env=env
+    ) as process:
+        worker = _Worker(process)
+        try:
+            process.stdin.write(OWNER_PASSWORD + "\n")
+            process.stdin.flush()
+            worker.answer()  # ready
+            yield worker
+        finally:
+            process.stdin.close()
+            process.wait(timeout=30)
 
 
 def drop_database(uri):

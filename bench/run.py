@@ -18,8 +18,11 @@ ceiling runs before the first and again after each (--ceiling seconds), and a fi
 is the mean of its runs' ratios to the two ceiling runs around each; the password grant's
 limit comes from ten verifies just before its runs and ten just after.
 With the big account at a million customers, every query of bench/customer_lists.py then runs
-in-process (LISTS_REQUESTS each), and each p95 is held to 1.3 times the one in
-docs/customer-lists.md (customer_lists.DOCUMENTED_P95): issue 18's "admin lists keep their figures".
+in-process (LISTS_REQUESTS each), in turns with the same query in the code that measured
+docs/customer-lists.md's figures (customer_lists.DOCUMENTED_AT, unpacked from git), and each
+p95 is held to 1.3 times that code's beside it: issue 18's "admin lists keep their figures",
+as a ratio to a baseline of the same run. Each p95 over the documented one, measured on
+another host, is printed too (not a target).
 --rounds N measures every figure N times, in turn, with fresh single-use tokens each round,
 and reports each figure's median (its ratios: the median of each round's ratio).
 The table is printed and written as JSON to bench/results/ (latest.json and a timestamped copy).
@@ -54,9 +57,10 @@ sys.path.insert(0, str(BENCH))
 import flask_migrate  # noqa: E402
 from customer_lists import (  # noqa: E402
     DEFAULT_URI,
+    DOCUMENTED_AT,
     DOCUMENTED_P95,
     create_database,
-    measure_lists,
+    measure_beside,
     seed_addresses,
     seeded_account,
 )
@@ -144,7 +148,7 @@ def main():
                 rounds.append([ceiling.row(), *measured])
         lists = None
         if args.big == 1_000_000 and (not args.only or args.only in LISTS):
-            lists = documented_lists(app, seed)
+            lists = lists_beside_documented(app, seed, uri)
     rows = medians(rounds)
     argon2 = {
         "params": app.config["PASSWORD_HASH_PARAMS"],
@@ -314,16 +318,25 @@ def _verifies_in(params: str, seconds: float) -> int:
     return count
 
 
-def documented_lists(app, seed) -> dict[str, float]:
-    """Each query of bench/customer_lists.py at the million customers, in-process: its p95 as
-    a share of the one in docs/customer-lists.md (1.0: as documented)."""
+def lists_beside_documented(app, seed, uri) -> dict[str, dict]:
+    """Each query of bench/customer_lists.py at the million customers, in-process, in turns
+    with the code that measured docs/customer-lists.md's figures: its p50 and p95, that code's,
+    and its p95 over that code's ("ratio") and over the documented one ("documented")."""
     with app.app_context():
         seed_addresses(seed["big"])  # its include=addresses queries; once per database
-    token = fetch_tokens(app, seed)["big"]
-    print(f"\n{LISTS}, {LISTS_REQUESTS} requests each:", flush=True)
-    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-Proto": "https"}
-    p95s = measure_lists(app.test_client(), headers, LISTS_REQUESTS)
-    return {name: p95 / DOCUMENTED_P95[name] for name, p95 in p95s.items()}
+    print(f"\n{LISTS}, {LISTS_REQUESTS} requests each, in turns with {DOCUMENTED_AT[:7]}'s code:", flush=True)
+    rows = measure_beside(uri, f"owner-{seed['sizes']['big']}@bench.test", LISTS_REQUESTS)
+    rows.pop("GET /health")
+    for name, row in rows.items():
+        row["documented"] = row["p95"] / DOCUMENTED_P95[name]
+    worst = max(rows, key=lambda name: rows[name]["documented"])
+    within = sum(row["documented"] <= 1.3 for row in rows.values())
+    print(
+        f"p95 over docs/customer-lists.md's, measured on another host (not a target): the most "
+        f"{rows[worst]['documented']:.2f} ({worst}); {within} of {len(rows)} within 1.3",
+        flush=True,
+    )
+    return rows
 
 
 def fetch_tokens(app, seed) -> dict:
@@ -658,7 +671,7 @@ def report(rows, host, argon2, args, uri, lists):
         },
         "argon2": argon2,
         "figures": rows,
-        "lists_to_documented": lists,
+        "lists": lists,
         "targets": results,
     }
     text = json.dumps(document, indent=2)
@@ -694,9 +707,9 @@ def targets(rows, args, lists) -> list[dict]:
             ratio = big["p99_us"] / small["p99_us"]
             check(f"{kind}: p99 at {args.big:,} / p99 at {args.small:,}", ratio, "<= 1.3", ratio <= 1.3)
     if lists:
-        worst = max(lists, key=lists.get)
-        what = f"admin lists at 1,000,000, p95 over docs/customer-lists.md's, the most: {worst}"
-        check(what, lists[worst], "<= 1.3", lists[worst] <= 1.3)
+        worst = max(lists, key=lambda name: lists[name]["ratio"])
+        what = f"admin lists at 1,000,000, p95 over {DOCUMENTED_AT[:7]}'s beside it, the most: {worst}"
+        check(what, lists[worst]["ratio"], "<= 1.3", lists[worst]["ratio"] <= 1.3)
     return found
 
 
