@@ -198,17 +198,21 @@ def _measure(call, n):
     return statistics.median(times), statistics.quantiles(times, n=20)[18]
 
 
-def measure_beside(uri, owner: str, requests: int, commit: str = DOCUMENTED_AT, turn=10) -> dict[str, dict]:
+def measure_beside(
+    uri, owner: str, requests: int, commit: str = DOCUMENTED_AT, turn=10, seconds=3.0
+) -> dict[str, dict]:
     """Each query (and GET /health) timed in this tree's code and in commit's, each in a process
     of its own, in turns of `turn` requests (the one that goes first alternating), so that both
-    see the same moments of the host. Prints the table; returns each query's p50s and p95s (ms)
-    and its p95 over the baseline's."""
+    see the same moments of the host: at least `requests` each, and more until ours have taken
+    `seconds` (a p95 of a few hundred requests moves less than one of a hundred, and a quick
+    query costs little). Prints the table; returns each query's p50s and p95s (ms) and its p95
+    over the baseline's."""
     short = commit[:7]
     print(
         f"| {'query':<16} | {'p50 ms':>7} | {'p95 ms':>7} | {short + ' p50':>12} | {short + ' p95':>12} "
-        f"| {'p95 / then':>10} | {'totalCount':>14} |"
+        f"| {'p95 / then':>10} | {'requests':>8} | {'totalCount':>14} |"
     )
-    print(f"|{'-' * 18}|{'-' * 8}:|{'-' * 8}:|{'-' * 13}:|{'-' * 13}:|{'-' * 11}:|{'-' * 15}:|")
+    print(f"|{'-' * 18}|{'-' * 8}:|{'-' * 8}:|{'-' * 13}:|{'-' * 13}:|{'-' * 11}:|{'-' * 9}:|{'-' * 15}:|")
     found = {}
     with tempfile.TemporaryDirectory(prefix="freshcom-baseline-") as tree, ExitStack() as stack:
         unpack(commit, tree)
@@ -220,13 +224,16 @@ def measure_beside(uri, owner: str, requests: int, commit: str = DOCUMENTED_AT, 
         ]:
             times = {ours: [], then: []}
             meta = {}
-            for number in range(max(1, requests // turn)):
-                for worker in (ours, then) if number % 2 == 0 else (then, ours):
+            number = 0
+            while len(times[ours]) < requests or sum(times[ours]) < seconds * 1000:
+                number += 1
+                for worker in (ours, then) if number % 2 else (then, ours):
                     warm = min(20, requests) if not times[worker] else 0
                     answer = worker.ask({"path": path, "query": query, "requests": turn, "warm": warm})
                     times[worker] += answer["ms"]
                     meta = answer["meta"] if worker is ours else meta
             row = {
+                "requests": len(times[ours]),
                 "p50": statistics.median(times[ours]),
                 "p95": _p95(times[ours]),
                 "baseline_p50": statistics.median(times[then]),
@@ -237,7 +244,8 @@ def measure_beside(uri, owner: str, requests: int, commit: str = DOCUMENTED_AT, 
             total = _total(meta) if meta else ""
             print(
                 f"| {name:<16} | {row['p50']:7.1f} | {row['p95']:7.1f} | {row['baseline_p50']:12.1f} "
-                f"| {row['baseline_p95']:12.1f} | {row['ratio']:10.2f} | {total:>14} |",
+                f"| {row['baseline_p95']:12.1f} | {row['ratio']:10.2f} | {row['requests']:8d} "
+                f"| {total:>14} |",
                 flush=True,
             )
     return found
@@ -296,7 +304,9 @@ def _list_worker(source: Path, uri: str, owner: str):
         try:
             process.stdin.write(OWNER_PASSWORD + "\n")
             process.stdin.flush()
-            worker.answer()  # ready
+            package = Path(worker.answer()["package"])  # ready
+            if not package.is_relative_to(source):
+                raise SystemExit(f"list worker for {source} imported {package}")
             yield worker
         finally:
             process.stdin.close()

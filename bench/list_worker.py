@@ -20,6 +20,7 @@ import time
 def main():
     source, uri, owner = sys.argv[1:4]
     sys.path.insert(0, source)
+    import freshcom_customers
     from freshcom_customers.app import create_app
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "PASSWORD_HASH_PARAMS": "m=1024,t=1,p=1"})
@@ -28,7 +29,7 @@ def main():
     login = {"grant_type": "password", "username": owner, "password": sys.stdin.readline().strip()}
     token = client.post("/v1/token", data=login).get_json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    _answer({"ready": True})
+    _answer({"ready": True, "package": freshcom_customers.__file__})
     for line in sys.stdin:
         ask = json.loads(line)
 

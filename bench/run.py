@@ -324,7 +324,11 @@ def lists_beside_documented(app, seed, uri) -> dict[str, dict]:
     and its p95 over that code's ("ratio") and over the documented one ("documented")."""
     with app.app_context():
         seed_addresses(seed["big"])  # its include=addresses queries; once per database
-    print(f"\n{LISTS}, {LISTS_REQUESTS} requests each, in turns with {DOCUMENTED_AT[:7]}'s code:", flush=True)
+    print(
+        f"\n{LISTS}, at least {LISTS_REQUESTS} requests and 3 s each, "
+        f"in turns with {DOCUMENTED_AT[:7]}'s code:",
+        flush=True,
+    )
     rows = measure_beside(uri, f"owner-{seed['sizes']['big']}@bench.test", LISTS_REQUESTS)
     rows.pop("GET /health")
     for name, row in rows.items():
