@@ -9,7 +9,7 @@ customer's through _CUSTOMER_STATUS.
 
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, and_, func, select
+from sqlalchemy import BigInteger, and_, func, select, true
 from sqlalchemy.orm import joinedload
 
 from freshcom_customers import identifiers
@@ -222,30 +222,19 @@ def list_customers(
     matches as people read it: by its canonical form, the unique email_key. How a search's
     page and total are found, and when a total is an estimate: docs/customer-lists.md.
     """
-    # The counts first, setting every query after them to read its bounded number of index
-    # entries in one process.
-    all_count, passing = db.session.execute(database.in_one_process(_counts(account, filters))).one()
     keys = customer_search.search_keys(search)
-    if search and search.strip() and not keys:
+    if not keys and not (search and search.strip()):
+        return _page_with_counts(account, filters, sort, page, size)
+    # A search: the counts first, setting every query after them to read its bounded number
+    # of index entries in one process.
+    all_count, passing = db.session.execute(database.in_one_process(_counts(account, filters))).one()
+    if not keys:
         return CustomerPage([], 0, all_count, True)  # nothing but punctuation: no word can match
     keys, driver_matches = _narrowest_first(account, keys)
     query = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, keys[1:])
-    if keys:
-        query = query.where(Customer.id.in_(_matching(account, keys[0])))
-    # id breaks ties in the direction of the last key, as the indexes end in id.
-    order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
-    order.append(Customer.id.desc() if sort[-1][1] else Customer.id.asc())
+    query = query.where(Customer.id.in_(_matching(account, keys[0])))
     offset = (page - 1) * size
-    # The page's ids first, from the list's index and the terms' alone (a deep page of a
-    # search walks many entries and checks each one's words; it reads no table row for those
-    # it skips), then those rows, each with its user joined: a customer shows its user's
-    # pending email.
-    ids = query.order_by(*order).offset(offset).limit(size)
-    rows = db.session.scalars(
-        select(Customer).where(Customer.id.in_(ids)).order_by(*order).options(joinedload(Customer.user))
-    ).all()
-    if not keys and "email" not in filters:
-        return CustomerPage(rows, passing, all_count, True)
+    rows = db.session.scalars(_rows(query, sort, offset, size)).all()
     if 0 < len(rows) < size or (page == 1 and not rows):
         return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
     if "email" in filters:
@@ -254,6 +243,38 @@ def list_customers(
     if not exact and rows:
         total = max(total, offset + len(rows))  # never fewer than the pages shown so far
     return CustomerPage(rows, total, all_count, exact)
+
+
+def _page_with_counts(account: Account, filters: dict, sort: list, page: int, size: int) -> CustomerPage:
+    """A page without a search, its rows and the counts in one statement: each customer comes
+    with the account's count and the filtered total beside it (an empty page reads them on
+    their own). Nothing follows it, and it reads at most an offset and a page of index entries."""
+    query = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, [])
+    offset = (page - 1) * size
+    counts = _counts(account, filters).subquery()
+    page_and_counts = _rows(query, sort, offset, size).add_columns(*counts.c).join(counts, true())
+    found = db.session.execute(page_and_counts).all()
+    rows = [row[0] for row in found]
+    all_count, passing = found[0][1:] if found else db.session.execute(_counts(account, filters)).one()
+    if "email" not in filters:
+        return CustomerPage(rows, passing, all_count, True)
+    if 0 < len(rows) < size or (page == 1 and not rows):
+        return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
+    return CustomerPage(rows, count(query), all_count, True)  # past the one customer it can match
+
+
+def _rows(query, sort: list, offset: int, size: int):
+    """The page of customers whose ids query finds, in the order sort asks, each with its user.
+
+    The page's ids first, from the list's index and the terms' alone (a deep page of a search
+    walks many entries and checks each one's words; it reads no table row for those it
+    skips), then those rows, each with its user joined: a customer shows its user's pending
+    email. id breaks ties in the direction of the last key, as the indexes end in id.
+    """
+    order = [getattr(Customer, f).desc() if desc else getattr(Customer, f).asc() for f, desc in sort]
+    order.append(Customer.id.desc() if sort[-1][1] else Customer.id.asc())
+    ids = query.order_by(*order).offset(offset).limit(size)
+    return select(Customer).where(Customer.id.in_(ids)).order_by(*order).options(joinedload(Customer.user))
 
 
 def _filtered(query, filters: dict, words: list[str]):
