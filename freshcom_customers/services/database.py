@@ -143,8 +143,8 @@ def settle(tables: tuple[str, ...]) -> float | None:
 def in_one_process(query):
     """query, made to run the rest of its transaction's queries without parallel workers (PostgreSQL).
 
-    For queries whose work is bounded to some thousands of index entries (a customer search's):
-    lists'): starting workers costs more than they save, and on a busy host twice the time.
+    For queries whose work is bounded to some thousands of index entries (a customer
+    search's): starting workers costs more than they save, and on a busy host twice the time.
     Set from inside query, so it costs no round trip (a SET LOCAL of its own was one more
     on every list, issue 18); the queries after it in the transaction are planned with it.
     It comes with the rows query reads: give it one that reads a row wherever it matters.
