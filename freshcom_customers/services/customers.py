@@ -235,8 +235,8 @@ def list_customers(
     query = query.where(Customer.id.in_(_matching(account, keys[0])))
     offset = (page - 1) * size
     rows = db.session.scalars(_rows(query, sort, offset, size)).all()
-    if 0 < len(rows) < size or (page == 1 and not rows):
-        return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
+    if _ends_here(rows, page, size):
+        return CustomerPage(rows, offset + len(rows), all_count, True)  # exact for free
     if "email" in filters:
         return CustomerPage(rows, count(query), all_count, True)  # one customer at most
     total, exact = _search_total(account, keys, filters, driver_matches, passing)
@@ -258,9 +258,15 @@ def _page_with_counts(account: Account, filters: dict, sort: list, page: int, si
     all_count, passing = found[0][1:] if found else db.session.execute(_counts(account, filters)).one()
     if "email" not in filters:
         return CustomerPage(rows, passing, all_count, True)
-    if 0 < len(rows) < size or (page == 1 and not rows):
-        return CustomerPage(rows, offset + len(rows), all_count, True)  # the list ends here: exact for free
+    if _ends_here(rows, page, size):
+        return CustomerPage(rows, offset + len(rows), all_count, True)  # exact for free
     return CustomerPage(rows, count(query), all_count, True)  # past the one customer it can match
+
+
+def _ends_here(rows: list, page: int, size: int) -> bool:
+    """Whether the list ends on this page: a short page, or an empty first one. Its total is
+    then the rows before it and on it."""
+    return 0 < len(rows) < size or (page == 1 and not rows)
 
 
 def _rows(query, sort: list, offset: int, size: int):
