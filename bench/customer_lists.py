@@ -195,7 +195,7 @@ def _measure(call, n):
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), statistics.quantiles(times, n=20)[18]
+    return statistics.median(times), _p95(times)
 
 
 def measure_beside(
