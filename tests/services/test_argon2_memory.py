@@ -2,6 +2,8 @@
 reads, no page faults after the first use, the block wiped after each, and the usual way
 whenever the block can't serve."""
 
+import mmap
+import re
 import resource
 
 import pytest
@@ -68,6 +70,29 @@ def test_the_block_is_kept_and_wiped_so_a_verify_after_the_first_faults_no_page_
     assert argon2_memory._block is block
     assert faults < KEPT // 4 // 4  # three fresh blocks would be 6,144 faults
     assert not any(bytes(argon2_memory.ffi.buffer(block)))  # nothing of the password's blocks left
+
+
+def _mapping_of(address: int) -> str:
+    """The lines /proc/self/smaps gives for the mapping holding address."""
+    with open("/proc/self/smaps") as smaps:
+        mappings = re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps.read())
+    for mapping in mappings:
+        start, end = (int(bound, 16) for bound in mapping.split(" ", 1)[0].split("-"))
+        if start <= address < end:
+            return mapping
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no transparent huge pages to ask for")
+def test_the_block_starts_on_a_huge_page_and_asks_for_huge_pages():
+    argon2_memory.verify("pw", hashed("pw"), KEPT)
+    block = argon2_memory._block
+    address = int(argon2_memory.ffi.cast("uintptr_t", block))
+    assert len(block) == KEPT * 1024
+    assert address % argon2_memory.HUGE_PAGE == 0
+    flags = re.search(r"^VmFlags:(.*)$", _mapping_of(address), re.MULTILINE)[1].split()
+    assert "hg" in flags  # MADV_HUGEPAGE: huge pages wherever the kernel's THP mode allows
+    assert "sh" not in flags  # private: a forked worker gets its own copy
 
 
 def test_another_thread_holding_the_block_means_the_usual_way():
