@@ -84,15 +84,22 @@ def _mapping_of(address: int) -> str:
 
 
 @pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no transparent huge pages to ask for")
-def test_the_block_starts_on_a_huge_page_and_asks_for_huge_pages():
-    argon2_memory.verify("pw", hashed("pw"), KEPT)
-    block = argon2_memory._block
+def test_a_block_starts_on_a_huge_page_and_asks_for_huge_pages():
+    block = argon2_memory._mapped(KEPT * 1024)
     address = int(argon2_memory.ffi.cast("uintptr_t", block))
     assert len(block) == KEPT * 1024
     assert address % argon2_memory.HUGE_PAGE == 0
     flags = re.search(r"^VmFlags:(.*)$", _mapping_of(address), re.MULTILINE)[1].split()
     assert "hg" in flags  # MADV_HUGEPAGE: huge pages wherever the kernel's THP mode allows
     assert "sh" not in flags  # private: a forked worker gets its own copy
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no transparent huge pages to ask for")
+def test_the_kept_block_is_such_a_block():
+    argon2_memory.verify("pw", hashed("pw"), KEPT)
+    address = int(argon2_memory.ffi.cast("uintptr_t", argon2_memory._block))
+    assert address % argon2_memory.HUGE_PAGE == 0  # not an ffi.new array: those are not aligned so
+    assert "hg" in re.search(r"^VmFlags:(.*)$", _mapping_of(address), re.MULTILINE)[1].split()
 
 
 def test_another_thread_holding_the_block_means_the_usual_way():
