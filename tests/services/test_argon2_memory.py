@@ -3,6 +3,7 @@ reads, no page faults after the first use, the block wiped after each, and the u
 whenever the block can't serve."""
 
 import mmap
+import os
 import re
 import resource
 
@@ -72,34 +73,38 @@ def test_the_block_is_kept_and_wiped_so_a_verify_after_the_first_faults_no_page_
     assert not any(bytes(argon2_memory.ffi.buffer(block)))  # nothing of the password's blocks left
 
 
-def _mapping_of(address: int) -> str:
-    """The lines /proc/self/smaps gives for the mapping holding address."""
+# Python built with MADV_HUGEPAGE, and a kernel built with transparent huge pages.
+THP = hasattr(mmap, "MADV_HUGEPAGE") and os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The VmFlags /proc/self/smaps gives for the mapping holding address."""
     with open("/proc/self/smaps") as smaps:
         mappings = re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps.read())
     for mapping in mappings:
         start, end = (int(bound, 16) for bound in mapping.split(" ", 1)[0].split("-"))
         if start <= address < end:
-            return mapping
+            return re.search(r"^VmFlags:(.*)$", mapping, re.MULTILINE)[1].split()
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
-@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no transparent huge pages to ask for")
+@pytest.mark.skipif(not THP, reason="no transparent huge pages to ask for")
 def test_a_block_starts_on_a_huge_page_and_asks_for_huge_pages():
     block = argon2_memory._mapped(KEPT * 1024)
     address = int(argon2_memory.ffi.cast("uintptr_t", block))
     assert len(block) == KEPT * 1024
     assert address % argon2_memory.HUGE_PAGE == 0
-    flags = re.search(r"^VmFlags:(.*)$", _mapping_of(address), re.MULTILINE)[1].split()
+    flags = _vm_flags(address)
     assert "hg" in flags  # MADV_HUGEPAGE: huge pages wherever the kernel's THP mode allows
     assert "sh" not in flags  # private: a forked worker gets its own copy
 
 
-@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="no transparent huge pages to ask for")
+@pytest.mark.skipif(not THP, reason="no transparent huge pages to ask for")
 def test_the_kept_block_is_such_a_block():
     argon2_memory.verify("pw", hashed("pw"), KEPT)
     address = int(argon2_memory.ffi.cast("uintptr_t", argon2_memory._block))
     assert address % argon2_memory.HUGE_PAGE == 0  # not an ffi.new array: those are not aligned so
-    assert "hg" in re.search(r"^VmFlags:(.*)$", _mapping_of(address), re.MULTILINE)[1].split()
+    assert "hg" in _vm_flags(address)
 
 
 def test_another_thread_holding_the_block_means_the_usual_way():
