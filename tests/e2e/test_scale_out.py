@@ -486,7 +486,10 @@ def test_a_drained_host_stops_without_a_failed_request_and_a_dead_one_fails_only
     # Each reload closes at most one kept-alive connection per client; more would be a real fault.
     assert sum(a.resent for a in load.attempts) <= 2 * LOAD_THREADS
     assert [a for a in rolling if a.outcome != 200] == []
-    assert failures == on_the_dead_host and len(failures) <= LOAD_THREADS
+    # A client can lose two: the request a dying worker held (reset as that worker exits), and
+    # the next one, which nginx may still send there (max_fails=3 a proxy worker) and the
+    # kernel accepts into the listening socket's queue until the host's last process is gone.
+    assert failures == on_the_dead_host and len(failures) <= 2 * LOAD_THREADS
     # nginx sends a GET the dead host did not answer to the other host; a GET is lost only when
     # its answer had begun (nginx cannot take back what it passed on), a POST when it had left.
     assert all(a.method == "POST" or a.outcome == "ChunkedEncodingError" for a in failures)
