@@ -18,7 +18,7 @@ reuses it.
 The block is mapped on its own, starting on a 2 MiB boundary, and the kernel is asked to
 back it with transparent huge pages (MADV_HUGEPAGE, honoured where THP is in "madvise" or
 "always" mode): argon2 reads the blocks it mixes in from anywhere in the 46 MiB, so with
-4 KiB pages nearly every such read also walks the page tables. A verify took 8-15% less
+4 KiB pages nearly every such read also walks the page tables. A verify took 5-16% less
 time so, alone and two at once (docs/benchmarks.md, "argon2id's block on huge pages").
 Where the kernel gives none, it is the same block on small pages.
 """
