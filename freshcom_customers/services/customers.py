@@ -251,11 +251,12 @@ def _page_with_counts(account: Account, filters: dict, sort: list, page: int, si
     their own). Nothing follows it, and it reads at most an offset and a page of index entries."""
     query = _filtered(select(Customer.id).where(Customer.account_id == account.id), filters, [])
     offset = (page - 1) * size
-    counts = _counts(account, filters).subquery()
+    counting = _counts(account, filters)
+    counts = counting.subquery()
     page_and_counts = _rows(query, sort, offset, size).add_columns(*counts.c).join(counts, true())
     found = db.session.execute(page_and_counts).all()
     rows = [row[0] for row in found]
-    all_count, passing = found[0][1:] if found else db.session.execute(_counts(account, filters)).one()
+    all_count, passing = found[0][1:] if found else db.session.execute(counting).one()
     if "email" not in filters:
         return CustomerPage(rows, passing, all_count, True)
     if _ends_here(rows, page, size):
