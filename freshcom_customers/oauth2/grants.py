@@ -218,17 +218,20 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
     def validate_token_request(self):
         named = self.named_client()
         value = self.required("refresh_token")
-        self.request.rotated = None if named else self.rotate_at_once(value)
-        if self.request.rotated is None:
+        self.request.at_once = None if named else self.refresh_at_once(value)
+        if self.request.at_once is None:
             self.validate_token(named, value)
 
-    def rotate_at_once(self, value: str) -> refresh_tokens.Rotated | None:
-        """The common refresh, a customer's from a storefront, in one statement where the
-        database can (refresh_tokens.rotate_at_once); None for the general way."""
+    def refresh_at_once(self, value: str) -> refresh_tokens.Rotated | refresh_tokens.Guest | None:
+        """The common refreshes from a storefront in one statement where the database can: a
+        customer's rotation (refresh_tokens.rotate_at_once) and a guest's token from the
+        publishable key (refresh_tokens.guest_at_once); None for the general way."""
         reference = requested_account(self.request.payload.scope)
         account_id = accounts.referenced_id(reference) if reference is not None else None
         if reference is not None and account_id is None:
             return None  # a handle: the general way reads the account
+        if value.startswith("prt-"):
+            return refresh_tokens.guest_at_once(value, account_id)
         return refresh_tokens.rotate_at_once(value, account_id, sessions.TOUCH_INTERVAL)
 
     def validate_token(self, named, value: str) -> None:
@@ -261,13 +264,14 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         raise InvalidGrantError(GENERIC_FAILURE)
 
     def create_token_response(self):
-        if self.request.rotated is not None:
-            return self.rotated_token_response(self.request.rotated)
+        at_once = self.request.at_once
+        if isinstance(at_once, refresh_tokens.Rotated):
+            return self.customer_token_response(at_once, at_once.issued, "refresh_token_urt")
+        if isinstance(at_once, refresh_tokens.Guest):
+            return self.guest_token_response(at_once.account_id, at_once.client_id, at_once.publishable_key)
         token, account = self.request.refresh_token, self.request.account
         if token.is_publishable:
-            response = self.token(account, token.prefixed_id)
-            metrics.token_issued("refresh_token_prt")
-            return 200, response, self.TOKEN_RESPONSE_HEADER
+            return self.guest_token_response(account.id, self.request.client.id, token.prefixed_id)
         presented, customer_id = self.request.presented, None
         if account.id != token.account_id:
             issued = sessions.branch(token, account, self.device())
@@ -282,8 +286,12 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
         metrics.token_issued("refresh_token_urt")
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
-    def rotated_token_response(self, rotated: refresh_tokens.Rotated):
-        return self.customer_token_response(rotated, rotated.issued, "refresh_token_urt")
+    def guest_token_response(self, account_id, client_id, publishable_key: str):
+        """A guest's access token for the account, issued to the client; the key is sent back."""
+        access_token, lifetime = access_tokens.issue_to(account_id, "guest", client_id=client_id)
+        metrics.token_issued("refresh_token_prt")
+        response = token_response(account_id, access_token, lifetime, publishable_key)
+        return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
 class MachineGrant(ClientCredentialsGrant):

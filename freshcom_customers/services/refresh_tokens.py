@@ -10,7 +10,20 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import ARRAY, String, and_, any_, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import joinedload
 
 from freshcom_customers.errors import InvalidCredentials
@@ -55,6 +68,15 @@ class Rotated(NamedTuple):
     token_generation: int
     customer_id: uuid.UUID
     client_id: uuid.UUID
+
+
+class Guest(NamedTuple):
+    """A publishable key checked in one statement: what a guest's access token names, and
+    the key as its client gets it back."""
+
+    account_id: uuid.UUID
+    client_id: uuid.UUID
+    publishable_key: str
 
 
 # A user's refresh token with what the refresh grant needs next, in one query: its account,
@@ -217,6 +239,57 @@ def rotate_at_once(value: str, account_id: uuid.UUID | None, touch_interval: tim
         return None
     account_id, user_id, generation, customer_id, client_id, family_id = row
     return Rotated(Issued(successor, family_id), account_id, user_id, generation, customer_id, client_id)
+
+
+def _guest_at_once(*, scoped: bool):
+    """One PostgreSQL query for a storefront's guest token: its publishable key, in its
+    account, from the account's default client.
+
+    It returns the account and the client only where everything the refresh grant checks
+    holds (the key is the account's, of the mode it names, and current or in its grace
+    period; the account's default client allows the grant; scoped: it is the account the
+    scope names). Otherwise no row, and the grant reads the key the general way, which
+    refuses it or finds what the query does not cover.
+    """
+    tokens, accounts, clients = RefreshToken.__table__, Account.__table__, Client.__table__
+    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
+    checks = [
+        tokens.c.id == bindparam("token_id"),
+        tokens.c.user_id.is_(None),
+        or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > bindparam("now", type_=UTCDateTime())),
+        accounts.c.id == tokens.c.account_id,
+        accounts.c.mode == bindparam("mode"),
+        clients.c.account_id == func.coalesce(accounts.c.live_account_id, accounts.c.id),
+        clients.c.is_default,
+        literal("refresh_token") == any_(grants),
+    ]
+    if scoped:
+        checks.append(tokens.c.account_id == bindparam("scope_account_id"))
+    return select(tokens.c.account_id, clients.c.id).where(*checks)
+
+
+_GUEST_AT_ONCE = {scoped: _guest_at_once(scoped=scoped) for scoped in (False, True)}
+
+
+def guest_at_once(value: str, account_id: uuid.UUID | None) -> Guest | None:
+    """Check a publishable key for a guest token in one statement (PostgreSQL; _guest_at_once
+    says when); None where that does not apply.
+
+    account_id: the account the request's scope names, None when it names none.
+    """
+    kind, _, rest = value.partition("-")
+    mode, _, token_id = rest.partition("-")
+    if kind != "prt" or not database.on_postgresql():
+        return None
+    try:
+        token_id = uuid.UUID(token_id)
+    except ValueError:
+        return None
+    params = {"token_id": token_id, "now": utcnow(), "mode": mode, "scope_account_id": account_id}
+    row = database.alone(_GUEST_AT_ONCE[account_id is not None], params)
+    if row is None:
+        return None
+    return Guest(row[0], row[1], f"prt-{mode}-{token_id}")
 
 
 def find(value: str) -> RefreshToken:

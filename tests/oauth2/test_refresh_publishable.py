@@ -7,6 +7,7 @@ import pytest
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.oauth2.scopes import GENERIC_FAILURE
 from freshcom_customers.services import access_tokens, accounts
+from tests.statements import statements
 
 
 def test_prt_gives_a_guest_token_for_its_account(auth, account):
@@ -184,3 +185,26 @@ def test_a_rotated_out_prt_gives_guest_tokens_until_its_grace_period_ends(auth, 
     refused = auth.token(expect=400, grant_type="refresh_token", refresh_token=old)
     assert refused == {"error": "invalid_grant", "error_description": GENERIC_FAILURE}
     assert auth.token(grant_type="refresh_token", refresh_token=new.prefixed_id)["access_token"]
+
+
+def test_a_guest_token_is_one_statement_on_postgresql(client, session, account):
+    """PostgreSQL: the key, its account and the default client checked in one query;
+    SQLite: the key, its account and the client read as rows (issue 18)."""
+    form = {"grant_type": "refresh_token", "refresh_token": account.prt}
+    with statements(session.get_bind()) as seen:
+        response = client.post("/v1/token", data=form)
+    assert response.status_code == 200
+    principal = access_tokens.authenticate(response.get_json()["access_token"])
+    assert (principal.account.id, principal.role, principal.user) == (account.live.id, "guest", None)
+    assert access_tokens.decode(response.get_json()["access_token"])["client_id"] == str(
+        accounts.default_client(account.live).id
+    )
+    run = [
+        " ".join(statement.split()[:2])
+        for statement in seen
+        if not statement.startswith(("SAVEPOINT", "RELEASE"))
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        assert run == ["SELECT refresh_tokens.account_id,"]
+    else:
+        assert len(run) > 1

@@ -303,3 +303,71 @@ def test_one_statement_notes_the_sessions_use_at_most_once_a_touch_interval(sess
 def test_one_statement_is_postgresqls_only(session, database_uri, customers_token):
     if database_uri.startswith("sqlite"):
         assert rotate(customers_token[0].value) is None
+
+
+# The one-statement guest token (PostgreSQL): a publishable key is taken only where the
+# refresh grant's general way would give a guest token for it; else no row.
+
+
+@pytest.mark.postgres
+def test_one_statement_checks_a_publishable_key_and_names_the_account_and_its_default_client(account):
+    for key, of in ((account.prt, account.live), (account.test_prt, account.test)):
+        guest = refresh_tokens.guest_at_once(key, None)
+        assert guest == (of.id, accounts.default_client(account.live).id, key)
+        assert refresh_tokens.guest_at_once(key, of.id) == guest  # the scope names its account
+
+
+@pytest.mark.postgres
+def test_one_statement_gives_the_key_back_as_its_client_knows_it(account):
+    key = account.prt
+    guest = refresh_tokens.guest_at_once(key.upper().replace("PRT-LIVE-", "prt-live-"), None)
+    assert guest.publishable_key == key
+
+
+@pytest.mark.postgres
+def test_one_statement_takes_a_rotated_out_key_until_its_grace_period_ends(session, account):
+    old = account.prt
+    accounts.rotate_publishable_key(account.live, timedelta(hours=1))
+    session.flush()
+    assert refresh_tokens.guest_at_once(old, None).account_id == account.live.id
+    retired = refresh_tokens.lookup(old)
+    retired.expires_at = utcnow() - timedelta(seconds=1)
+    session.flush()
+    assert refresh_tokens.guest_at_once(old, None) is None
+
+
+# What each case changes: fn(session, account).
+GUEST_DECLINED = {
+    "no default client": lambda session, account: _set(
+        accounts.default_client(account.live), "is_default", False
+    ),
+    "client without the grant": lambda session, account: _set(
+        accounts.default_client(account.live), "grant_types", "password"
+    ),
+    "account of the other mode": lambda session, account: _set(account.live, "mode", "test"),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", GUEST_DECLINED.values(), ids=GUEST_DECLINED.keys())
+def test_one_statement_declines_a_key_the_general_way_must_decide(session, account, change):
+    key = account.prt
+    change(session, account)
+    session.flush()
+    assert refresh_tokens.guest_at_once(key, None) is None
+
+
+@pytest.mark.postgres
+def test_one_statement_declines_other_values_and_other_scopes(account, other_account, customers_token):
+    issued, _ = customers_token
+    user_token_id = refresh_tokens.lookup(issued.value).id
+    rest = account.prt.removeprefix("prt-live-")
+    for value in (f"prt-test-{rest}", f"prt-live-{user_token_id}", "prt-live-zzz", "prt-", issued.value):
+        assert refresh_tokens.guest_at_once(value, None) is None, value
+    assert refresh_tokens.guest_at_once(account.prt, other_account.live.id) is None
+    assert refresh_tokens.guest_at_once(account.prt, account.test.id) is None
+
+
+def test_one_statement_for_a_guest_is_postgresqls_only(database_uri, account):
+    guest = refresh_tokens.guest_at_once(account.prt, None)
+    assert (guest is None) == database_uri.startswith("sqlite")
