@@ -215,6 +215,7 @@ def seed_data(args, tmp: Path) -> dict:
     )
     rotating = [refresh_tokens.issue(user, live, default).value for _ in range(2 * POOL)]
     kept = refresh_tokens.issue(user, live, steady).value
+    prt = accounts.publishable_token(live).prefixed_id  # a storefront's key: guest tokens
     seed = {
         "account": live.id,
         "small": small,
@@ -229,6 +230,7 @@ def seed_data(args, tmp: Path) -> dict:
             tmp / "kept",
             [urlencode({"grant_type": "refresh_token", "refresh_token": kept, "client_id": steady.id})],
         ),
+        "guest": write(tmp / "guest", [urlencode({"grant_type": "refresh_token", "refresh_token": prt})]),
         "password": write(
             tmp / "password",
             [
@@ -429,6 +431,7 @@ def figures(seed, tokens) -> list[dict]:
         ("GET /v1/customer (customer token)", "GET", "/v1/customer", bearer("customer"), None),
         ("refresh grant, rotation", "POST", "/v1/token", form, seed["rotating"]),
         ("refresh grant, no rotation", "POST", "/v1/token", form, (seed["kept"], seed["kept"])),
+        ("refresh grant, publishable key (guest token)", "POST", "/v1/token", form, (seed["guest"],) * 2),
         (PASSWORD_GRANT, "POST", "/v1/token", form, (seed["password"], seed["password"])),
         ("magic-link exchange (Chec)", "POST", "/chec/v1/customers/exchange-token", chec, seed["magic"]),
     ]
