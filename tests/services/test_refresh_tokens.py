@@ -318,7 +318,7 @@ def test_one_statement_checks_a_publishable_key_and_names_the_account_and_its_de
 
 
 @pytest.mark.postgres
-def test_one_statement_gives_the_key_back_as_its_client_knows_it(account):
+def test_one_statement_gives_the_key_back_in_its_canonical_form(account):
     key = account.prt
     guest = refresh_tokens.guest_at_once(key.upper().replace("PRT-LIVE-", "prt-live-"), None)
     assert guest.publishable_key == key
