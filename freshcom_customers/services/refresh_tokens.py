@@ -250,12 +250,15 @@ def _guest_at_once(*, scoped: bool):
     period; the account's default client allows the grant; scoped: it is the account the
     scope names). Otherwise no row, and the grant reads the key the general way, which
     refuses it or finds what the query does not cover.
+
+    That the row is a key (no user) is checked on the row it returns, not in the query: with
+    `user_id IS NULL` there, stale statistics can lead PostgreSQL to read every account's
+    keys through the index on user_id, where the primary key finds the one row.
     """
     tokens, accounts, clients = RefreshToken.__table__, Account.__table__, Client.__table__
     grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
     checks = [
         tokens.c.id == bindparam("token_id"),
-        tokens.c.user_id.is_(None),
         or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > bindparam("now", type_=UTCDateTime())),
         accounts.c.id == tokens.c.account_id,
         accounts.c.mode == bindparam("mode"),
@@ -265,7 +268,7 @@ def _guest_at_once(*, scoped: bool):
     ]
     if scoped:
         checks.append(tokens.c.account_id == bindparam("scope_account_id"))
-    return select(tokens.c.account_id, clients.c.id).where(*checks)
+    return select(tokens.c.account_id, clients.c.id, tokens.c.user_id).where(*checks)
 
 
 _GUEST_AT_ONCE = {scoped: _guest_at_once(scoped=scoped) for scoped in (False, True)}
@@ -287,7 +290,7 @@ def guest_at_once(value: str, account_id: uuid.UUID | None) -> Guest | None:
         return None
     params = {"token_id": token_id, "now": utcnow(), "mode": mode, "scope_account_id": account_id}
     row = database.alone(_GUEST_AT_ONCE[account_id is not None], params)
-    if row is None:
+    if row is None or row[2] is not None:  # none, or a user's token
         return None
     return Guest(row[0], row[1], f"prt-{mode}-{token_id}")
 
