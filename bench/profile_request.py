@@ -1,6 +1,9 @@
 """Profile a benchmarked request in-process with pyinstrument, and list the SQL it runs.
 
-    .venv/bin/python bench/profile_request.py read|refresh|rotation|password|ceiling [--requests 200]
+    .venv/bin/python bench/profile_request.py read|refresh|rotation|guest|password|ceiling [--requests 200]
+
+Statements run alone in autocommit (database.alone: the rotation, the guest token, a
+customer's login) go to the driver directly and are not listed.
 
 Uses the account bench/run.py seeds (run it once first) in FRESHCOM_BENCH_DATABASE_URI and
 Flask's test client, so the profile shows the app's own time, without gunicorn or wrk.
@@ -24,14 +27,14 @@ from sqlalchemy import event, select  # noqa: E402
 from freshcom_customers.app import create_app  # noqa: E402
 from freshcom_customers.extensions import db  # noqa: E402
 from freshcom_customers.models import Account, Client, User  # noqa: E402
-from freshcom_customers.services import refresh_tokens  # noqa: E402
+from freshcom_customers.services import accounts, refresh_tokens  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("request", choices=["read", "refresh", "rotation", "password", "ceiling"])
+    parser.add_argument("request", choices=["read", "refresh", "rotation", "guest", "password", "ceiling"])
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     uri = os.environ.get("FRESHCOM_BENCH_DATABASE_URI", DEFAULT_URI)
@@ -71,6 +74,8 @@ def prepare(app, request):
         )
         kept = refresh_tokens.issue(user, account, steady).value
         refresh = {"grant_type": "refresh_token", "refresh_token": kept, "client_id": str(steady.id)}
+        key = accounts.publishable_token(account).prefixed_id
+        guest = {"grant_type": "refresh_token", "refresh_token": key}
         db.session.commit()
     token = client.post("/v1/token", data=login).get_json()["access_token"]
     # rotation: each request sends the refresh token the one before it got, as a client does.
@@ -86,6 +91,7 @@ def prepare(app, request):
         "ceiling": lambda: client.get("/.well-known/oauth-authorization-server"),
         "read": lambda: client.get("/v1/customer", headers={"Authorization": f"Bearer {token}"}),
         "refresh": lambda: client.post("/v1/token", data=refresh),
+        "guest": lambda: client.post("/v1/token", data=guest),
         "password": lambda: client.post("/v1/token", data=login),
     }
 
