@@ -245,13 +245,13 @@ def _guest_at_once(*, scoped: bool):
     """One PostgreSQL query for a storefront's guest token: its publishable key, in its
     account, from the account's default client.
 
-    It returns the account and the client only where everything the refresh grant checks
-    holds (the key is the account's, of the mode it names, and current or in its grace
-    period; the account's default client allows the grant; scoped: it is the account the
-    scope names). Otherwise no row, and the grant reads the key the general way, which
-    refuses it or finds what the query does not cover.
+    It returns the token's account and user and the client only where the rest of what the
+    refresh grant checks holds (the token is the account's, of the mode its value names, and
+    current or in its grace period; the account's default client allows the grant; scoped:
+    it is the account the scope names). Otherwise no row, and the grant reads the key the
+    general way, which refuses it or finds what the query does not cover.
 
-    That the row is a key (no user) is checked on the row it returns, not in the query: with
+    That the token is a key (no user) guest_at_once checks on the row, not the query: with
     `user_id IS NULL` there, stale statistics can lead PostgreSQL to read every account's
     keys through the index on user_id, where the primary key finds the one row.
     """
