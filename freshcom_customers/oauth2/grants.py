@@ -117,16 +117,15 @@ class FreshcomGrant:
             raise InvalidRequestError(f"Missing '{name}' in request.")
         return value
 
-    def token(
-        self, account, refresh_token: str, user=None, family_id=None, role=None, customer_id=None
-    ) -> dict:
-        """The token response; the access token names the client and the refresh token family.
+    def token(self, account, refresh_token: str, user, family_id=None, role=None, customer_id=None) -> dict:
+        """A user's token response; the access token names the client and the refresh token
+        family (a guest's is guest_token_response).
 
         role and customer_id (a customer's), when the grant knows them already, spare looking
         them up again.
         """
         if role is None:
-            role = users.role_in(user, account) if user else "guest"
+            role = users.role_in(user, account)
         if role != "customer":
             customer_id = None
         elif customer_id is None:
