@@ -281,13 +281,10 @@ def guest_at_once(value: str, account_id: uuid.UUID | None) -> Guest | None:
     account_id: the account the request's scope names, None when it names none.
     """
     kind, _, rest = value.partition("-")
-    mode, _, token_id = rest.partition("-")
-    if kind != "prt" or not database.on_postgresql():
+    named = _publishable_id(rest) if kind == "prt" else None
+    if named is None or not database.on_postgresql():
         return None
-    try:
-        token_id = uuid.UUID(token_id)
-    except ValueError:
-        return None
+    mode, token_id = named
     params = {"token_id": token_id, "now": utcnow(), "mode": mode, "scope_account_id": account_id}
     row = database.alone(_GUEST_AT_ONCE[account_id is not None], params)
     if row is None or row[2] is not None:  # none, or a user's token
@@ -327,14 +324,24 @@ def lookup(value: str) -> RefreshToken | None:
 
 
 def _find_publishable(rest: str) -> RefreshToken | None:
-    mode, _, token_id = rest.partition("-")
-    try:
-        token = db.session.get(RefreshToken, uuid.UUID(token_id))
-    except ValueError:
+    named = _publishable_id(rest)
+    if named is None:
         return None
+    mode, token_id = named
+    token = db.session.get(RefreshToken, token_id)
     if token is None or not token.is_publishable or token.account.mode != mode:
         return None
     return token
+
+
+def _publishable_id(rest: str) -> tuple[str, uuid.UUID] | None:
+    """The mode and the token id a publishable key names after its prt-: <mode>-<uuid>; None
+    when the id is no uuid."""
+    mode, _, token_id = rest.partition("-")
+    try:
+        return mode, uuid.UUID(token_id)
+    except ValueError:
+        return None
 
 
 def _find_user_token(value: str) -> Presented | None:
