@@ -106,6 +106,18 @@ _ROTATE = (
 )
 
 
+def _default_client_refreshing(accounts, clients) -> list:
+    """The conditions on a client of the one-statement refreshes: it is the default client of
+    the account's live account (a test twin shares it), and allows the refresh_token grant
+    (Client.check_grant_type, in SQL)."""
+    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
+    return [
+        clients.c.account_id == func.coalesce(accounts.c.live_account_id, accounts.c.id),
+        clients.c.is_default,
+        literal("refresh_token") == any_(grants),
+    ]
+
+
 def _rotation_at_once(*, scoped: bool):
     """One PostgreSQL statement for the common refresh: a customer's token in its own account,
     from the account's default client, which rotates.
@@ -122,7 +134,6 @@ def _rotation_at_once(*, scoped: bool):
     tokens, users, clients = RefreshToken.__table__, User.__table__, Client.__table__
     accounts, customers, login_sessions = Account.__table__, Customer.__table__, LoginSession.__table__
     now = bindparam("now", type_=UTCDateTime())
-    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
     checks = [
         tokens.c.token_hash == bindparam("presented_hash"),
         tokens.c.rotated_at.is_(None),
@@ -138,10 +149,8 @@ def _rotation_at_once(*, scoped: bool):
         customers.c.user_id == users.c.id,
         customers.c.account_id == tokens.c.account_id,
         clients.c.id == tokens.c.client_id,
-        clients.c.account_id == func.coalesce(accounts.c.live_account_id, accounts.c.id),
-        clients.c.is_default,
+        *_default_client_refreshing(accounts, clients),
         clients.c.rotate_refresh_tokens,
-        literal("refresh_token") == any_(grants),
     ]
     if scoped:
         checks.append(tokens.c.account_id == bindparam("scope_account_id"))
@@ -256,15 +265,12 @@ def _guest_at_once(*, scoped: bool):
     keys through the index on user_id, where the primary key finds the one row.
     """
     tokens, accounts, clients = RefreshToken.__table__, Account.__table__, Client.__table__
-    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
     checks = [
         tokens.c.id == bindparam("token_id"),
         or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > bindparam("now", type_=UTCDateTime())),
         accounts.c.id == tokens.c.account_id,
         accounts.c.mode == bindparam("mode"),
-        clients.c.account_id == func.coalesce(accounts.c.live_account_id, accounts.c.id),
-        clients.c.is_default,
-        literal("refresh_token") == any_(grants),
+        *_default_client_refreshing(accounts, clients),
     ]
     if scoped:
         checks.append(tokens.c.account_id == bindparam("scope_account_id"))
