@@ -18,3 +18,9 @@ def statements(bind):
         yield seen
     finally:
         event.remove(bind, "before_cursor_execute", record)
+
+
+def beginnings(seen: list[str], words: int) -> list[str]:
+    """The first words of each statement seen, leaving out the savepoints the test's own
+    transaction adds around the app's commits."""
+    return [" ".join(s.split()[:words]) for s in seen if not s.startswith(("SAVEPOINT", "RELEASE"))]
