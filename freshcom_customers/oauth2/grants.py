@@ -276,7 +276,9 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
             issued = sessions.branch(token, account, self.device())
         else:
             try:
-                issued = refresh_tokens.use(token, account, self.request.form["refresh_token"])
+                issued = refresh_tokens.use(
+                    token, account, self.request.form["refresh_token"], sessions.TOUCH_INTERVAL
+                )
             except InvalidCredentials:
                 raise InvalidGrantError(GENERIC_FAILURE) from None
             customer_id = presented.customer_id  # read with the token, in its account

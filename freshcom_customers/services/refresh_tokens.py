@@ -459,17 +459,20 @@ def _row(token_id, value: str, account_id, user_id, client_id, family_id, expire
     }
 
 
-def use(token: RefreshToken, account: Account, value: str) -> Issued:
+def use(token: RefreshToken, account: Account, value: str, touch_interval: timedelta) -> Issued:
     """Record a use of the user refresh token value; return what the client holds from now on.
 
     A rotating client gets a successor in the same family, and the used token is spent; the
     rotation is one conditional UPDATE, so of concurrent uses of one token at most one
     succeeds (InvalidCredentials for the others). A client without rotation keeps its token,
-    which its absolute and idle expiry bound.
+    which its absolute and idle expiry bound: its last use, which the idle expiry counts
+    from, is written at most once a touch_interval, as its session's is (a client that
+    refreshes often writes nothing on most refreshes; the idle lifetime is days).
     """
     now = utcnow()
     if not token.client.rotate_refresh_tokens:
-        token.last_used_at = now
+        if token.last_used_at <= now - touch_interval:
+            token.last_used_at = now
         return Issued(value, token.family_id)
     rotated = db.session.execute(_ROTATE, {"token_id": token.id, "now": now})
     if rotated.rowcount != 1:

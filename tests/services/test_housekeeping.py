@@ -60,7 +60,11 @@ def login(account, session):
         issued = [refresh_tokens.issue(account.owner, account.live, accounts.default_client(account.live))]
         session.flush()
         for _ in range(refreshes):
-            issued.append(refresh_tokens.use(row(session, issued[-1].value), account.live, issued[-1].value))
+            issued.append(
+                refresh_tokens.use(
+                    row(session, issued[-1].value), account.live, issued[-1].value, sessions.TOUCH_INTERVAL
+                )
+            )
             session.flush()
         return issued
 

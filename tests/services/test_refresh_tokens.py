@@ -34,7 +34,9 @@ def test_a_familys_first_token_carries_the_familys_id(session, account, login):
     first = login()
     assert first.value.startswith("urt-live-")
     assert row(session, first.value).id == first.family_id == row(session, first.value).family_id
-    successor = refresh_tokens.use(row(session, first.value), account.live, first.value)
+    successor = refresh_tokens.use(
+        row(session, first.value), account.live, first.value, sessions.TOUCH_INTERVAL
+    )
     session.flush()
     assert successor.family_id == first.family_id
     assert row(session, successor.value).id != first.family_id
@@ -43,9 +45,9 @@ def test_a_familys_first_token_carries_the_familys_id(session, account, login):
 def test_of_two_uses_of_one_token_read_before_either_rotated_one_fails(session, account, login):
     first = login()
     token = row(session, first.value)  # both requests read it while it was unrotated
-    refresh_tokens.use(token, account.live, first.value)
+    refresh_tokens.use(token, account.live, first.value, sessions.TOUCH_INTERVAL)
     with pytest.raises(InvalidCredentials):
-        refresh_tokens.use(token, account.live, first.value)
+        refresh_tokens.use(token, account.live, first.value, sessions.TOUCH_INTERVAL)
 
 
 def test_without_rotation_use_returns_the_same_token_and_slides_the_idle_window(session, account, login):
@@ -53,9 +55,31 @@ def test_without_rotation_use_returns_the_same_token_and_slides_the_idle_window(
     first = login()
     token = row(session, first.value)
     token.last_used_at = utcnow() - timedelta(days=3)
-    assert refresh_tokens.use(token, account.live, first.value) == first
+    assert refresh_tokens.use(token, account.live, first.value, sessions.TOUCH_INTERVAL) == first
     assert token.last_used_at > utcnow() - timedelta(minutes=1)
     assert token.rotated_at is None
+
+
+@pytest.mark.parametrize(
+    ("ago", "written"),
+    [
+        pytest.param(sessions.TOUCH_INTERVAL - timedelta(seconds=5), False, id="used within the interval"),
+        pytest.param(sessions.TOUCH_INTERVAL + timedelta(seconds=5), True, id="used before it"),
+    ],
+)
+def test_without_rotation_the_last_use_is_written_at_most_once_a_touch_interval(
+    session, account, login, ago, written
+):
+    accounts.default_client(account.live).rotate_refresh_tokens = False
+    first = login()
+    token = row(session, first.value)
+    token.last_used_at = before = utcnow() - ago
+    session.flush()
+    with statements(session.get_bind()) as seen:
+        assert refresh_tokens.use(token, account.live, first.value, sessions.TOUCH_INTERVAL) == first
+        session.flush()
+    assert (row(session, first.value).last_used_at != before) is written
+    assert any(sql.startswith("UPDATE refresh_tokens") for sql in seen) is written
 
 
 def test_a_family_is_live_until_revoked(session, login):
@@ -122,7 +146,9 @@ def test_a_rotated_token_found_again_revokes_its_family_only_after_the_grace_win
     app, session, account, login, beyond, revoked
 ):
     first = login()
-    successor = refresh_tokens.use(row(session, first.value), account.live, first.value)
+    successor = refresh_tokens.use(
+        row(session, first.value), account.live, first.value, sessions.TOUCH_INTERVAL
+    )
     session.flush()
     ago = app.config["REFRESH_TOKEN_REUSE_GRACE"] + beyond
     row(session, first.value).rotated_at = utcnow() - timedelta(seconds=ago)

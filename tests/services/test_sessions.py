@@ -221,7 +221,7 @@ def test_another_users_session_is_not_found(session, account, log_in):
 def test_reuse_detection_ends_the_session(session, app, account, log_in):
     _, value, session_id = log_in()
     token = refresh_tokens.find(value)
-    refresh_tokens.use(token, account.live, value)
+    refresh_tokens.use(token, account.live, value, sessions.TOUCH_INTERVAL)
     session.flush()
     stored_token = session.get(RefreshToken, session_id, populate_existing=True)
     stored_token.rotated_at -= timedelta(seconds=app.config["REFRESH_TOKEN_REUSE_GRACE"] + 1)
