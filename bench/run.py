@@ -69,7 +69,16 @@ from sqlalchemy import delete, insert, select  # noqa: E402
 
 from freshcom_customers.app import create_app  # noqa: E402
 from freshcom_customers.extensions import db  # noqa: E402
-from freshcom_customers.models import Account, Client, Customer, OneTimeToken, RefreshToken, User, hash_secret  # noqa: E402
+from freshcom_customers.models import (  # noqa: E402
+    Account,
+    Client,
+    Customer,
+    LoginSession,
+    OneTimeToken,
+    RefreshToken,
+    User,
+    hash_secret,
+)
 from freshcom_customers.services import accounts, customers, database, passwords, refresh_tokens  # noqa: E402
 
 WORKERS = 2
@@ -209,12 +218,13 @@ def seed_data(args, tmp: Path) -> dict:
         accounts.create_client(live, "Bench without rotation", confidential=False, rotation=False)
     user = db.session.scalar(select(User).where(User.account_id == live.id, User.email == CUSTOMER_EMAIL))
     db.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
+    db.session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
     default = accounts.default_client(live)
     steady = db.session.scalar(
         select(Client).where(Client.account_id == live.id, Client.rotate_refresh_tokens.is_(False))
     )
-    rotating = [refresh_tokens.issue(user, live, default).value for _ in range(2 * POOL)]
-    kept = refresh_tokens.issue(user, live, steady).value
+    rotating = logged_in(user, live, default, 2 * POOL)
+    (kept,) = logged_in(user, live, steady, 1)
     prt = accounts.publishable_token(live).prefixed_id  # a storefront's key: guest tokens
     seed = {
         "account": live.id,
@@ -252,6 +262,18 @@ def seed_data(args, tmp: Path) -> dict:
     # would have them, so that no run reads the dead rows of the ones before it.
     database.settle(CHURNED_TABLES)
     return seed
+
+
+def logged_in(user, account, client, count: int) -> list[str]:
+    """count refresh tokens of the user's, each the first of its family, with the session a
+    login leaves (services/sessions.log_in; its history line, which no refresh reads, left out)."""
+    issued = [refresh_tokens.issue(user, account, client) for _ in range(count)]
+    db.session.flush()
+    now = datetime.now(UTC)
+    row = {"face": "oauth", "account_id": account.id, "user_id": user.id, "client_id": client.id}
+    rows = [{**row, "id": each.family_id, "created_at": now, "last_used_at": now} for each in issued]
+    db.session.execute(insert(LoginSession), rows)
+    return [each.value for each in issued]
 
 
 def magic_link_tokens(account_id) -> list[str]:
