@@ -168,15 +168,18 @@ def discard(purpose: str, *, user: User | None = None, customer: Customer | None
     )
 
 
-def consume(purpose: str | tuple[str, ...], value: str) -> OneTimeToken:
+def consume(purpose: str | tuple[str, ...], value: str, *, options=()) -> OneTimeToken:
     """Use the token once and return it; NotFound if it is unknown, used, expired or for another purpose.
 
     purpose may name several, for links used in the same place (a reset and an invitation).
+    options: loader options for the token's read, such as the rows the caller goes on to
+    need, read with it in the same statement.
     """
     purposes = (purpose,) if isinstance(purpose, str) else purpose
     token = db.session.scalar(
         select(OneTimeToken)
         .where(OneTimeToken.token_hash == hash_secret(value), OneTimeToken.purpose.in_(purposes))
+        .options(*options)
         .execution_options(populate_existing=True)
     )
     if token is None or token.used_at is not None or token.expires_at <= utcnow():

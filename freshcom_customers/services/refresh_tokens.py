@@ -334,7 +334,7 @@ def _find_publishable(rest: str) -> RefreshToken | None:
     if named is None:
         return None
     mode, token_id = named
-    token = db.session.get(RefreshToken, token_id)
+    token = db.session.get(RefreshToken, token_id, options=[joinedload(RefreshToken.account)])
     if token is None or not token.is_publishable or token.account.mode != mode:
         return None
     return token

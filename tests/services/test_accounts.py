@@ -8,6 +8,7 @@ from freshcom_customers.errors import InvalidCredentials
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import accounts, refresh_tokens, users
 from tests.conftest import make_account
+from tests.statements import beginnings, statements
 
 
 def test_live_accounts_lists_live_accounts_oldest_first(account, other_account):
@@ -69,3 +70,12 @@ def test_a_rotation_leaves_the_twin_and_other_accounts_alone(account, session):
     accounts.rotate_publishable_key(account.live, timedelta(0))
     assert account.test_prt == test_key and other.prt == other_key
     assert refresh_tokens.find(test_key).account is account.test
+
+
+def test_a_publishable_keys_account_is_read_with_the_key_in_one_statement(session, account):
+    key = accounts.publishable_token(account.live).prefixed_id
+    session.commit()
+    session.expire_all()
+    with statements(session.get_bind()) as seen:
+        assert accounts.of_publishable_key(key).mode == "live"
+    assert beginnings(seen, 1) == ["SELECT"]

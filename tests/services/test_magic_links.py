@@ -7,9 +7,10 @@ import pytest
 from sqlalchemy import event, select
 
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, ValidationFailed
-from freshcom_customers.models import OneTimeToken
+from freshcom_customers.models import Account, OneTimeToken
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import access_tokens, customers, magic_links, users
+from tests.statements import beginnings, statements
 
 BASE_URL = "https://shop.example.test/login?token={token}"
 
@@ -167,6 +168,17 @@ def test_an_exchange_returns_the_customer_once(session, account, gia):
     session.commit()
     with pytest.raises(NotFound):
         magic_links.exchange(account.live, token)
+
+
+def test_an_exchange_reads_the_link_with_its_customer_and_user_in_one_statement(session, account, rex):
+    token = send(session, account, "rex@example.com")
+    session.commit()
+    session.expire_all()
+    live = session.get(Account, account.live.id)  # as the request has it: read with its key
+    with statements(session.get_bind()) as seen:
+        customer = magic_links.exchange(live, token)
+        assert (customer.id, customer.user.auth_method) == (rex.id, "simple")
+    assert beginnings(seen, 1) == ["SELECT", "UPDATE"]  # the link with both; spending it
 
 
 @pytest.mark.parametrize("change", ["other account", "email changed", "suspended"])
