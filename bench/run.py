@@ -276,10 +276,10 @@ def logged_in(user, account, client, count: int) -> list[str]:
     return [each.value for each in issued]
 
 
-def magic_link_tokens(account_id) -> list[str]:
-    """Login-link tokens for 2 * POOL customers of the account, as magic_links would send them."""
+def magic_link_tokens(account_id, count: int = 2 * POOL) -> list[str]:
+    """Login-link tokens for count customers of the account, as magic_links would send them."""
     rows = db.session.execute(
-        select(Customer.id, Customer.email).where(Customer.account_id == account_id).limit(2 * POOL)
+        select(Customer.id, Customer.email).where(Customer.account_id == account_id).limit(count)
     ).all()
     ids = [row.id for row in rows]
     db.session.execute(delete(OneTimeToken).where(OneTimeToken.customer_id.in_(ids)))
