@@ -79,9 +79,8 @@ def prepare(app, request, uses: int):
         steady = db.session.scalar(
             select(Client).where(Client.account_id == account.id, Client.rotate_refresh_tokens.is_(False))
         )
-        kept = sessions.log_in(
-            user, account, steady, sessions.Device()
-        ).issued.value  # a session, as a login's
+        # A kept token with its session, as a login leaves it.
+        kept = sessions.log_in(user, account, steady, sessions.Device()).issued.value
         refresh = {"grant_type": "refresh_token", "refresh_token": kept, "client_id": str(steady.id)}
         key = accounts.publishable_token(account).prefixed_id
         guest = {"grant_type": "refresh_token", "refresh_token": key}
