@@ -9,21 +9,44 @@ suspension, a deletion or a password reset ends it at once. Each JWT is a login 
 JWTs signed before sessions were recorded have no `sid`: they live out their 24 hours unlisted.
 """
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, cast, exists, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import joinedload
 
 from freshcom_customers import identifiers, origins
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, invalid
 from freshcom_customers.extensions import db
-from freshcom_customers.models import Account, Customer, LoginSession, OneTimeToken
+from freshcom_customers.models import (
+    Account,
+    Customer,
+    CustomerEvent,
+    LoginSession,
+    OneTimeToken,
+    RefreshToken,
+    User,
+    hash_secret,
+)
+from freshcom_customers.models.base import UTCDateTime
 from freshcom_customers.observability import metrics
-from freshcom_customers.services import access_tokens, customers, mail, one_time_tokens, sessions
+from freshcom_customers.services import (
+    access_tokens,
+    actors,
+    customers,
+    database,
+    history,
+    mail,
+    one_time_tokens,
+    refresh_tokens,
+    sessions,
+)
 
 PURPOSE = "magic_link"
 LIFETIME = timedelta(minutes=15)
@@ -138,6 +161,140 @@ def exchange(account: Account, value: str) -> Customer:
     return customer
 
 
+class Exchanged(NamedTuple):
+    """A login link exchanged in one statement (exchange_at_once): the customer's account and
+    id, its user's token generation (None for a guest), and the new session's id."""
+
+    account_id: uuid.UUID
+    customer_id: uuid.UUID
+    generation: int | None
+    session_id: uuid.UUID
+
+
+def exchange_at_once(key: str | None, value: str, where: sessions.Device) -> Exchanged | None:
+    """Exchange a login link for a Chec session in one PostgreSQL statement run alone
+    (database.alone): what exchange() checks and start_session() records, for the account of
+    the publishable key `key`. None where that does not apply or any check fails, and then
+    nothing changed: the caller goes the general way, which answers why (issue 18).
+    """
+    kind, _, rest = (key or "").partition("-")
+    named = refresh_tokens.publishable_id(rest) if kind == "prt" else None
+    if named is None or not database.on_postgresql():
+        return None
+    mode, key_id = named
+    session_id = uuid.uuid4()
+    line = history.line_of(None, None, "logged_in", actors.CUSTOMER, where.network, {"face": "chec"})
+    # No key names a column of one_time_tokens: the UPDATE would set that column from it.
+    params = {
+        "key_id": key_id,
+        "mode": mode,
+        "link_hash": hash_secret(value),
+        "now": line["occurred_at"],
+        "session_id": session_id,
+        "user_agent": where.user_agent,
+        "network": where.network,
+        "details": json.dumps(line["details"]),  # the statement casts it; the driver adapts no dict
+    }
+    row = database.alone(_EXCHANGE_AT_ONCE, params)
+    return Exchanged(*row, session_id) if row is not None else None
+
+
+def _exchange_at_once():
+    """The login link spent, its session and its history line written, in one statement.
+
+    The link is spent only where everything exchange() checks holds, with the publishable
+    key's: the key is current (or in its grace period) and of the mode its value names; the
+    link is of this purpose, unused and unexpired, and its customer is of the key's account,
+    not suspended, still at the address the link went to, and without a second factor beyond
+    email. The key is read in a CTE of its own, by its primary key, and that it is no user's
+    token is checked on what it returns (as guest_at_once does, for the same reason).
+    """
+    links, customers_, users_ = OneTimeToken.__table__, Customer.__table__, User.__table__
+    keys, accounts_ = RefreshToken.__table__, Account.__table__
+    now = bindparam("now", type_=UTCDateTime())
+    key = (
+        select(keys.c.account_id, keys.c.user_id)
+        .join(accounts_, accounts_.c.id == keys.c.account_id)
+        .where(
+            keys.c.id == bindparam("key_id"),
+            or_(keys.c.expires_at.is_(None), keys.c.expires_at > now),
+            accounts_.c.mode == bindparam("mode"),
+        )
+        .cte("publishable")
+        .prefix_with("MATERIALIZED")
+    )
+    # An OR of equalities, not IN: statements run alone are compiled once, with no expanding list.
+    beyond = or_(*(users_.c.auth_method == method for method in BEYOND_EMAIL))
+    beyond_email = select(users_.c.id).where(users_.c.id == customers_.c.user_id, beyond)
+    generation = select(users_.c.token_generation).where(users_.c.id == customers_.c.user_id)
+    spent = (
+        update(links)
+        .where(
+            links.c.token_hash == bindparam("link_hash"),
+            links.c.purpose == PURPOSE,
+            links.c.used_at.is_(None),
+            links.c.expires_at > now,
+            customers_.c.id == links.c.customer_id,
+            customers_.c.account_id == key.c.account_id,
+            key.c.user_id.is_(None),
+            customers_.c.status != "suspended",
+            customers_.c.email == links.c.email,
+            ~exists(beyond_email),
+        )
+        .values(used_at=now)
+        .returning(
+            customers_.c.account_id,
+            customers_.c.id.label("customer_id"),
+            customers_.c.user_id,
+            generation.scalar_subquery().label("generation"),
+        )
+        .cte("spent")
+    )
+    login_sessions = LoginSession.__table__
+    session = insert(login_sessions).from_select(
+        [
+            "id",
+            "face",
+            "account_id",
+            "user_id",
+            "customer_id",
+            "user_agent",
+            "ip_address",
+            "created_at",
+            "last_used_at",
+        ],
+        select(
+            bindparam("session_id", type_=login_sessions.c.id.type),
+            literal("chec"),
+            spent.c.account_id,
+            spent.c.user_id,
+            spent.c.customer_id,
+            bindparam("user_agent", type_=String()),
+            bindparam("network", type_=String()),
+            now,
+            now,
+        ),
+    )
+    events = CustomerEvent.__table__
+    line = insert(events).from_select(
+        ["account_id", "customer_id", "event", "actor", "ip_address", "details", "occurred_at"],
+        select(
+            spent.c.account_id,
+            spent.c.customer_id,
+            literal("logged_in"),
+            literal(actors.CUSTOMER.kind),
+            bindparam("network", type_=String()),
+            cast(bindparam("details", type_=String()), JSONB),
+            now,
+        ),
+    )
+    returned = select(spent.c.account_id, spent.c.customer_id, spent.c.generation)
+    return returned.add_cte(session.cte("session"), line.cte("line"))
+
+
+_EXCHANGE_AT_ONCE = _exchange_at_once()
+
+
 def start_session(customer: Customer, cid: str, where: sessions.Device | None = None) -> tuple[str, int]:
     """Record a login session for the customer and sign its JWT; return it and when it expires (Unix seconds).
 
@@ -146,16 +303,22 @@ def start_session(customer: Customer, cid: str, where: sessions.Device | None = 
     the session's id, lets its owner end it. where: the request's user agent and network.
     """
     session = sessions.start_chec(customer, where or sessions.Device())
+    generation = customer.user.token_generation if customer.user is not None else None
+    return session_jwt(customer.account_id, customer.id, cid, session.id, generation)
+
+
+def session_jwt(account_id, customer_id, cid: str, session_id, generation: int | None) -> tuple[str, int]:
+    """Sign a Chec session's JWT (start_session says what it carries); return it and when it expires."""
     claims = {
         "role": "customer",
         "typ": TOKEN_TYPE,
-        "sub": str(customer.id),
+        "sub": str(customer_id),
         "cid": cid,
-        "sid": str(session.id),
+        "sid": str(session_id),
     }
-    if customer.user is not None:
-        claims["gen"] = customer.user.token_generation
-    signed = access_tokens.sign(customer.account_id, claims, current_app.config["CHEC_JWT_LIFETIME"])
+    if generation is not None:
+        claims["gen"] = generation
+    signed = access_tokens.sign(account_id, claims, current_app.config["CHEC_JWT_LIFETIME"])
     metrics.token_issued("chec_magic_link")
     return signed
 

@@ -287,7 +287,7 @@ def guest_at_once(value: str, account_id: uuid.UUID | None) -> Guest | None:
     account_id: the account the request's scope names, None when it names none.
     """
     kind, _, rest = value.partition("-")
-    named = _publishable_id(rest) if kind == "prt" else None
+    named = publishable_id(rest) if kind == "prt" else None
     if named is None or not database.on_postgresql():
         return None
     mode, token_id = named
@@ -330,7 +330,7 @@ def lookup(value: str) -> RefreshToken | None:
 
 
 def _find_publishable(rest: str) -> RefreshToken | None:
-    named = _publishable_id(rest)
+    named = publishable_id(rest)
     if named is None:
         return None
     mode, token_id = named
@@ -340,7 +340,7 @@ def _find_publishable(rest: str) -> RefreshToken | None:
     return token
 
 
-def _publishable_id(rest: str) -> tuple[str, uuid.UUID] | None:
+def publishable_id(rest: str) -> tuple[str, uuid.UUID] | None:
     """The mode and the token id a publishable key names after its prt-: <mode>-<uuid>; None
     when the id is no uuid."""
     mode, _, token_id = rest.partition("-")

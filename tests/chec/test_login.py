@@ -11,6 +11,7 @@ from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import access_tokens, accounts, customers
 from tests.chec.conftest import BASE_URL, chec_id, link_of, token_of
 from tests.logcapture import app_factory, json_lines
+from tests.statements import beginnings, statements
 
 NOT_FOUND = {
     "status_code": 404,
@@ -290,6 +291,26 @@ def test_every_failed_exchange_looks_the_same(chec, session, other_account, issu
     assert {name: (r.status_code, r.data) for name, r in answers.items()} == dict.fromkeys(
         answers, (404, answers["used"].data)
     )
+
+
+@pytest.mark.postgres
+def test_an_exchange_is_one_statement_on_postgresql_and_gives_a_working_jwt(
+    chec, session, account, roy_customer, issued
+):
+    token = issued("roy@example.com")
+    with statements(session.get_bind()) as seen:
+        response = chec.exchange(token)
+    assert response.status_code == 200, response.get_json()
+    assert beginnings(seen, 1) == ["WITH"]  # the link spent, the session and the login written
+    claims = access_tokens.decode(response.get_json()["jwt"])
+    assert (claims["sub"], claims["cid"], claims["aid"]) == (
+        str(roy_customer.id),
+        chec_id(roy_customer),
+        str(account.live.id),
+    )
+    assert claims["gen"] == roy_customer.user.token_generation
+    me = chec.get(f"customers/{chec_id(roy_customer)}", response.get_json()["jwt"])
+    assert me.status_code == 200, me.get_json()
 
 
 @pytest.mark.parametrize(("origins", "warned"), [("*", True), ("https://shop.example.com", False)])

@@ -4,12 +4,20 @@ import hashlib
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from freshcom_customers.errors import AccessDenied, InvalidToken, NotFound, ValidationFailed
-from freshcom_customers.models import Account, OneTimeToken
+from freshcom_customers.models import Account, CustomerEvent, LoginSession, OneTimeToken, hash_secret
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import access_tokens, customers, magic_links, users
+from freshcom_customers.services import (
+    access_tokens,
+    accounts,
+    customers,
+    magic_links,
+    refresh_tokens,
+    sessions,
+    users,
+)
 from tests.statements import beginnings, statements
 
 BASE_URL = "https://shop.example.test/login?token={token}"
@@ -248,3 +256,123 @@ def test_session_for_tells_forbidden_from_not_found(session, account, other_acco
     for customer_id in (stranger.id, None):
         with pytest.raises(NotFound):
             magic_links.session_for(jwt, customer_id)
+
+
+# The one-statement exchange (PostgreSQL): a link is spent only where exchange() would take it,
+# and then with the session and the history line start_session() writes.
+
+WHERE = sessions.Device("Shop/1.0", "203.0.113.0/24")
+
+
+def is_spent(session, token: str) -> bool:
+    query = select(OneTimeToken.used_at).where(OneTimeToken.token_hash == hash_secret(token))
+    return session.scalar(query.execution_options(populate_existing=True)) is not None
+
+
+@pytest.mark.postgres
+def test_one_statement_spends_the_link_and_records_the_session_and_the_login(session, account, rex):
+    token, key = send(session, account, "rex@example.com"), account.prt
+    with statements(session.get_bind()) as seen:
+        exchanged = magic_links.exchange_at_once(key, token, WHERE)
+    assert beginnings(seen, 1) == ["WITH"]
+    assert exchanged[:3] == (account.live.id, rex.id, rex.user.token_generation)
+    assert is_spent(session, token)
+    row = session.get(LoginSession, exchanged.session_id)
+    assert (row.face, row.account_id, row.user_id, row.customer_id, row.client_id) == (
+        "chec",
+        account.live.id,
+        rex.user.id,
+        rex.id,
+        None,
+    )
+    assert (row.user_agent, row.ip_address, row.ended_at) == ("Shop/1.0", "203.0.113.0/24", None)
+    line = session.scalar(select(CustomerEvent).where(CustomerEvent.event == "logged_in"))
+    assert (line.account_id, line.customer_id, line.actor, line.actor_id) == (
+        account.live.id,
+        rex.id,
+        "customer",
+        None,
+    )
+    assert (line.ip_address, line.details) == ("203.0.113.0/24", {"face": "chec"})
+    assert magic_links.exchange_at_once(account.prt, token, WHERE) is None  # once
+
+
+@pytest.mark.postgres
+def test_one_statement_gives_a_guest_no_generation_and_no_user(session, account, gia):
+    token = send(session, account, "gia@example.com")
+    exchanged = magic_links.exchange_at_once(account.prt, token, sessions.Device())
+    assert (exchanged.customer_id, exchanged.generation) == (gia.id, None)
+    assert session.get(LoginSession, exchanged.session_id).user_id is None
+
+
+def _expire_key(session, account, other, rex):
+    accounts.rotate_publishable_key(account.live, timedelta(hours=1))
+    old = accounts.retiring_publishable_tokens(account.live)[0]
+    old.expires_at = utcnow() - timedelta(seconds=1)
+    return old.prefixed_id
+
+
+# Each: fn(session, account, other_account, rex) -> the key to send, after its change.
+EXCHANGE_DECLINED = {
+    "another account's key": lambda session, account, other, rex: other.prt,
+    "the test key": lambda session, account, other, rex: account.test_prt,
+    "the live key as test": lambda session, account, other, rex: account.prt.replace("-live-", "-test-"),
+    "a user's token as key": lambda session, account, other, rex: _user_token_as_key(account, rex),
+    "no key": lambda session, account, other, rex: "undefined",
+    "a key past its grace": _expire_key,
+    "an expired link": lambda session, account, other, rex: (
+        _set_links(session, expires_at=utcnow()) or account.prt
+    ),
+    "a used link": lambda session, account, other, rex: _set_links(session, used_at=utcnow()) or account.prt,
+    "another purpose": lambda session, account, other, rex: (
+        _set_links(session, purpose="password_reset") or account.prt
+    ),
+    "a suspended customer": lambda session, account, other, rex: _set(rex, status="suspended") or account.prt,
+    "the email changed": lambda session, account, other, rex: (
+        _set(rex, email="rex2@example.com") or account.prt
+    ),
+    "a second factor beyond email": lambda session, account, other, rex: (
+        _set(rex.user, auth_method="tfa_totp") or account.prt
+    ),
+}
+
+
+def _user_token_as_key(account, rex) -> str:
+    issued = refresh_tokens.issue(rex.user, account.live, accounts.default_client(account.live))
+    return f"prt-live-{issued.family_id}"  # a family's first token has the family's id
+
+
+def _set(row, **values) -> None:
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
+def _set_links(session, **values) -> None:
+    for link in session.scalars(select(OneTimeToken)):
+        _set(link, **values)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", EXCHANGE_DECLINED.values(), ids=EXCHANGE_DECLINED.keys())
+def test_one_statement_declines_what_exchange_would_refuse_and_changes_nothing(
+    session, account, other_account, rex, change
+):
+    token = send(session, account, "rex@example.com")
+    key = change(session, account, other_account, rex)
+    session.flush()
+    spent = is_spent(session, token)  # only "a used link" is
+    assert magic_links.exchange_at_once(key, token, WHERE) is None
+    assert is_spent(session, token) == spent
+    assert session.scalar(select(func.count()).select_from(LoginSession)) == 0
+    assert (
+        session.scalar(
+            select(func.count()).select_from(CustomerEvent).where(CustomerEvent.event == "logged_in")
+        )
+        == 0
+    )
+
+
+def test_one_statement_exchange_is_postgresqls_only(session, database_uri, account, gia):
+    token = send(session, account, "gia@example.com")
+    exchanged = magic_links.exchange_at_once(account.prt, token, WHERE)
+    assert (exchanged is None) == database_uri.startswith("sqlite")
