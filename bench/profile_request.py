@@ -5,7 +5,7 @@
 REQUEST: read, refresh, rotation, guest, password, magic (a Chec login link's exchange) or ceiling.
 
 Statements run alone in autocommit (database.alone: the rotation, the guest token, a
-customer's login) go to the driver directly and are not listed.
+customer's login, a login link's exchange) go to the driver directly and are not listed.
 
 Uses the account bench/run.py seeds (run it once first) in FRESHCOM_BENCH_DATABASE_URI and
 Flask's test client, so the profile shows the app's own time, without gunicorn or wrk.
