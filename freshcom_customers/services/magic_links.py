@@ -177,8 +177,7 @@ def exchange_at_once(key: str | None, value: str, where: sessions.Device) -> Exc
     the publishable key `key`. None where that does not apply or any check fails, and then
     nothing changed: the caller goes the general way, which answers why (issue 18).
     """
-    kind, _, rest = (key or "").partition("-")
-    named = refresh_tokens.publishable_id(rest) if kind == "prt" else None
+    named = refresh_tokens.publishable_key_id(key)
     if named is None or not database.on_postgresql():
         return None
     mode, key_id = named

@@ -286,8 +286,7 @@ def guest_at_once(value: str, account_id: uuid.UUID | None) -> Guest | None:
 
     account_id: the account the request's scope names, None when it names none.
     """
-    kind, _, rest = value.partition("-")
-    named = publishable_id(rest) if kind == "prt" else None
+    named = publishable_key_id(value)
     if named is None or not database.on_postgresql():
         return None
     mode, token_id = named
@@ -338,6 +337,13 @@ def _find_publishable(rest: str) -> RefreshToken | None:
     if token is None or not token.is_publishable or token.account.mode != mode:
         return None
     return token
+
+
+def publishable_key_id(value: str | None) -> tuple[str, uuid.UUID] | None:
+    """The mode and the token id a publishable key (prt-<mode>-<uuid>) names; None when the
+    value is no publishable key's."""
+    kind, _, rest = (value or "").partition("-")
+    return publishable_id(rest) if kind == "prt" else None
 
 
 def publishable_id(rest: str) -> tuple[str, uuid.UUID] | None:
