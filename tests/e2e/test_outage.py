@@ -8,7 +8,9 @@ shared cluster. PostgreSQL only: SQLite has no connection to lose.
 
 import itertools
 import json
+import queue
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ from requests.structures import CaseInsensitiveDict
 from sqlalchemy.engine import make_url
 
 from freshcom_customers import __version__
+from freshcom_customers.models import hash_secret
 from tests.e2e.conftest import Server, _run_flask, _serve, _service_env
 from tests.mailbox import DELIVERY_TIMEOUT, Mailbox
 from tests.tcp_proxy import TcpProxy
@@ -48,7 +51,8 @@ JSON_TYPES = ("application/json", "application/vnd.api+json")
 LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ |\[[0-9a-f]{32}\] ")
 # A warning or error of the app or of gunicorn (a worker that died, say), or an exception's last line.
 LOGGED_PROBLEM = re.compile(r".*\b(WARNING|ERROR|CRITICAL)\b|[\w.]+(Error|Exception)\b")
-KINDS = ("customer", "login", "guest", "account", "register", "health", "chec")
+KINDS = ("customer", "login", "guest", "account", "register", "health", "chec", "exchange")
+LOGIN_LINKS = 1_000  # more than the load spends (about a hundred): each exchange that succeeds spends one
 JSONAPI = "application/vnd.api+json"
 
 
@@ -64,6 +68,7 @@ class Shop:
     customer: str
     chec_id: str
     chec_jwt: str
+    login_links: queue.SimpleQueue  # unspent login links' tokens, for the exchange kind
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def proxied_server(app_config, outage_database, database_proxy, served_smtp_serv
 def test_database_outage_answers_503_with_retry_after_then_recovers(
     proxied_server, database_proxy, served_mailbox, outage_database, tmp_path
 ):
-    shop = _open_shop(proxied_server, served_mailbox)
+    shop = _open_shop(proxied_server, served_mailbox, outage_database)
     timeline = Timeline()
     with Load(shop) as load:
         time.sleep(NORMAL)
@@ -250,6 +255,16 @@ def _registration(shop: Shop) -> tuple[str, str, dict]:
     return "POST", "/v1/customers", {"json": document, "headers": headers}
 
 
+def _exchange(shop: Shop) -> tuple[str, str, dict]:
+    """A Chec login link's exchange: one statement alone on PostgreSQL (issue 18)."""
+    body = {"token": shop.login_links.get_nowait()}
+    return (
+        "POST",
+        "/chec/v1/customers/exchange-token",
+        {"json": body, "headers": {"X-Authorization": shop.publishable_key}},
+    )
+
+
 REQUESTS = {
     "customer": lambda shop: ("GET", "/v1/customer", _bearer(shop.customer)),
     "login": _login,
@@ -259,11 +274,16 @@ REQUESTS = {
     "register": _registration,
     "health": lambda shop: ("GET", "/health", {}),
     "chec": lambda shop: ("GET", f"/chec/v1/customers/{shop.chec_id}", _bearer(shop.chec_jwt)),
+    "exchange": _exchange,
 }
 
 
-def _open_shop(server: Server, mailbox: Mailbox) -> Shop:
-    """An account with a few registered customers; the first one logged in on both faces."""
+def _open_shop(server: Server, mailbox: Mailbox, uri: str) -> Shop:
+    """An account with a few registered customers; the first one logged in on both faces.
+
+    The customers' login links for the load are written to the database directly, as the
+    email-token request would write them, since that request sends one email a link.
+    """
     account = server.create_account()["account"]
     key = account["publishableKey"]
     guest = server.guest_token(key)
@@ -278,7 +298,31 @@ def _open_shop(server: Server, mailbox: Mailbox) -> Shop:
     assert response.status_code == 200, response.text
     chec_id, chec_jwt = _chec_login(server, key, emails[0], mailbox)
     customer = response.json()["access_token"]
-    return Shop(server, account["id"], key, guest, emails[0], customer, chec_id, chec_jwt)
+    links = queue.SimpleQueue()
+    for token in _login_links(uri, account["id"], emails, LOGIN_LINKS):
+        links.put(token)
+    return Shop(server, account["id"], key, guest, emails[0], customer, chec_id, chec_jwt, links)
+
+
+def _login_links(uri: str, account_id: str, emails: list[str], count: int) -> list[str]:
+    """count unspent login links, an hour to live, to the account's customers of emails in turn."""
+    tokens = [secrets.token_urlsafe(32) for _ in range(count)]
+    with psycopg.connect(_libpq(make_url(uri))) as connection:
+        customers = connection.execute(
+            "SELECT id, email FROM customers WHERE account_id = %s AND email = ANY(%s)", [account_id, emails]
+        ).fetchall()
+        assert len(customers) == len(emails)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO one_time_tokens"
+                " (id, purpose, token_hash, customer_id, email, expires_at, inserted_at) VALUES"
+                " (%s, 'magic_link', %s, %s, %s, now() + interval '1 hour', now())",
+                [
+                    (uuid.uuid4(), hash_secret(t), *customers[n % len(customers)])
+                    for n, t in enumerate(tokens)
+                ],
+            )
+    return tokens
 
 
 def _chec_login(server: Server, publishable_key: str, email: str, mailbox: Mailbox) -> tuple[str, str]:
