@@ -91,6 +91,7 @@ POOL = 20_000  # single-use tokens for each warm-up and each measured run
 CEILING = "ceiling: bare Flask, GET /json"
 NO_DATABASE = "our no-database route: GET /.well-known/oauth-authorization-server"
 PASSWORD_GRANT = "password grant"
+BARE_VERIFY = "/verify"  # bench/bare_flask.py's route: the password grant's form, one verify alone
 LISTS = "admin lists at a million customers (bench/customer_lists.py's queries, in-process)"
 LISTS_REQUESTS = 100
 FORWARDED = "X-Forwarded-Proto: https"  # as behind the TLS proxy production requires
@@ -130,7 +131,9 @@ def main():
             host = machine()
         tokens = fetch_tokens(app, seed)
         metadata = app.test_client().get("/.well-known/oauth-authorization-server").get_data(as_text=True)
-        bare_env = {"BARE_FLASK_DOCUMENT": metadata}
+        with app.app_context():  # the password grant's bare counterpart verifies against it
+            password_hash = app.extensions["freshcom_passwords"].hash(CUSTOMER_PASSWORD)
+        bare_env = {"BARE_FLASK_DOCUMENT": metadata, "BARE_FLASK_PASSWORD_HASH": password_hash}
         rounds = []
         with (
             serve(env, args.port, RESULTS / "gunicorn.log"),
@@ -514,12 +517,17 @@ def measure(
         warm, run = figure["bodies"] or (None, None)
         wrk_run(wrk, base, figure, args.warmup, warm)
         hashing = figure["name"] == PASSWORD_GRANT
+        bare = {**figure, "path": BARE_VERIFY} if hashing else None
+        if bare:
+            wrk_run(wrk, ceiling.base, bare, args.warmup, warm)
         verifies = verify_times() if hashing else []
         parallel_before = parallel_verifies() if hashing else None
-        slices = []
+        slices, bare_slices = [], []
         for bodies in sliced(run, args.slices):
             slices.append(wrk_run(wrk, base, figure, args.duration // args.slices, bodies))
             slices[-1]["ratio"] = slices[-1]["rps"] / ceiling.around()
+            if bare:  # the same form, one verify and nothing else, right after
+                bare_slices.append(wrk_run(wrk, ceiling.base, bare, args.duration // args.slices, bodies))
         result = combined(slices)
         result["name"] = figure["name"]
         note = ""
@@ -530,10 +538,15 @@ def measure(
             # What the cores give when every one hashes, as the workers' do under load.
             result["parallel_rps"] = statistics.mean([parallel_before, parallel_verifies()])
             result["ratio_to_parallel"] = result["rps"] / result["parallel_rps"]
+            bare_rps = combined([{**run, "ratio": 0.0} for run in bare_slices])["rps"]
+            result["bare_verify_rps"] = bare_rps
+            result["ratio_to_bare_verify"] = result["rps"] / bare_rps
+            result["bare_verify_to_limit"] = bare_rps / result["hash_bound_rps"]
             note = (
                 f" ({result['ratio_to_limit']:.2f} of the limit then: {result['hash_bound_rps']:.1f}/s;"
                 f" {result['ratio_to_parallel']:.2f} of {WORKERS} processes only verifying then:"
-                f" {result['parallel_rps']:.1f}/s)"
+                f" {result['parallel_rps']:.1f}/s; {result['ratio_to_bare_verify']:.2f} of bare Flask"
+                f" verifying: {bare_rps:.1f}/s, {result['bare_verify_to_limit']:.2f} of the limit)"
             )
         rows.append(result)
         note = f" ({result['ratio']:.2f} of the ceiling beside it)" + note
@@ -610,6 +623,8 @@ def medians(rounds: list[list[dict]]) -> list[dict]:
         if "ratio_to_limit" in first:
             row["round_ratios_to_limit"] = [run["ratio_to_limit"] for run in runs]
             row["round_ratios_to_parallel"] = [run["ratio_to_parallel"] for run in runs]
+            row["round_ratios_to_bare_verify"] = [run["ratio_to_bare_verify"] for run in runs]
+            row["round_bare_verify_to_limit"] = [run["bare_verify_to_limit"] for run in runs]
         for key in (
             "rps",
             "ratio",
@@ -620,6 +635,9 @@ def medians(rounds: list[list[dict]]) -> list[dict]:
             "ratio_to_limit",
             "parallel_rps",
             "ratio_to_parallel",
+            "bare_verify_rps",
+            "ratio_to_bare_verify",
+            "bare_verify_to_limit",
         ):
             if key in first:
                 row[key] = statistics.median(run[key] for run in runs)
@@ -668,7 +686,13 @@ def report(rows, host, argon2, args, uri, lists):
     if hashing is not None:
         print(
             f"the password grant against {WORKERS} processes only verifying beside it (not a target): "
-            f"{hashing['ratio_to_parallel']:.2f} of {hashing['parallel_rps']:.1f}/s\n"
+            f"{hashing['ratio_to_parallel']:.2f} of {hashing['parallel_rps']:.1f}/s"
+        )
+        print(
+            f"the password grant against bare Flask verifying ({BARE_VERIFY} of bench/bare_flask.py,"
+            f" beside it; not a target): {hashing['ratio_to_bare_verify']:.2f}"
+            f" of {hashing['bare_verify_rps']:.1f}/s;"
+            f" bare Flask verifying reached {hashing['bare_verify_to_limit']:.2f} of the hash-bound limit\n"
         )
     print(
         f"| {'figure':<68} | {'req/s':>7} | {'/ Flask':>8} | {'/ ours':>7} | {'p50 ms':>7} | {'p99 ms':>7} "
