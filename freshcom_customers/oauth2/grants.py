@@ -1,6 +1,9 @@
 """The password, passkey, refresh_token and client_credentials grants, Freshcom style: account
 scopes, PRTs and URTs."""
 
+import uuid
+from typing import Literal
+
 from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidGrantError,
@@ -14,6 +17,7 @@ from authlib.oauth2.rfc6749.grants import (
     ResourceOwnerPasswordCredentialsGrant,
     TokenEndpointMixin,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from freshcom_customers.errors import InvalidCredentials, NotFound
 from freshcom_customers.http import throttling
@@ -215,23 +219,56 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
     """A PRT gives a guest token; a URT a user token, of the test twin if the scope says so."""
 
     def validate_token_request(self):
-        named = self.named_client()
-        value = self.required("refresh_token")
-        self.request.at_once = None if named else self.refresh_at_once(value)
+        value = self.request.form.get("refresh_token")
+        self.request.at_once = self.refresh_at_once(value) if value else None
         if self.request.at_once is None:
-            self.validate_token(named, value)
+            named = self.named_client()
+            self.validate_token(named, self.required("refresh_token"))
 
-    def refresh_at_once(self, value: str) -> refresh_tokens.Rotated | refresh_tokens.Guest | None:
-        """The common refreshes from a storefront in one statement where the database can: a
-        customer's rotation (refresh_tokens.rotate_at_once) and a guest's token from the
-        publishable key (refresh_tokens.guest_at_once); None for the general way."""
+    def refresh_at_once(self, value: str) -> refresh_tokens.Refreshed | refresh_tokens.Guest | None:
+        """The common refreshes in one statement where the database can; None for the general
+        way, which authenticates the client the request names.
+
+        Without a client named, a storefront's: a customer's rotation
+        (refresh_tokens.rotate_at_once) and a guest's token from the publishable key
+        (refresh_tokens.guest_at_once). With a public client named by its client_id alone, a
+        customer's refresh from a client that does not rotate (refresh_tokens.keep_at_once),
+        which checks in the statement what authenticating that client checks.
+        """
+        client_id = self.public_client_id()
+        if client_id is False:
+            return None  # a secret or Basic credentials: the general way authenticates them
         reference = requested_account(self.request.payload.scope)
         account_id = accounts.referenced_id(reference) if reference is not None else None
         if reference is not None and account_id is None:
             return None  # a handle: the general way reads the account
+        if client_id is not None:
+            return refresh_tokens.keep_at_once(value, account_id, client_id, sessions.TOUCH_INTERVAL)
         if value.startswith("prt-"):
             return refresh_tokens.guest_at_once(value, account_id)
         return refresh_tokens.rotate_at_once(value, account_id, sessions.TOUCH_INTERVAL)
+
+    def public_client_id(self) -> uuid.UUID | Literal[False] | None:
+        """The client the request names by its client_id without a secret (RFC 6749 2.3's
+        "none"), None when it names none, False for the general way: a secret, Basic
+        credentials alone or malformed, or a client_id that is no client's id.
+
+        As Authlib's "none" comes first, a client_id in the body without a secret names the
+        client whatever the Authorization header says (the statement checks it is public).
+        """
+        if self.request.form.get("client_secret"):
+            return False
+        try:
+            basic_id, _ = extract_basic_authorization(self.request.headers)
+        except ValueError:  # the general way refuses it (AuthorizationServer.authenticate_client)
+            return False
+        client_id = self.request.payload.client_id
+        if not client_id:
+            return False if basic_id else None
+        try:
+            return uuid.UUID(client_id)
+        except ValueError:
+            return False
 
     def validate_token(self, named, value: str) -> None:
         try:
@@ -264,7 +301,7 @@ class RefreshGrant(FreshcomGrant, RefreshTokenGrant):
 
     def create_token_response(self):
         at_once = self.request.at_once
-        if isinstance(at_once, refresh_tokens.Rotated):
+        if isinstance(at_once, refresh_tokens.Refreshed):
             return self.customer_token_response(at_once, at_once.issued, "refresh_token_urt")
         if isinstance(at_once, refresh_tokens.Guest):
             return self.guest_token_response(at_once.account_id, at_once.client_id, at_once.publishable_key)

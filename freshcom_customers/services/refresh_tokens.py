@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    not_,
     or_,
     select,
     update,
@@ -58,9 +59,10 @@ class Presented(NamedTuple):
     session_used_at: datetime | None = None
 
 
-class Rotated(NamedTuple):
-    """A customer's refresh token rotated in one statement: the successor, and what the
-    access token names."""
+class Refreshed(NamedTuple):
+    """A customer's refresh token used in one statement: what its client holds from now on
+    (a successor, or the token itself where the client does not rotate), and what the access
+    token names."""
 
     issued: Issued
     account_id: uuid.UUID
@@ -110,12 +112,71 @@ def _default_client_refreshing(accounts, clients) -> list:
     """The conditions on a client of the one-statement refreshes: it is the default client of
     the account's live account (a test twin shares it), and allows the refresh_token grant
     (Client.check_grant_type, in SQL)."""
-    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
     return [
         clients.c.account_id == func.coalesce(accounts.c.live_account_id, accounts.c.id),
         clients.c.is_default,
-        literal("refresh_token") == any_(grants),
+        _allows_refreshing(clients),
     ]
+
+
+def _allows_refreshing(clients):
+    """The client allows the refresh_token grant: Client.check_grant_type, in SQL."""
+    grants = func.string_to_array(clients.c.grant_types, " ", type_=ARRAY(String))
+    return literal("refresh_token") == any_(grants)
+
+
+def _usable_customer_token(*, scoped: bool) -> list:
+    """The conditions on the token of the one-statement refreshes of a customer: it is unused,
+    unrevoked and unexpired, in an account of the mode its value names; its user is active
+    and the customer of its account; scoped: it is the account the scope names. Its client
+    is the clients table's row (each statement adds its own conditions on it)."""
+    tokens, users, clients = RefreshToken.__table__, User.__table__, Client.__table__
+    accounts, customers = Account.__table__, Customer.__table__
+    checks = [
+        tokens.c.token_hash == bindparam("presented_hash"),
+        tokens.c.rotated_at.is_(None),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        tokens.c.last_used_at > bindparam("idle_since", type_=UTCDateTime()),
+        accounts.c.id == tokens.c.account_id,
+        accounts.c.mode == bindparam("mode"),
+        users.c.id == tokens.c.user_id,
+        users.c.account_id == tokens.c.account_id,
+        users.c.role == "customer",
+        users.c.status == "active",
+        customers.c.user_id == users.c.id,
+        customers.c.account_id == tokens.c.account_id,
+        clients.c.id == tokens.c.client_id,
+    ]
+    if scoped:
+        checks.append(tokens.c.account_id == bindparam("scope_account_id"))
+    return checks
+
+
+def _refreshed(used, *writes):
+    """The one-statement refresh's query: used (a CTE naming the token's account_id, user_id,
+    client_id and family_id, its user's token_generation and its customer_id) and its other
+    writes, the session's use noted at most once a TOUCH interval; it returns what the
+    access token names, and commits without waiting for the disk (database.unflushed)."""
+    login_sessions = LoginSession.__table__
+    touched = (
+        update(login_sessions)
+        .where(
+            login_sessions.c.id == used.c.family_id,
+            LoginSession.due_a_touch(bindparam("touch_before", type_=UTCDateTime())),
+        )
+        .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+        .cte("touched")
+    )
+    returned = select(
+        used.c.account_id,
+        used.c.user_id,
+        used.c.token_generation,
+        used.c.customer_id,
+        used.c.client_id,
+        used.c.family_id,
+    ).add_cte(*writes, touched)
+    return database.unflushed(returned)
 
 
 def _rotation_at_once(*, scoped: bool):
@@ -131,29 +192,14 @@ def _rotation_at_once(*, scoped: bool):
     It commits without waiting for the disk (database.unflushed): a database crash just
     after may lose the rotation, leaving the old token unspent and the successor unknown.
     """
-    tokens, users, clients = RefreshToken.__table__, User.__table__, Client.__table__
-    accounts, customers, login_sessions = Account.__table__, Customer.__table__, LoginSession.__table__
+    tokens, clients, accounts = RefreshToken.__table__, Client.__table__, Account.__table__
+    users, customers = User.__table__, Customer.__table__
     now = bindparam("now", type_=UTCDateTime())
     checks = [
-        tokens.c.token_hash == bindparam("presented_hash"),
-        tokens.c.rotated_at.is_(None),
-        tokens.c.revoked_at.is_(None),
-        tokens.c.expires_at > now,
-        tokens.c.last_used_at > bindparam("idle_since", type_=UTCDateTime()),
-        accounts.c.id == tokens.c.account_id,
-        accounts.c.mode == bindparam("mode"),
-        users.c.id == tokens.c.user_id,
-        users.c.account_id == tokens.c.account_id,
-        users.c.role == "customer",
-        users.c.status == "active",
-        customers.c.user_id == users.c.id,
-        customers.c.account_id == tokens.c.account_id,
-        clients.c.id == tokens.c.client_id,
+        *_usable_customer_token(scoped=scoped),
         *_default_client_refreshing(accounts, clients),
         clients.c.rotate_refresh_tokens,
     ]
-    if scoped:
-        checks.append(tokens.c.account_id == bindparam("scope_account_id"))
     spent = (
         update(tokens)
         .where(*checks)
@@ -197,57 +243,123 @@ def _rotation_at_once(*, scoped: bool):
         )
         .cte("successor")
     )
-    touched = (
-        update(login_sessions)
-        .where(
-            login_sessions.c.id == spent.c.family_id,
-            LoginSession.due_a_touch(bindparam("touch_before", type_=UTCDateTime())),
-        )
-        .values(last_used_at=now)
-        .cte("touched")
-    )
-    returned = select(
-        spent.c.account_id,
-        spent.c.user_id,
-        spent.c.token_generation,
-        spent.c.customer_id,
-        spent.c.client_id,
-        spent.c.family_id,
-    ).add_cte(successor, touched)
-    return database.unflushed(returned)
+    return _refreshed(spent, successor)
 
 
 _ROTATE_AT_ONCE = {scoped: _rotation_at_once(scoped=scoped) for scoped in (False, True)}
 
 
-def rotate_at_once(value: str, account_id: uuid.UUID | None, touch_interval: timedelta) -> Rotated | None:
+def _keeping_at_once(*, scoped: bool):
+    """One PostgreSQL statement for a customer's refresh from a public client that names
+    itself (client_id, no secret) and does not rotate: a native app's, say.
+
+    It reads the token only where everything the refresh grant checks holds (as
+    _rotation_at_once, and the client is the one named, public, of the token, serving its
+    account, allowing the grant and not rotating), notes the token's last use, which its
+    idle expiry counts from, at most once a TOUCH interval (refresh_tokens.use), and the
+    session's likewise, and returns what the access token names. Otherwise no row and no
+    change, and the grant goes the general way, which authenticates the client.
+    """
+    tokens, clients, accounts = RefreshToken.__table__, Client.__table__, Account.__table__
+    users, customers = User.__table__, Customer.__table__
+    live_account_id = func.coalesce(accounts.c.live_account_id, accounts.c.id)
+    found = (
+        select(
+            tokens.c.id,
+            tokens.c.account_id,
+            tokens.c.user_id,
+            tokens.c.client_id,
+            tokens.c.family_id,
+            tokens.c.last_used_at,
+            users.c.token_generation,
+            customers.c.id.label("customer_id"),
+        )
+        .where(
+            *_usable_customer_token(scoped=scoped),
+            clients.c.id == bindparam("named_client", type_=clients.c.id.type),
+            clients.c.secret_hash.is_(None),  # public: Client.check_endpoint_auth_method("none")
+            # Client.serves: the client is of the token's account, or of that account's live one.
+            clients.c.account_id.in_([accounts.c.id, live_account_id]),
+            _allows_refreshing(clients),
+            not_(clients.c.rotate_refresh_tokens),
+        )
+        .cte("found")
+    )
+    kept = (
+        update(tokens)
+        .where(
+            tokens.c.id == found.c.id,
+            found.c.last_used_at <= bindparam("touch_before", type_=UTCDateTime()),
+        )
+        .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+        .cte("kept")
+    )
+    return _refreshed(found, kept)
+
+
+_KEEP_AT_ONCE = {scoped: _keeping_at_once(scoped=scoped) for scoped in (False, True)}
+
+
+def rotate_at_once(value: str, account_id: uuid.UUID | None, touch_interval: timedelta) -> Refreshed | None:
     """Rotate a customer's refresh token in one statement (PostgreSQL; _rotation_at_once says
     when); None where that does not apply, and then nothing changed.
 
     account_id: the account the request's scope names, None when it names none.
     """
+    mode = _customer_token_mode(value)
+    if mode is None:
+        return None
+    successor = _new_value(mode)
+    params = _at_once_params(value, mode, account_id, touch_interval)
+    params |= {"successor_id": uuid.uuid4(), "successor_hash": hash_secret(successor)}
+    return _run_at_once(_ROTATE_AT_ONCE[account_id is not None], params, successor)
+
+
+def keep_at_once(
+    value: str, account_id: uuid.UUID | None, client_id: uuid.UUID, touch_interval: timedelta
+) -> Refreshed | None:
+    """Use a customer's refresh token from the public client client_id, which does not rotate,
+    in one statement (PostgreSQL; _keeping_at_once says when); None where that does not
+    apply, and then nothing changed.
+
+    account_id: the account the request's scope names, None when it names none.
+    """
+    mode = _customer_token_mode(value)
+    if mode is None:
+        return None
+    params = _at_once_params(value, mode, account_id, touch_interval) | {"named_client": client_id}
+    return _run_at_once(_KEEP_AT_ONCE[account_id is not None], params, value)
+
+
+def _customer_token_mode(value: str) -> str | None:
+    """The mode a user refresh token's value names, where a one-statement refresh may take
+    it (PostgreSQL); else None."""
     kind, _, rest = value.partition("-")
-    mode, _, _ = rest.partition("-")
     if kind != "urt" or not database.on_postgresql():
         return None
+    return rest.partition("-")[0]
+
+
+def _at_once_params(value: str, mode: str, account_id: uuid.UUID | None, touch_interval: timedelta) -> dict:
+    # No key names a column (named_client, not client_id): an UPDATE would set that column from it.
     now = utcnow()
-    successor = _new_value(mode)
-    # No key names a column: an UPDATE would set that column from it.
-    params = {
+    return {
         "presented_hash": hash_secret(value),
         "now": now,
         "idle_since": now - timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_LIFETIME"]),
         "touch_before": now - touch_interval,
         "mode": mode,
         "scope_account_id": account_id,
-        "successor_id": uuid.uuid4(),
-        "successor_hash": hash_secret(successor),
     }
-    row = database.alone(_ROTATE_AT_ONCE[account_id is not None], params)
+
+
+def _run_at_once(statement, params: dict, held: str) -> Refreshed | None:
+    """Run a one-statement refresh alone; held is the value its client holds after it."""
+    row = database.alone(statement, params)
     if row is None:
         return None
     account_id, user_id, generation, customer_id, client_id, family_id = row
-    return Rotated(Issued(successor, family_id), account_id, user_id, generation, customer_id, client_id)
+    return Refreshed(Issued(held, family_id), account_id, user_id, generation, customer_id, client_id)
 
 
 def _guest_at_once(*, scoped: bool):

@@ -5,12 +5,13 @@ test_refresh_user.py; 20 concurrent refreshes on PostgreSQL in tests/e2e/test_co
 """
 
 import logging
+import uuid
 from datetime import timedelta
 
 import pytest
 
 from freshcom_customers.models.base import utcnow
-from freshcom_customers.services import access_tokens
+from freshcom_customers.services import access_tokens, accounts
 from tests.conftest import create_client
 from tests.oauth2.conftest import (
     PASSWORD,
@@ -20,6 +21,7 @@ from tests.oauth2.conftest import (
     rotated_long_ago,
     stored,
 )
+from tests.statements import beginnings, statements
 
 
 def reuse_events(caplog) -> list:
@@ -160,3 +162,54 @@ def test_a_no_rotation_token_can_be_revoked(client, legacy_urt):
     response = client.post("/v1/token/revoke", data={"token": urt, "client_id": legacy})
     assert response.status_code == 200
     assert_invalid_grant(refresh(client, urt, client_id=legacy))
+
+
+def test_a_no_rotation_refresh_from_a_public_client_is_one_statement_on_postgresql(
+    client, session, customer, legacy_urt
+):
+    """PostgreSQL: the token's and the named client's checks and the uses noted in one
+    statement (refresh_tokens.keep_at_once); SQLite: the client read, then the token (issue 18)."""
+    legacy, urt = legacy_urt
+    family_id = stored(session, urt).family_id
+    with statements(session.get_bind()) as seen:
+        response = refresh(client, urt, client_id=legacy)
+    assert response.status_code == 200, response.get_json()
+    token = response.get_json()
+    assert token["refresh_token"] == urt
+    claims = access_tokens.decode(token["access_token"])
+    assert (claims["client_id"], claims["cid"], claims["fid"]) == (legacy, customer["id"], str(family_id))
+    run = beginnings(seen, 3)
+    if session.get_bind().dialect.name == "postgresql":
+        assert run == ["WITH found AS"]
+    else:
+        assert run[:2] == [
+            "SELECT clients.id, clients.account_id,",
+            "SELECT refresh_tokens.id, refresh_tokens.account_id,",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("named", "status", "error"),
+    [
+        ("default", 400, "invalid_grant"),  # the token is another client's
+        ("confidential", 401, "invalid_client"),  # named without its secret
+        ("unknown", 400, "invalid_client"),
+        ("not an id", 400, "invalid_client"),
+    ],
+)
+def test_a_no_rotation_token_named_with_another_client_gets_the_general_ways_answer(
+    client, session, runner, account, legacy_urt, named, status, error
+):
+    """Where the one statement declines, the general way authenticates the client and answers;
+    the same on both databases, and the token is not used."""
+    _, urt = legacy_urt
+    client_ids = {
+        "default": str(accounts.default_client(account.live).id),
+        "confidential": create_client(runner, account, "Backend", "--confidential")["clientId"],
+        "unknown": str(uuid.uuid4()),
+        "not an id": "legacy",
+    }
+    last_used = stored(session, urt).last_used_at
+    response = refresh(client, urt, client_id=client_ids[named])
+    assert (response.status_code, response.get_json()["error"]) == (status, error)
+    assert stored(session, urt).last_used_at == last_used

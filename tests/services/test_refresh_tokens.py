@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from freshcom_customers.errors import InvalidCredentials
-from freshcom_customers.models import Customer, LoginSession, RefreshToken, hash_secret
+from freshcom_customers.models import Client, Customer, LoginSession, RefreshToken, hash_secret
 from freshcom_customers.models.base import utcnow
 from freshcom_customers.services import accounts, refresh_tokens, sessions
 from tests.statements import statements
@@ -287,9 +287,10 @@ def test_one_statement_declines_what_the_general_way_must_decide_and_changes_not
     change(session, token, account)
     session.flush()
     before = session.scalar(select(func.count()).select_from(RefreshToken))
+    last_used = token.last_used_at
     assert rotate(issued.value) is None
     assert session.scalar(select(func.count()).select_from(RefreshToken)) == before
-    assert row(session, issued.value).last_used_at == token.last_used_at
+    assert row(session, issued.value).last_used_at == last_used
 
 
 @pytest.mark.postgres
@@ -329,6 +330,128 @@ def test_one_statement_notes_the_sessions_use_at_most_once_a_touch_interval(sess
 def test_one_statement_is_postgresqls_only(session, database_uri, customers_token):
     if database_uri.startswith("sqlite"):
         assert rotate(customers_token[0].value) is None
+
+
+# The one-statement refresh from a public client without rotation (PostgreSQL): the token is
+# kept only where the general way would keep it for that client; else no row, no change.
+
+
+@pytest.fixture
+def kept_token(session, account, roy):
+    """A URT of roy's from a public client that does not rotate, and that client."""
+    user = session.get(Customer, uuid.UUID(roy["id"])).user
+    app_client, _ = accounts.create_client(account.live, "App", confidential=False, rotation=False)
+    issued = refresh_tokens.issue(user, account.live, app_client)
+    session.flush()
+    return issued, app_client
+
+
+def keep(value, client_id, account_id=None):
+    return refresh_tokens.keep_at_once(value, account_id, client_id, sessions.TOUCH_INTERVAL)
+
+
+@pytest.mark.postgres
+def test_one_statement_keeps_a_token_of_a_client_without_rotation_and_names_what_the_access_token_needs(
+    session, account, roy, kept_token
+):
+    (issued, app_client), count = kept_token, select(func.count()).select_from(RefreshToken)
+    before = session.scalar(count)
+    kept = keep(issued.value, app_client.id, account.live.id)
+    assert kept.issued == issued  # the same token, in its family
+    assert keep(issued.value, app_client.id) == kept  # unscoped, again
+    user = session.get(Customer, uuid.UUID(roy["id"])).user
+    assert (kept.account_id, kept.user_id, str(kept.customer_id)) == (account.live.id, user.id, roy["id"])
+    assert (kept.client_id, kept.token_generation) == (app_client.id, user.token_generation)
+    assert session.scalar(count) == before
+    assert row(session, issued.value).rotated_at is None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("ago", "written"),
+    [
+        pytest.param(sessions.TOUCH_INTERVAL - timedelta(seconds=5), False, id="used within the interval"),
+        pytest.param(sessions.TOUCH_INTERVAL + timedelta(seconds=5), True, id="used before it"),
+    ],
+)
+def test_one_statement_notes_the_tokens_and_the_sessions_use_at_most_once_a_touch_interval(
+    session, kept_token, ago, written
+):
+    (issued, app_client), before = kept_token, utcnow() - ago
+    token = row(session, issued.value)
+    token.last_used_at = before
+    started = LoginSession(
+        id=issued.family_id, account_id=token.account_id, user_id=token.user_id, face="oauth"
+    )
+    started.last_used_at = before
+    session.add(started)
+    session.flush()
+    assert keep(issued.value, app_client.id) is not None
+    assert (row(session, issued.value).last_used_at != before) is written  # its idle expiry slides
+    used = session.scalar(
+        select(LoginSession.last_used_at)
+        .where(LoginSession.id == issued.family_id)
+        .execution_options(populate_existing=True)
+    )
+    assert (used != before) is written
+
+
+def _client_of(session, token):
+    return session.get(Client, token.client_id)
+
+
+# What each case changes beyond DECLINED's: fn(session, the token's row, the account).
+KEEP_DECLINED = {
+    **{name: change for name, change in DECLINED.items() if not name.startswith("client")},
+    "confidential client": lambda session, token, account: _set(
+        _client_of(session, token), "secret_hash", "x"
+    ),
+    "client without the grant": lambda session, token, account: _set(
+        _client_of(session, token), "grant_types", "password"
+    ),
+    "client that rotates": lambda session, token, account: _set(
+        _client_of(session, token), "rotate_refresh_tokens", True
+    ),
+    "client of another account": lambda session, token, account: _set(
+        _client_of(session, token), "account_id", account.test.id
+    ),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", KEEP_DECLINED.values(), ids=KEEP_DECLINED.keys())
+def test_one_statement_keeping_declines_what_the_general_way_must_decide_and_changes_nothing(
+    session, account, kept_token, change
+):
+    issued, app_client = kept_token
+    token = row(session, issued.value)
+    token.last_used_at = utcnow() - sessions.TOUCH_INTERVAL - timedelta(seconds=5)  # due a write
+    change(session, token, account)
+    session.flush()
+    last_used = token.last_used_at
+    assert keep(issued.value, app_client.id) is None
+    assert row(session, issued.value).last_used_at == last_used
+
+
+@pytest.mark.postgres
+def test_one_statement_keeping_declines_another_client_another_scope_and_other_tokens(
+    session, account, other_account, kept_token, customers_token
+):
+    (issued, app_client), (rotating, _) = kept_token, customers_token
+    default = accounts.default_client(account.live)
+    assert keep(issued.value, default.id) is None  # a client not the token's
+    assert keep(issued.value, uuid.uuid4()) is None  # no client's id
+    assert keep(issued.value, app_client.id, other_account.live.id) is None
+    assert keep(issued.value, app_client.id, account.test.id) is None  # the twin: the general way branches
+    assert keep(rotating.value, default.id) is None  # the default client rotates
+    for value in ("prt-live-x", issued.value.replace("urt-live-", "urt-test-"), "nonsense"):
+        assert keep(value, app_client.id) is None, value
+
+
+def test_one_statement_keeping_is_postgresqls_only(database_uri, kept_token):
+    issued, app_client = kept_token
+    if database_uri.startswith("sqlite"):
+        assert keep(issued.value, app_client.id) is None
 
 
 # The one-statement guest token (PostgreSQL): a publishable key is taken only where the
