@@ -32,7 +32,32 @@ def init_app(app: Flask) -> None:
         raise ConfigError("FRESHCOM_ENV=production refuses to start with AUTHLIB_INSECURE_TRANSPORT set")
     hops = parse(app.config["PROXY_FIX"])
     if any(hops.values()):
-        app.wsgi_app = ProxyFix(app.wsgi_app, **hops)
+        app.wsgi_app = ForwardedHeaders(app.wsgi_app, **hops)
+
+
+class ForwardedHeaders(ProxyFix):
+    """werkzeug's ProxyFix, reading a header without double quotes (what proxies write) by
+    splitting it at its commas.
+
+    ProxyFix reads each header it believes with parse_list_header, which walks the value a
+    character at a time in Python: 1.6 µs for "https", 3.5 µs for two addresses, on every
+    request (issue 18). Without a double quote the walk does what a split does (a quote
+    starts the only syntax it knows, a backslash escapes only inside one): the parts between
+    commas, stripped of spaces and tabs, the empty ones left out. A value with a double
+    quote is read ProxyFix's own way. tests/http/test_proxy.py compares the two on every
+    short string of the characters that matter, with the werkzeug installed.
+    """
+
+    def _get_real_value(self, trusted: int, value: str | None) -> str | None:
+        if not (trusted and value):
+            return None  # a header not believed, or not sent
+        if '"' in value:
+            return super()._get_real_value(trusted, value)
+        if "," not in value:  # one part: what a proxy in front of the app alone writes
+            part = value.strip(" \t")
+            return part if part and trusted == 1 else None
+        parts = [part for part in (part.strip(" \t") for part in value.split(",")) if part]
+        return parts[-trusted] if len(parts) >= trusted else None
 
 
 def parse(value) -> dict[str, int]:

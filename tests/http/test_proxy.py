@@ -4,12 +4,14 @@ The requests here reach the app as a proxy forwards them: over plain http from t
 address, for a public host name (not loopback, which Authlib lets through over http).
 """
 
+import itertools
 import logging
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from freshcom_customers.config import ConfigError
-from freshcom_customers.http.proxy import parse
+from freshcom_customers.http.proxy import ForwardedHeaders, parse
 from tests.logcapture import access_line, app_factory, events, json_lines
 
 CLIENT_IP = "203.0.113.7"
@@ -141,3 +143,15 @@ def test_production_refuses_to_start_with_authlib_insecure_transport(make_app, m
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
     with pytest.raises(ConfigError, match="AUTHLIB_INSECURE_TRANSPORT"):
         make_app(ENV="production", SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:9/unused")
+
+
+def test_a_forwarded_header_is_read_as_proxy_fix_reads_it():
+    """Every string of up to five of the characters the parsing knows, and a few real values,
+    at each number of trusted proxies: the split gives what ProxyFix's walk gives."""
+    ours, theirs = ForwardedHeaders(None), ProxyFix(None)
+    values = ["https", "203.0.113.7", "198.51.100.66, 203.0.113.7", " 2001:db8::1 ,10.0.0.2 ", None, ""]
+    for length in range(1, 6):
+        values += ("".join(chars) for chars in itertools.product('a, "\\\t', repeat=length))
+    for value, trusted in itertools.product(values, range(4)):
+        expected = theirs._get_real_value(trusted, value)
+        assert ours._get_real_value(trusted, value) == expected, (value, trusted)
