@@ -50,7 +50,10 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own, registered above
+    # _end_session closes the session in place of Flask-SQLAlchemy's teardown, which would
+    # remove it again and pay for a KeyError on every request (issue 18).
+    app.teardown_appcontext_funcs.remove(db._teardown_session)
+    app.teardown_appcontext(_end_session)
     metrics.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True, render_as_batch=True)
     schema.init_app(app)  # 503 until the database is migrated
@@ -113,15 +116,20 @@ def _rolled_back(error: Exception) -> Exception:
 
 
 def _end_session(error: BaseException | None) -> None:
-    """Close the request's session; a connection lost after the answer was made must not undo it.
+    """Close the app context's session and forget it; a connection lost after the answer was
+    made must not undo the answer.
 
     Closing rolls back on the connection; if the database went away after the view committed,
-    that raises, and Flask would turn the finished answer into a bare 500.
+    that raises, and Flask would turn the finished answer into a bare 500. The session is
+    forgotten all the same, so a later app context never finds it.
     """
-    if not db.session.registry.has():
+    registry = db.session.registry
+    if not registry.has():
         return  # the request never opened one (removing none still costs a KeyError)
-    with suppress(SQLAlchemyError):
+    try:
         db.session.remove()
+    except SQLAlchemyError:
+        registry.clear()  # remove() closes, then forgets: the close raised before the forgetting
 
 
 class NoSession(SessionInterface):
@@ -149,6 +157,7 @@ def register_request_hooks(app: Flask) -> None:
     the request: Flask's cost per hook and each read through its proxy show on a route
     without the database (issue 18)."""
     security_headers, cors_policy = app.extensions["freshcom_headers"], app.extensions["freshcom_cors"]
+    known_schema = app.extensions["freshcom_schema"]
 
     @app.before_request
     def before() -> None:
@@ -158,7 +167,7 @@ def register_request_hooks(app: Flask) -> None:
         # session (the tests' client).
         actors.forget()
         metrics.start(incoming)  # before the steps that may answer (a 503, a 400)
-        schema.require_current()
+        schema.require_current(known_schema)
         proxy.warn_plain_http(incoming)
         inputs.check_request(incoming)
 

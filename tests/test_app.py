@@ -8,6 +8,7 @@ import flask_migrate
 import psycopg
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from freshcom_customers.app import create_app
@@ -145,6 +146,31 @@ def test_there_is_no_cookie_session(app):
         assert flask.session.get("anything") is None
         with pytest.raises(RuntimeError):
             flask.session["user"] = "someone"
+
+
+def test_an_app_contexts_session_is_closed_and_forgotten_by_one_teardown(app):
+    """The app's teardown alone closes the session (Flask-SQLAlchemy's would remove it again)."""
+    assert db._teardown_session not in app.teardown_appcontext_funcs
+    with app.app_context():
+        opened = db.session()
+        opened.connection()  # begins a transaction
+        scope = db.session.registry.scopefunc()
+    assert not opened.in_transaction()
+    assert scope not in db.session.registry.registry
+
+
+def test_a_session_whose_close_fails_after_the_answer_is_forgotten_all_the_same(app, monkeypatch):
+    """A database gone after the view committed: closing raises, the teardown does not, and no
+    later app context finds the session."""
+    with app.app_context():
+        opened = db.session()
+        scope = db.session.registry.scopefunc()
+
+        def close():
+            raise OperationalError("ROLLBACK", {}, Exception("server closed the connection"))
+
+        monkeypatch.setattr(opened, "close", close)
+    assert scope not in db.session.registry.registry
 
 
 def test_no_view_or_hook_is_async(app):

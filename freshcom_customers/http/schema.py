@@ -79,12 +79,12 @@ def required(command):
     return run
 
 
-def require_current() -> None:
-    """Answer every request but /health and /metrics with a 503 while the schema is behind the migrations.
+def require_current(schema: Schema) -> None:
+    """Answer every request but /health and /metrics with a 503 while the schema (the app's,
+    app.extensions["freshcom_schema"]) is behind the migrations.
 
     A database that cannot be reached raises here, and each face renders that outage.
     """
-    schema = _schema()
     if not schema.current and request.endpoint not in NOT_HELD_BACK and not schema.check():
         raise SchemaBehind()
 
