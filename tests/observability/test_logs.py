@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 from flask.logging import default_handler
@@ -400,3 +401,23 @@ assert handler._held
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [line["request_id"] for line in json_lines(done.stderr)] == ["held-at-exit"]
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        0.0,
+        1_765_000_000.0,
+        1_765_000_000.0004994,
+        1_765_000_000.0005,
+        1_765_000_000.123456,
+        1_765_000_000.9995,
+        1_765_000_000.9999996,
+        1_765_000_059.999999,
+    ],
+)
+def test_a_lines_time_is_what_datetime_writes_to_the_millisecond(created):
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    formatter = logs.JsonFormatter()
+    assert formatter._time(created) == expected
+    assert formatter._time(created) == expected  # the second's part, kept from the first call
