@@ -155,3 +155,31 @@ def test_a_forwarded_header_is_read_as_proxy_fix_reads_it():
     for value, trusted in itertools.product(values, range(4)):
         expected = theirs._get_real_value(trusted, value)
         assert ours._get_real_value(trusted, value) == expected, (value, trusted)
+
+
+def test_proxy_fix_still_reads_each_header_through_the_method_ours_overrides():
+    """ForwardedHeaders replaces a method werkzeug does not promise to keep: were it renamed,
+    ours would go unused without a word (ProxyFix's slower walk would read the headers)."""
+    read, seen = [], {}
+
+    class Recording(ForwardedHeaders):
+        def _get_real_value(self, trusted, value):
+            read.append((trusted, value))
+            return super()._get_real_value(trusted, value)
+
+    def inner(environ, start_response):
+        seen.update(scheme=environ["wsgi.url_scheme"], address=environ["REMOTE_ADDR"])
+        start_response("204 No Content", [])
+        return []
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "REMOTE_ADDR": PROXY_IP,
+        "HTTP_X_FORWARDED_FOR": CLIENT_IP,
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+    Recording(inner, x_for=1, x_proto=1)(environ, lambda status, headers: None)
+    assert (1, "https") in read and (1, CLIENT_IP) in read
+    assert seen == {"scheme": "https", "address": CLIENT_IP}
